@@ -1,0 +1,61 @@
+import { DEFAULT_CONTAINERD_NAMESPACE, DEFAULT_CONTAINERD_SOCK } from '../containerd/client.js'
+import { DEFAULT_CONTAINERD_CONTENT_PATH } from '../containerd/content-provider.js'
+import { DEFAULT_CONTAINERD_CONFIG } from '../containerd/settings.js'
+import type { HostPort } from '../net/address.js'
+import type { LogLevel } from '../observe/logger.js'
+import { opt, type OptionSpec, type OptionValues } from './options.js'
+import { parseAddress, parseLogLevel, parseOriginList, parseRegistryList } from './values.js'
+
+export const DEFAULT_REGISTRY_CONFIG_PATH = '/etc/containerd/certs.d'
+export const DEFAULT_DATA_DIR = '/var/lib/shoal'
+
+const address = (description: string, defaultValue: string): OptionSpec<HostPort> =>
+  ({ description, default: parseAddress(defaultValue), defaultText: defaultValue, argument: '<addr>', parse: parseAddress })
+
+const logLevel: OptionSpec<LogLevel> = {
+  description: 'trace, debug, info, warn, error, fatal or silent',
+  default: 'info',
+  argument: '<level>',
+  parse: parseLogLevel,
+}
+
+const containerd = {
+  containerdSock: opt.string('containerd gRPC socket', DEFAULT_CONTAINERD_SOCK, '<path>'),
+  containerdConfigFile: opt.string("containerd's config.toml, read to check its settings when CRI status does not report them (containerd 2.x)", DEFAULT_CONTAINERD_CONFIG, '<path>'),
+  verifyContainerdConfig: opt.boolean('fail unless containerd has a registry config_path and keeps unpacked layers', true),
+}
+
+const registryConfigPath = {
+  containerdRegistryConfigPath: opt.string("containerd's registry config path, where hosts.toml files live", DEFAULT_REGISTRY_CONFIG_PATH, '<path>'),
+}
+
+export const CONFIGURATION_OPTIONS = {
+  ...registryConfigPath,
+  mirroredRegistries: opt.list('registries to mirror, as URLs (https://docker.io, http://10.0.0.9:5000); none mirrors all through _default', '<url>', parseRegistryList),
+  mirrorTargets: opt.list("URLs of this node's shoal that containerd tries first, in order", '<url>', parseOriginList),
+  resolveTags: opt.boolean('let containerd resolve tags through shoal (capability "resolve")', true),
+  prependExisting: opt.boolean('keep the [host.*] entries of existing hosts.toml files after shoal', false),
+  ...containerd,
+  logLevel,
+}
+export type ConfigurationConfig = OptionValues<typeof CONFIGURATION_OPTIONS>
+
+export const CLEANUP_OPTIONS = {
+  ...registryConfigPath,
+  logLevel,
+}
+export type CleanupConfig = OptionValues<typeof CLEANUP_OPTIONS>
+
+export const REGISTRY_OPTIONS = {
+  ...registryConfigPath,
+  containerdNamespace: opt.string('containerd namespace whose images are served', DEFAULT_CONTAINERD_NAMESPACE, '<name>'),
+  containerdContentPath: opt.string("containerd's content store on disk, read-only", DEFAULT_CONTAINERD_CONTENT_PATH, '<path>'),
+  ...containerd,
+  contentDir: opt.string('serve an OCI image layout directory instead of containerd (demo and tests)', '', '<path>'),
+  resolveTags: opt.boolean('resolve tags through the image store', true),
+  registryAddr: address('registry API: the local containerd mirror and the peers', ':5000'),
+  metricsAddr: address('metrics, /stats and the debug page', ':9090'),
+  dataDir: opt.string('state kept across restarts (metainfo cache)', DEFAULT_DATA_DIR, '<path>'),
+  logLevel,
+}
+export type RegistryConfig = OptionValues<typeof REGISTRY_OPTIONS>

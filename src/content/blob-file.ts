@@ -1,0 +1,58 @@
+import { constants, createReadStream } from 'node:fs'
+import { open } from 'node:fs/promises'
+import { join } from 'node:path'
+import { addAbortSignal, type Readable } from 'node:stream'
+import { digestAlgorithm, digestHex, type Digest } from '../oci/digest.js'
+import type { ByteRange } from '../oci/range.js'
+import { ContentNotFoundError, type BlobInfo } from './provider.js'
+
+const READ_CHUNK = 1024 * 1024
+
+/** `<root>/blobs/<algorithm>/<hex>`: the layout of containerd's content store and of OCI layouts. */
+export function blobPath(root: string, digest: Digest): string {
+  return join(root, 'blobs', digestAlgorithm(digest), digestHex(digest))
+}
+
+/** Size of a regular blob file, or undefined if there is none (symlinks are not followed). */
+export async function statBlobFile(root: string, digest: Digest): Promise<BlobInfo | undefined> {
+  const handle = await openNoFollow(blobPath(root, digest))
+  if (!handle) return undefined
+  try {
+    const stat = await handle.stat()
+    return stat.isFile() ? { digest, size: stat.size } : undefined
+  } finally {
+    await handle.close()
+  }
+}
+
+/** Opens a blob file for streaming. Throws ContentNotFoundError when it is absent. */
+export async function openBlobFile(root: string, digest: Digest, range: ByteRange | undefined, signal?: AbortSignal): Promise<Readable> {
+  const handle = await openNoFollow(blobPath(root, digest))
+  if (!handle) throw new ContentNotFoundError(digest)
+  try {
+    const stat = await handle.stat()
+    if (!stat.isFile()) throw new ContentNotFoundError(digest)
+    if (range && range.end >= stat.size) throw new RangeError(`range ${range.start}-${range.end} is outside ${digest} (${stat.size} bytes)`)
+  } catch (err) {
+    await handle.close()
+    throw err
+  }
+  const stream = createReadStream('', {
+    fd: handle,
+    start: range?.start ?? 0,
+    ...(range ? { end: range.end } : {}),
+    highWaterMark: READ_CHUNK,
+    autoClose: true,
+  })
+  return signal ? addAbortSignal(signal, stream) : stream
+}
+
+async function openNoFollow(path: string) {
+  try {
+    return await open(path, constants.O_RDONLY | constants.O_NOFOLLOW)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' || code === 'ELOOP' || code === 'ENOTDIR' || code === 'EISDIR') return undefined
+    throw err
+  }
+}

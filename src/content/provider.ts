@@ -1,0 +1,47 @@
+import type { Readable } from 'node:stream'
+import type { Digest } from '../oci/digest.js'
+import type { ByteRange } from '../oci/range.js'
+
+export interface BlobInfo {
+  digest: Digest
+  size: number
+}
+
+/** An image record: a name (`registry/repository:tag` or `…@digest`) and what it points at. */
+export interface ImageRecord {
+  name: string
+  target: BlobInfo & { mediaType: string }
+}
+
+/**
+ * Read-only access to the content a node holds (containerd's content and image stores, or a
+ * directory for tests and the demo). Implementations never write and never read outside their
+ * store: digests are validated before any path is built.
+ */
+export interface ContentProvider {
+  listImages(signal?: AbortSignal): Promise<ImageRecord[]>
+  /** Resolves an image name such as `docker.io/library/nginx:1.27` to its target digest. */
+  resolve(name: string, signal?: AbortSignal): Promise<Digest | undefined>
+  stat(digest: Digest, signal?: AbortSignal): Promise<BlobInfo | undefined>
+  /** Throws ContentNotFoundError when the blob is absent. The range must lie within the blob. */
+  open(digest: Digest, range: ByteRange | undefined, signal?: AbortSignal): Promise<Readable>
+}
+
+export type ContentEvent =
+  | { type: 'resync' }
+  | { type: 'image-create' | 'image-update' | 'image-delete'; name: string }
+
+/**
+ * Image events. Every subscription starts with `resync` (take a full snapshot now) and repeats
+ * it whenever events may have been missed, e.g. after a reconnect to containerd.
+ */
+export interface ContentWatcher {
+  watch(signal: AbortSignal): AsyncIterable<ContentEvent>
+}
+
+export class ContentNotFoundError extends Error {
+  constructor(readonly digest: string) {
+    super(`content ${digest} not found`)
+    this.name = 'ContentNotFoundError'
+  }
+}

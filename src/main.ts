@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs'
+import { Command } from 'commander'
+import { CLEANUP_OPTIONS, CONFIGURATION_OPTIONS, REGISTRY_OPTIONS } from './config/commands.js'
+import { addOptions, resolveOptions, type OptionTable, type OptionValues } from './config/options.js'
+import { createLogger, type Logger, type LogLevel } from './observe/logger.js'
+import { runCleanup } from './commands/cleanup.js'
+import { runConfiguration } from './commands/configuration.js'
+import { runRegistry } from './commands/registry.js'
+
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+
+type Action<T extends OptionTable> = (config: OptionValues<T>, logger: Logger, signal: AbortSignal) => Promise<void>
+
+function command<T extends OptionTable>(program: Command, name: string, summary: string, table: T, action: Action<T>): void {
+  const sub = program.command(name).summary(summary).description(summary).showHelpAfterError(`(shoal ${name} --help for usage)`)
+  addOptions(sub, table)
+  sub.action(async () => {
+    const config = await resolveOptions(sub, table)
+    const logger = createLogger((config as { logLevel?: LogLevel }).logLevel ?? 'info').child({ command: name })
+    await runUntilSignalled(logger, (signal) => action(config, logger, signal))
+  })
+}
+
+async function runUntilSignalled(logger: Logger, run: (signal: AbortSignal) => Promise<void>): Promise<void> {
+  const controller = new AbortController()
+  const stop = (signal: NodeJS.Signals): void => {
+    logger.info({ signal }, 'stopping')
+    controller.abort()
+  }
+  process.once('SIGTERM', stop)
+  process.once('SIGINT', stop)
+  try {
+    await run(controller.signal)
+  } catch (err) {
+    if (controller.signal.aborted && (err as Error).name === 'AbortError') return
+    logger.fatal({ err: { type: (err as Error).name, message: (err as Error).message } }, 'failed')
+    process.stderr.write(`shoal: ${(err as Error).message}\n`)
+    process.exitCode = 1
+  }
+}
+
+const program = new Command('shoal')
+  .description('Peer-to-peer OCI registry mirror for Kubernetes: containerd layers shared BitTorrent-style between nodes.\n' +
+    'Every flag can also be set by an environment variable of the same name in upper case (--registry-addr: REGISTRY_ADDR).')
+  .version(version)
+  .showHelpAfterError('(add --help for usage)')
+
+command(program, 'registry', 'run the node daemon: serve this node\'s content to containerd and peers', REGISTRY_OPTIONS, runRegistry)
+command(program, 'configuration', 'check containerd and write hosts.toml files that mirror through shoal', CONFIGURATION_OPTIONS, runConfiguration)
+command(program, 'cleanup', 'restore the hosts.toml files shoal replaced', CLEANUP_OPTIONS, (config, logger) => runCleanup(config, logger))
+
+await program.parseAsync(process.argv)

@@ -1,0 +1,27 @@
+/** A listen or dial address: `:5000`, `0.0.0.0:5000`, `127.0.0.1:5000`, `[::1]:5000`, `node-1:5000`. */
+export interface HostPort {
+  /** Undefined for `:port` (all interfaces). */
+  host: string | undefined
+  port: number
+}
+
+export class InvalidAddressError extends Error {
+  constructor(value: string, why: string) {
+    super(`${JSON.stringify(value)} is not an address: ${why} (expected [host]:port, e.g. :5000 or 10.0.0.1:5000)`)
+    this.name = 'InvalidAddressError'
+  }
+}
+
+export function parseHostPort(value: string, options: { allowZeroPort?: boolean } = {}): HostPort {
+  const match = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]\s]*)):(\d{1,5})$/.exec(value.trim())
+  if (!match) throw new InvalidAddressError(value, 'no port')
+  const port = Number(match[3])
+  if (port > 65535 || (port === 0 && !options.allowZeroPort)) throw new InvalidAddressError(value, 'port out of range')
+  const host = match[1] ?? match[2]
+  return { host: host === '' ? undefined : host, port }
+}
+
+export function formatHostPort(address: HostPort): string {
+  const host = address.host ?? ''
+  return `${host.includes(':') ? `[${host}]` : host}:${address.port}`
+}

@@ -1,0 +1,90 @@
+/**
+ * Errors a registry client can be told about. Each renders as an OCI distribution error body
+ * (`{"errors":[{"code","message","detail"}]}`) in one middleware; see registry/errors.ts.
+ */
+export type OciErrorCode =
+  | 'BLOB_UNKNOWN'
+  | 'MANIFEST_UNKNOWN'
+  | 'NAME_INVALID'
+  | 'NAME_UNKNOWN'
+  | 'DIGEST_INVALID'
+  | 'TAG_INVALID'
+  | 'RANGE_INVALID'
+  | 'SIZE_INVALID'
+  | 'UNSUPPORTED'
+  | 'UNAVAILABLE'
+  | 'UNKNOWN'
+
+export class OciError extends Error {
+  readonly headers: Record<string, string>
+  constructor(
+    readonly status: number,
+    readonly code: OciErrorCode,
+    message: string,
+    readonly detail?: Record<string, unknown>,
+    headers: Record<string, string> = {},
+  ) {
+    super(message)
+    this.name = new.target.name
+    this.headers = headers
+  }
+}
+
+export class BlobUnknownError extends OciError {
+  constructor(digest: string, why = 'blob is not available from this node or its peers') {
+    super(404, 'BLOB_UNKNOWN', why, { digest })
+  }
+}
+
+export class ManifestUnknownError extends OciError {
+  constructor(reference: string, why = 'manifest is not available from this node or its peers') {
+    super(404, 'MANIFEST_UNKNOWN', why, { reference })
+  }
+}
+
+export class NameInvalidError extends OciError {
+  constructor(why: string) {
+    super(400, 'NAME_INVALID', why)
+  }
+}
+
+export class DigestInvalidError extends OciError {
+  constructor(value: string, why = 'not a digest of the form sha256:<64 hex> or sha512:<128 hex>') {
+    super(400, 'DIGEST_INVALID', why, { digest: value.slice(0, 200) })
+  }
+}
+
+export class TagInvalidError extends OciError {
+  constructor(value: string) {
+    super(400, 'TAG_INVALID', 'tags are [A-Za-z0-9_][A-Za-z0-9._-]{0,127}', { tag: value.slice(0, 200) })
+  }
+}
+
+/** 416: malformed, multiple or unsatisfiable byte ranges. */
+export class RangeInvalidError extends OciError {
+  constructor(why: string, size?: number) {
+    super(416, 'RANGE_INVALID', why, size === undefined ? undefined : { size },
+      size === undefined ? {} : { 'Content-Range': `bytes */${size}` })
+  }
+}
+
+export class UnsupportedError extends OciError {
+  constructor(status: number, why: string) {
+    super(status, 'UNSUPPORTED', why)
+  }
+}
+
+/** A dependency (containerd, the routing layer) is not usable right now. */
+export class UnavailableError extends OciError {
+  constructor(why: string) {
+    super(503, 'UNAVAILABLE', why)
+  }
+}
+
+export interface OciErrorBody {
+  errors: { code: string; message: string; detail?: unknown }[]
+}
+
+export function errorBody(code: OciErrorCode, message: string, detail?: unknown): OciErrorBody {
+  return { errors: [detail === undefined ? { code, message } : { code, message, detail }] }
+}

@@ -1,0 +1,61 @@
+import Koa from 'koa'
+import type { Logger } from 'pino'
+import type { ContentProvider } from '../content/provider.js'
+import type { Metrics } from '../observe/metrics.js'
+import { UnsupportedError } from '../oci/errors.js'
+import { parseDistributionPath, parseNamespaceParam } from '../oci/paths.js'
+import { API_VERSION, API_VERSION_HEADER, ociErrors } from './errors.js'
+import { serveBlob, serveManifest } from './handlers.js'
+import { httpMetrics } from './http-metrics.js'
+
+export interface RegistryComponents {
+  content: ContentProvider
+  logger: Logger
+  metrics: Metrics
+  /** Whether this node is ready to serve (answers /readyz). */
+  ready: () => boolean
+}
+
+export interface RegistryInit {
+  /** Resolve tags through the image store (`--resolve-tags`). */
+  resolveTags: boolean
+}
+
+/** The node's registry API: the local containerd's mirror and the peers' HTTP API. */
+export function createRegistryApp(components: RegistryComponents, init: RegistryInit): Koa {
+  const app = new Koa()
+  app.silent = true
+  app.use(probes(components.ready))
+  app.use(httpMetrics(components.metrics))
+  app.use(ociErrors(components.logger))
+  app.use(async (ctx) => {
+    const route = parseDistributionPath(ctx.path)
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
+      ctx.set('Allow', 'GET, HEAD')
+      throw new UnsupportedError(405, `${ctx.method} is not supported: this registry is a read-only mirror`)
+    }
+    ctx.set(API_VERSION_HEADER, API_VERSION)
+    if (route.kind === 'base') {
+      ctx.body = {}
+      return
+    }
+    const registry = parseNamespaceParam(ctx.query['ns'])
+    if (route.kind === 'blob') await serveBlob(ctx, components, { digest: route.digest, registry })
+    else await serveManifest(ctx, components, { name: route.name, reference: route.reference, registry, resolveTags: init.resolveTags })
+  })
+  return app
+}
+
+function probes(ready: () => boolean) {
+  return async function probeMiddleware(ctx: Koa.Context, next: Koa.Next): Promise<void> {
+    if (ctx.path === '/livez') {
+      ctx.body = 'ok\n'
+    } else if (ctx.path === '/readyz') {
+      const isReady = ready()
+      ctx.status = isReady ? 200 : 503
+      ctx.body = isReady ? 'ok\n' : 'not ready\n'
+    } else {
+      await next()
+    }
+  }
+}

@@ -1,0 +1,40 @@
+import type { Context, Next } from 'koa'
+import type { Logger } from 'pino'
+import { errorBody, OciError, type OciErrorCode } from '../oci/errors.js'
+
+export const API_VERSION_HEADER = 'Docker-Distribution-API-Version'
+export const API_VERSION = 'registry/2.0'
+
+/**
+ * Renders every error as an OCI error body. Client errors (4xx) are expected and logged at
+ * debug; anything else is logged here, once. After headers are sent the only honest answer is
+ * to cut the connection so the client sees a short body and retries.
+ */
+export function ociErrors(logger: Logger) {
+  return async function ociErrorMiddleware(ctx: Context, next: Next): Promise<void> {
+    try {
+      await next()
+    } catch (err) {
+      if (ctx.headerSent) {
+        logger.warn({ err: (err as Error).message, path: ctx.path }, 'response aborted after headers were sent')
+        ctx.req.socket.destroy()
+        return
+      }
+      const oci = err instanceof OciError ? err : undefined
+      if (!oci) logger.error({ err, method: ctx.method, path: ctx.path }, 'request failed')
+      else if (oci.status >= 500) logger.warn({ code: oci.code, msg: oci.message, path: ctx.path }, 'request failed')
+      else logger.debug({ code: oci.code, msg: oci.message, path: ctx.path }, 'request refused')
+      ctx.status = oci?.status ?? 500
+      ctx.set(API_VERSION_HEADER, API_VERSION)
+      for (const [name, value] of Object.entries(oci?.headers ?? {})) ctx.set(name, value)
+      ctx.body = oci ? errorBody(oci.code, oci.message, oci.detail) : errorBody('UNKNOWN', 'internal error; see the shoal log')
+    }
+  }
+}
+
+/** Raw-socket answer for requests Node's HTTP parser rejects before koa sees them. */
+export function rawErrorResponse(status: number, reason: string, code: OciErrorCode, message: string, headOnly = false): string {
+  const body = JSON.stringify(errorBody(code, message))
+  return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+    `${API_VERSION_HEADER}: ${API_VERSION}\r\nConnection: close\r\n\r\n${headOnly ? '' : body}`
+}

@@ -1,0 +1,2 @@
+// Test images are built by the same code the demo uses.
+export * from '../../src/demo/sample-image.js'

@@ -1,0 +1,60 @@
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
+import { createWriteStream } from 'node:fs'
+import { setTimeout as sleep } from 'node:timers/promises'
+
+export interface Managed {
+  name: string
+  child: ChildProcess
+  logPath: string
+  stop(): Promise<void>
+}
+
+/**
+ * Starts a process with its output in a log file, in its own process group so that stopping
+ * it also stops what it started. `stop()` sends SIGTERM, then SIGKILL after `graceMs`.
+ */
+export function startProcess(name: string, command: string, args: string[], logPath: string, options: SpawnOptions = {}): Managed {
+  const log = createWriteStream(logPath, { flags: 'a' })
+  const child = spawn(command, args, { ...options, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+  child.stdout?.pipe(log)
+  child.stderr?.pipe(log)
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  let stopping: Promise<void> | undefined
+  return {
+    name, child, logPath,
+    stop(graceMs = 5000) {
+      stopping ??= (async () => {
+        if (child.exitCode === null && child.signalCode === null) {
+          signalGroup(child, 'SIGTERM')
+          const timedOut = await Promise.race([exited.then(() => false), sleep(graceMs).then(() => true)])
+          if (timedOut) signalGroup(child, 'SIGKILL')
+          await exited
+        }
+        log.end()
+      })()
+      return stopping
+    },
+  } as Managed
+}
+
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    if (child.pid !== undefined) process.kill(-child.pid, signal)
+  } catch {
+    child.kill(signal)
+  }
+}
+
+/** Polls `check` until it returns true; fails after `timeoutMs`. */
+export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 15_000, intervalMs = 100): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      if (await check()) return
+    } catch {
+      // not yet
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await sleep(intervalMs)
+  }
+}

@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { Command } from 'commander'
+import { CONFIGURATION_OPTIONS, REGISTRY_OPTIONS } from '../../src/config/commands.js'
+import { addOptions, envName, flagName, resolveOptions, type OptionTable } from '../../src/config/options.js'
+import { parseByteSize, parseDuration } from '../../src/config/values.js'
+
+async function parse<T extends OptionTable>(table: T, argv: string[], env: Record<string, string> = {}) {
+  const saved = { ...process.env }
+  Object.assign(process.env, env)
+  try {
+    const command = addOptions(new Command('test').exitOverride().configureOutput({ writeErr: () => {} }), table)
+    command.parse(argv, { from: 'user' })
+    return await resolveOptions(command, table)
+  } finally {
+    for (const key of Object.keys(env)) delete process.env[key]
+    Object.assign(process.env, saved)
+  }
+}
+
+describe('settings', () => {
+  let dir: string
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'shoal-config-'))
+  })
+  after(() => rm(dir, { recursive: true, force: true }))
+
+  it('names flags and environment variables as Spegel does', () => {
+    assert.equal(flagName('containerdRegistryConfigPath'), 'containerd-registry-config-path')
+    assert.equal(envName('registryAddr'), 'REGISTRY_ADDR')
+  })
+
+  it('uses defaults', async () => {
+    const config = await parse(REGISTRY_OPTIONS, [])
+    assert.deepEqual(config.registryAddr, { host: undefined, port: 5000 })
+    assert.equal(config.containerdNamespace, 'k8s.io')
+    assert.equal(config.resolveTags, true)
+  })
+
+  it('takes flags over environment over file', async () => {
+    const file = join(dir, 'shoal.toml')
+    await writeFile(file, 'registry-addr = "127.0.0.1:7000"\nmetrics-addr = "127.0.0.1:7001"\nlog-level = "debug"\nresolve-tags = false\n')
+    const config = await parse(REGISTRY_OPTIONS, ['--config-file', file, '--registry-addr', ':6000'], { METRICS_ADDR: ':6001' })
+    assert.deepEqual(config.registryAddr, { host: undefined, port: 6000 })
+    assert.deepEqual(config.metricsAddr, { host: undefined, port: 6001 })
+    assert.equal(config.logLevel, 'debug')
+    assert.equal(config.resolveTags, false)
+  })
+
+  it('accepts lists as repeated flags, comma lists and environment strings', async () => {
+    const config = await parse(CONFIGURATION_OPTIONS, ['--mirrored-registries', 'https://docker.io,https://ghcr.io', '--mirrored-registries', 'http://10.0.0.9:5000',
+      '--resolve-tags=false', '--prepend-existing'], { MIRROR_TARGETS: 'http://127.0.0.1:30020 http://127.0.0.1:30021/' })
+    assert.deepEqual(config.mirroredRegistries.map((registry) => registry.host), ['docker.io', 'ghcr.io', '10.0.0.9:5000'])
+    assert.deepEqual(config.mirrorTargets, ['http://127.0.0.1:30020', 'http://127.0.0.1:30021'])
+    assert.equal(config.resolveTags, false)
+    assert.equal(config.prependExisting, true)
+  })
+
+  it('refuses bad values with a message that says what is expected', async () => {
+    await assert.rejects(parse(REGISTRY_OPTIONS, ['--registry-addr', 'localhost']), /not an address/)
+    await assert.rejects(parse(REGISTRY_OPTIONS, ['--resolve-tags=maybe']), /not a boolean/)
+    await assert.rejects(parse(REGISTRY_OPTIONS, ['--log-level', 'loud']), /log level must be one of/)
+    await assert.rejects(parse(REGISTRY_OPTIONS, [], { REGISTRY_ADDR: ':99999' }), /port out of range/)
+  })
+
+  it('refuses unknown settings and malformed TOML in the config file', async () => {
+    const unknown = join(dir, 'unknown.toml')
+    await writeFile(unknown, 'registry-adr = ":5000"\n')
+    await assert.rejects(parse(REGISTRY_OPTIONS, ['--config-file', unknown]), /unknown setting "registry-adr"/)
+    const broken = join(dir, 'broken.toml')
+    await writeFile(broken, 'registry-addr = \n')
+    await assert.rejects(parse(REGISTRY_OPTIONS, ['--config-file', broken]), /config file .*broken.toml/)
+    await assert.rejects(parse(REGISTRY_OPTIONS, ['--config-file', join(dir, 'absent.toml')]), /config file .*absent.toml/)
+  })
+
+  it('parses durations and sizes', () => {
+    assert.equal(parseDuration('20ms'), 20)
+    assert.equal(parseDuration('1m30s'), 90_000)
+    assert.equal(parseDuration('1.5s'), 1500)
+    assert.throws(() => parseDuration('5'), /not a duration/)
+    assert.equal(parseByteSize('32MiB'), 32 * 1024 * 1024)
+    assert.equal(parseByteSize('1.5GB'), 1.5e9)
+    assert.equal(parseByteSize('4096'), 4096)
+    assert.throws(() => parseByteSize('lots'), /not a size/)
+  })
+})
