@@ -6,6 +6,7 @@ import { addOptions, resolveOptions, type OptionTable, type OptionValues } from 
 import { createLogger, type Logger, type LogLevel } from './observe/logger.js'
 import { runCleanup } from './commands/cleanup.js'
 import { runConfiguration } from './commands/configuration.js'
+import { runMetainfo } from './commands/metainfo.js'
 import { runRegistry } from './commands/registry.js'
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
@@ -46,8 +47,21 @@ const program = new Command('shoal')
   .version(version)
   .showHelpAfterError('(add --help for usage)')
 
-command(program, 'registry', 'run the node daemon: serve this node\'s content to containerd and peers', REGISTRY_OPTIONS, runRegistry)
+command(program, 'registry', 'run the node daemon: serve this node\'s content to containerd and peers', REGISTRY_OPTIONS,
+  (config, logger, signal) => runRegistry(config, logger, signal, version))
 command(program, 'configuration', 'check containerd and write hosts.toml files that mirror through shoal', CONFIGURATION_OPTIONS, runConfiguration)
 command(program, 'cleanup', 'restore the hosts.toml files shoal replaced', CLEANUP_OPTIONS, (config, logger) => runCleanup(config, logger))
+
+program.command('metainfo').argument('<file>', 'any local file, e.g. a blob from containerd\'s content store')
+  .summary('print the deterministic BitTorrent metainfo shoal computes for a file')
+  .description('Prints digest, size, piece length, pieces and infohash, one "key: value" per line.')
+  .action(async (file: string) => {
+    try {
+      await runMetainfo(file)
+    } catch (err) {
+      process.stderr.write(`shoal metainfo: ${(err as Error).message}\n`)
+      process.exitCode = 1
+    }
+  })
 
 await program.parseAsync(process.argv)

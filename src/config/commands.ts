@@ -4,13 +4,38 @@ import { DEFAULT_CONTAINERD_CONFIG } from '../containerd/settings.js'
 import type { HostPort } from '../net/address.js'
 import type { LogLevel } from '../observe/logger.js'
 import { opt, type OptionSpec, type OptionValues } from './options.js'
-import { parseAddress, parseLogLevel, parseOriginList, parseRegistryList } from './values.js'
+import { parseDialAddress, type DialAddress } from '../net/address.js'
+import { InvalidValueError, parseAddress, parseByteSize, parseDuration, parseLogLevel, parseOriginList, parseRegistryList, splitList } from './values.js'
 
 export const DEFAULT_REGISTRY_CONFIG_PATH = '/etc/containerd/certs.d'
 export const DEFAULT_DATA_DIR = '/var/lib/shoal'
 
 const address = (description: string, defaultValue: string): OptionSpec<HostPort> =>
   ({ description, default: parseAddress(defaultValue), defaultText: defaultValue, argument: '<addr>', parse: parseAddress })
+
+const duration = (description: string, defaultValue: string): OptionSpec<number> =>
+  ({ description, default: parseDuration(defaultValue), defaultText: defaultValue, argument: '<duration>', parse: parseDuration })
+
+const size = (description: string, defaultValue: string): OptionSpec<number> =>
+  ({ description, default: parseByteSize(defaultValue), defaultText: defaultValue, argument: '<bytes>', parse: parseByteSize })
+
+function parseDialList(raw: string): DialAddress[] {
+  return splitList(raw).map((item) => {
+    try {
+      return parseDialAddress(item)
+    } catch (err) {
+      throw new InvalidValueError((err as Error).message)
+    }
+  })
+}
+
+function parseBootstrapKind(raw: string): 'static' | 'dns' {
+  if (raw !== 'static' && raw !== 'dns') throw new InvalidValueError('bootstrap kind is static or dns')
+  return raw
+}
+
+/** 32 MiB: below it one holder over HTTP is as fast as the swarm (see docs/benchmarks.md). */
+export const DEFAULT_SWARM_MIN_SIZE = '32MiB'
 
 const logLevel: OptionSpec<LogLevel> = {
   description: 'trace, debug, info, warn, error, fatal or silent',
@@ -55,7 +80,15 @@ export const REGISTRY_OPTIONS = {
   resolveTags: opt.boolean('resolve tags through the image store', true),
   registryAddr: address('registry API: the local containerd mirror and the peers', ':5000'),
   metricsAddr: address('metrics, /stats and the debug page', ':9090'),
-  dataDir: opt.string('state kept across restarts (metainfo cache)', DEFAULT_DATA_DIR, '<path>'),
+  dataDir: opt.string('state kept across restarts (metainfo cache) and partial downloads', DEFAULT_DATA_DIR, '<path>'),
+  p2pAddr: address('BitTorrent wire (TCP, all interfaces) and DHT (UDP, this address)', ':5001'),
+  bootstrapKind: { description: 'how the DHT finds other nodes: static or dns', default: 'static' as 'static' | 'dns', argument: '<kind>', parse: parseBootstrapKind },
+  dnsBootstrapDomain: opt.string('with --bootstrap-kind dns: a name whose A records are the nodes (headless Service)', '', '<name>'),
+  staticBootstrapPeers: { description: 'with --bootstrap-kind static: DHT addresses (host:port) of other nodes', default: [] as DialAddress[], argument: '<addr>', list: true, parse: parseDialList },
+  mirrorResolveTimeout: duration('longest wait for the DHT to name a holder before answering 404', '500ms'),
+  swarmMinSize: size('blobs at least this large are fetched through the swarm, smaller ones from one holder', DEFAULT_SWARM_MIN_SIZE),
+  stallTimeout: duration('a source that delivers nothing for this long is dropped, and a stalled response cut', '10s'),
+  uploadLimit: size('upload limit of this node in bytes per second, over all peers (0: none)', '0'),
   logLevel,
 }
 export type RegistryConfig = OptionValues<typeof REGISTRY_OPTIONS>

@@ -9,6 +9,8 @@ export interface ContentInventory {
   blobs: Map<Digest, BlobInfo>
   /** `registry/repository:tag` → manifest digest. */
   tags: Map<string, Digest>
+  /** Image records walked (CRI keeps several per pulled image: tag, repo@digest, config id). */
+  images: number
   /** Images whose walk failed (unreadable manifest); their present blobs are still listed. */
   problems: { image: string; reason: string }[]
 }
@@ -17,10 +19,11 @@ const MAX_INDEX_DEPTH = 4
 
 /** Walks every image index → manifest → config/layers and keeps the digests present locally. */
 export async function takeInventory(provider: ContentProvider, signal?: AbortSignal): Promise<ContentInventory> {
-  const inventory: ContentInventory = { blobs: new Map(), tags: new Map(), problems: [] }
+  const inventory: ContentInventory = { blobs: new Map(), tags: new Map(), images: 0, problems: [] }
   const visited = new Set<string>()
   for (const image of await provider.listImages(signal)) {
     signal?.throwIfAborted()
+    inventory.images++
     try {
       if (await walkDescriptor(provider, image.target.digest, inventory, visited, 0, signal)) recordTag(image, inventory)
     } catch (err) {

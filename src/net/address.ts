@@ -21,6 +21,18 @@ export function parseHostPort(value: string, options: { allowZeroPort?: boolean 
   return { host: host === '' ? undefined : host, port }
 }
 
+/** An address to connect to: host and port both required. */
+export interface DialAddress {
+  host: string
+  port: number
+}
+
+export function parseDialAddress(value: string): DialAddress {
+  const address = parseHostPort(value)
+  if (address.host === undefined) throw new InvalidAddressError(value, 'a host is required')
+  return { host: address.host, port: address.port }
+}
+
 export function formatHostPort(address: HostPort): string {
   const host = address.host ?? ''
   return `${host.includes(':') ? `[${host}]` : host}:${address.port}`

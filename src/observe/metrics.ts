@@ -22,6 +22,71 @@ export function createMetrics(registry: Registry) {
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     }),
+    advertisedKeys: new Gauge({
+      name: 'shoal_advertised_keys',
+      help: 'Keys (digests and tags) this node announces in the DHT.',
+      registers,
+    }),
+    advertisedImages: new Gauge({
+      name: 'shoal_advertised_images',
+      help: 'Images whose content this node advertises.',
+      registers,
+    }),
+    advertisedImageTags: new Gauge({
+      name: 'shoal_advertised_image_tags',
+      help: 'Image tags this node advertises.',
+      registers,
+    }),
+    advertisedImageDigests: new Gauge({
+      name: 'shoal_advertised_image_digests',
+      help: 'Blob digests (manifests, configs, layers) this node advertises.',
+      registers,
+    }),
+    metainfoCache: new Counter({
+      name: 'shoal_metainfo_cache_total',
+      help: 'Metainfo lookups answered from the cache (hit) or by hashing the blob (miss).',
+      labelNames: ['result'] as const,
+      registers,
+    }),
+    metainfoHashSeconds: new Histogram({
+      name: 'shoal_metainfo_hash_duration_seconds',
+      help: 'Time to hash one blob into its metainfo.',
+      buckets: [0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    }),
+    metainfoHashedBytes: new Counter({
+      name: 'shoal_metainfo_hashed_bytes_total',
+      help: 'Bytes read to compute metainfo.',
+      registers,
+    }),
+    swarmBytes: new Counter({
+      name: 'shoal_swarm_bytes_total',
+      help: 'Blob bytes moved between nodes, by direction and by how (BitTorrent wire or HTTP).',
+      labelNames: ['direction', 'via'] as const,
+      registers,
+    }),
+    swarmPieces: new Counter({
+      name: 'shoal_swarm_pieces_total',
+      help: 'Pieces received from peers, by SHA-1 verification result.',
+      labelNames: ['result'] as const,
+      registers,
+    }),
+    swarmPeerBans: new Counter({
+      name: 'shoal_swarm_peer_bans_total',
+      help: 'Peers banned for sending pieces that failed verification.',
+      registers,
+    }),
+    swarmPeersConnected: new Gauge({
+      name: 'shoal_swarm_peers_connected',
+      help: 'BitTorrent connections open, over all swarms.',
+      registers,
+    }),
+    swarmsActive: new Gauge({
+      name: 'shoal_swarms_active',
+      help: 'Blobs this node is in a swarm for, by role.',
+      labelNames: ['role'] as const,
+      registers,
+    }),
     httpRequestDuration: new Histogram({
       name: 'shoal_http_request_duration_seconds',
       help: 'Time to answer an HTTP request, until the last byte of the body.',

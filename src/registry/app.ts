@@ -1,47 +1,50 @@
 import Koa from 'koa'
 import type { Logger } from 'pino'
-import type { ContentProvider } from '../content/provider.js'
+import type { MetainfoService } from '../mirror/metainfo-service.js'
+import { METAINFO_PATH } from '../mirror/peer-client.js'
+import type { Mirror } from '../mirror/mirror.js'
 import type { Metrics } from '../observe/metrics.js'
+import { parseDigest } from '../oci/digest.js'
 import { UnsupportedError } from '../oci/errors.js'
 import { parseDistributionPath, parseNamespaceParam } from '../oci/paths.js'
 import { API_VERSION, API_VERSION_HEADER, ociErrors } from './errors.js'
-import { serveBlob, serveManifest } from './handlers.js'
+import { serveBlob, serveManifest, serveMetainfo } from './handlers.js'
 import { httpMetrics } from './http-metrics.js'
 
 export interface RegistryComponents {
-  content: ContentProvider
+  mirror: Mirror
+  metainfo: MetainfoService
   logger: Logger
   metrics: Metrics
   /** Whether this node is ready to serve (answers /readyz). */
   ready: () => boolean
 }
 
-export interface RegistryInit {
-  /** Resolve tags through the image store (`--resolve-tags`). */
-  resolveTags: boolean
-}
-
 /** The node's registry API: the local containerd's mirror and the peers' HTTP API. */
-export function createRegistryApp(components: RegistryComponents, init: RegistryInit): Koa {
+export function createRegistryApp(components: RegistryComponents): Koa {
   const app = new Koa()
   app.silent = true
   app.use(probes(components.ready))
   app.use(httpMetrics(components.metrics))
   app.use(ociErrors(components.logger))
   app.use(async (ctx) => {
-    const route = parseDistributionPath(ctx.path)
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
       ctx.set('Allow', 'GET, HEAD')
       throw new UnsupportedError(405, `${ctx.method} is not supported: this registry is a read-only mirror`)
     }
+    if (ctx.path.startsWith(METAINFO_PATH)) {
+      await serveMetainfo(ctx, components, parseDigest(ctx.path.slice(METAINFO_PATH.length)))
+      return
+    }
+    const route = parseDistributionPath(ctx.path)
     ctx.set(API_VERSION_HEADER, API_VERSION)
     if (route.kind === 'base') {
       ctx.body = {}
       return
     }
     const registry = parseNamespaceParam(ctx.query['ns'])
-    if (route.kind === 'blob') await serveBlob(ctx, components, { digest: route.digest, registry })
-    else await serveManifest(ctx, components, { name: route.name, reference: route.reference, registry, resolveTags: init.resolveTags })
+    if (route.kind === 'blob') await serveBlob(ctx, components, { name: route.name, digest: route.digest, registry })
+    else await serveManifest(ctx, components, { name: route.name, reference: route.reference, registry })
   })
   return app
 }

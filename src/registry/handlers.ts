@@ -1,82 +1,66 @@
 import type { Context } from 'koa'
-import { ContentNotFoundError } from '../content/provider.js'
-import { readSmallBlob } from '../content/read.js'
 import type { Digest } from '../oci/digest.js'
 import { BlobUnknownError, ManifestUnknownError } from '../oci/errors.js'
-import { MAX_MANIFEST_SIZE, OCTET_STREAM, parseManifest } from '../oci/mediatype.js'
-import { contentRange, parseRange, rangeLength } from '../oci/range.js'
-import { tagReference } from '../oci/reference.js'
+import { OCTET_STREAM } from '../oci/mediatype.js'
+import { contentRange, rangeLength } from '../oci/range.js'
+import { PEER_REQUEST_HEADER, WIRE_PORT_HEADER } from '../mirror/peer-client.js'
 import type { RegistryComponents } from './app.js'
 import { requestSignal } from './request.js'
 
-export interface BlobRequest {
-  digest: Digest
-  /** The upstream registry containerd is pulling from (`?ns=`), when it says. */
-  registry: string | undefined
+/** The peer's address when another shoal node asks; such requests are never forwarded. */
+function peerOf(ctx: Context): string | undefined {
+  return ctx.get(PEER_REQUEST_HEADER) ? ctx.request.socket.remoteAddress ?? 'unknown' : undefined
 }
 
-export async function serveBlob(ctx: Context, components: RegistryComponents, request: BlobRequest): Promise<void> {
-  const signal = requestSignal(ctx)
-  const info = await components.content.stat(request.digest, signal)
-  countMirrorRequest(components, request.registry, info !== undefined)
-  if (!info) throw new BlobUnknownError(request.digest)
-  const range = parseRange(ctx.request.headers.range, info.size)
+export async function serveBlob(ctx: Context, components: RegistryComponents, request: { name: string; digest: Digest; registry: string | undefined }): Promise<void> {
+  const fromPeer = peerOf(ctx)
+  const started = performance.now()
+  const answer = await countedMirrorRequest(components, request.registry, fromPeer, () => components.mirror.blob({
+    name: request.name, digest: request.digest, rangeHeader: ctx.request.headers.range, head: ctx.method === 'HEAD', fromPeer, signal: requestSignal(ctx),
+  }))
   ctx.set('Docker-Content-Digest', request.digest)
   ctx.set('Accept-Ranges', 'bytes')
   ctx.type = OCTET_STREAM
-  if (ctx.method === 'GET') {
-    try {
-      ctx.body = await components.content.open(request.digest, range, signal)
-    } catch (err) {
-      if (err instanceof ContentNotFoundError) throw new BlobUnknownError(request.digest)
-      throw err
-    }
-  }
-  ctx.status = range ? 206 : 200
-  if (range) ctx.set('Content-Range', contentRange(range, info.size))
-  ctx.length = range ? rangeLength(range) : info.size
-  components.logger.debug({ digest: request.digest, registry: request.registry, range: ctx.request.headers.range, method: ctx.method }, 'serving blob')
+  if (answer.body) ctx.body = answer.body
+  ctx.status = answer.range ? 206 : 200
+  if (answer.range) ctx.set('Content-Range', contentRange(answer.range, answer.size))
+  ctx.length = answer.range ? rangeLength(answer.range) : answer.size
+  components.logger.debug({ method: ctx.method, digest: request.digest, registry: request.registry, range: ctx.request.headers.range,
+    source: answer.source, peer: fromPeer, ms: Math.round(performance.now() - started) }, 'blob')
 }
 
-export interface ManifestRequest {
-  name: string
-  reference: { digest: Digest } | { tag: string }
-  registry: string | undefined
-  resolveTags: boolean
-}
-
-export async function serveManifest(ctx: Context, components: RegistryComponents, request: ManifestRequest): Promise<void> {
-  const signal = requestSignal(ctx)
-  const digest = 'digest' in request.reference ? request.reference.digest : await resolveTag(components, request, request.reference.tag, signal)
-  const bytes = await readSmallBlob(components.content, digest, MAX_MANIFEST_SIZE, signal)
-  const manifest = bytes && parseManifest(bytes)
-  countMirrorRequest(components, request.registry, manifest !== undefined)
-  if (!bytes || !manifest) throw new ManifestUnknownError(digest)
-  ctx.set('Docker-Content-Digest', digest)
-  ctx.type = manifest.mediaType
-  ctx.length = bytes.length
-  if (ctx.method === 'GET') ctx.body = bytes
+export async function serveManifest(ctx: Context, components: RegistryComponents,
+  request: { name: string; reference: { digest: Digest } | { tag: string }; registry: string | undefined }): Promise<void> {
+  const fromPeer = peerOf(ctx)
+  const answer = await countedMirrorRequest(components, request.registry, fromPeer, () =>
+    components.mirror.manifest({ ...request, fromPeer, signal: requestSignal(ctx) }))
+  ctx.set('Docker-Content-Digest', answer.digest)
+  ctx.type = answer.mediaType
+  if (ctx.method === 'GET') ctx.body = answer.bytes
   ctx.status = 200
-  components.logger.debug({ name: request.name, reference: request.reference, registry: request.registry, digest }, 'serving manifest')
+  ctx.length = answer.bytes.length
+  components.logger.debug({ method: ctx.method, name: request.name, reference: request.reference, registry: request.registry, digest: answer.digest, source: answer.source, peer: fromPeer }, 'manifest')
 }
 
-async function resolveTag(components: RegistryComponents, request: ManifestRequest, tag: string, signal: AbortSignal): Promise<Digest> {
-  if (!request.resolveTags) {
-    countMirrorRequest(components, request.registry, false)
-    throw new ManifestUnknownError(tag, 'tag resolution is disabled on this node (--resolve-tags=false)')
-  }
-  if (request.registry === undefined) {
-    countMirrorRequest(components, request.registry, false)
-    throw new ManifestUnknownError(tag, 'resolving a tag needs the registry in ?ns=<registry>, as containerd sends it')
-  }
-  const digest = await components.content.resolve(tagReference(request.registry, request.name, tag), signal)
-  if (!digest) {
-    countMirrorRequest(components, request.registry, false)
-    throw new ManifestUnknownError(tagReference(request.registry, request.name, tag))
-  }
-  return digest
+export async function serveMetainfo(ctx: Context, components: RegistryComponents, digest: Digest): Promise<void> {
+  const answer = await components.metainfo.answer(digest, requestSignal(ctx))
+  if (!answer) throw new BlobUnknownError(digest, 'this node neither holds nor downloads the blob')
+  ctx.set(WIRE_PORT_HEADER, String(answer.wirePort))
+  ctx.set('Shoal-Infohash', answer.metainfo.infoHash)
+  ctx.type = 'application/x-bittorrent'
+  ctx.body = answer.metainfo.torrent
 }
 
-function countMirrorRequest(components: RegistryComponents, registry: string | undefined, hit: boolean): void {
-  components.metrics.mirrorRequests.inc({ registry: registry ?? '', cache: hit ? 'hit' : 'miss' })
+/** Counts containerd's requests as hits (served, from here or peers) and misses (404). */
+async function countedMirrorRequest<T>(components: RegistryComponents, registry: string | undefined, fromPeer: string | undefined, serve: () => Promise<T>): Promise<T> {
+  try {
+    const answer = await serve()
+    if (!fromPeer) components.metrics.mirrorRequests.inc({ registry: registry ?? '', cache: 'hit' })
+    return answer
+  } catch (err) {
+    if (!fromPeer && (err instanceof BlobUnknownError || err instanceof ManifestUnknownError)) {
+      components.metrics.mirrorRequests.inc({ registry: registry ?? '', cache: 'miss' })
+    }
+    throw err
+  }
 }

@@ -58,3 +58,14 @@ export async function waitFor(what: string, check: () => Promise<boolean> | bool
     await sleep(intervalMs)
   }
 }
+
+/** Removes a test's temp dir, unless SHOAL_KEEP_TEST_DIRS=1 (then says where it is, logs and all). */
+export async function removeTestDir(dir: string | undefined): Promise<void> {
+  if (!dir) return
+  if (process.env['SHOAL_KEEP_TEST_DIRS'] === '1') {
+    process.stderr.write(`kept ${dir}\n`)
+    return
+  }
+  const { rm } = await import('node:fs/promises')
+  await rm(dir, { recursive: true, force: true })
+}

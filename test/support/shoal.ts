@@ -22,12 +22,15 @@ export interface ShoalInit {
   netns?: string
   /** Wait for /readyz (default true). */
   waitReady?: boolean
+  /** A command the node runs under, e.g. strace with its flags. */
+  wrap?: string[]
 }
 
 /** `shoal registry` as a real process, logging to `<dir>/<name>.log`. */
 export async function startShoal(init: ShoalInit): Promise<ShoalProcess> {
   const args = [SHOAL_MAIN, 'registry', '--registry-addr', init.registryAddr, '--metrics-addr', init.metricsAddr, '--log-level', 'debug', ...init.args]
-  const [command, argv] = init.netns ? ['ip', ['netns', 'exec', init.netns, process.execPath, ...args]] : [process.execPath, args]
+  const full = [...(init.wrap ?? []), process.execPath, ...args]
+  const [command, argv] = init.netns ? ['ip', ['netns', 'exec', init.netns, ...full]] : [full[0]!, full.slice(1)]
   const managed = startProcess(init.name, command, argv, join(init.dir, `${init.name}.log`))
   const registryUrl = `http://${init.registryAddr}`
   const shoal = { process: managed, registryUrl, metricsUrl: `http://${init.metricsAddr}`, stop: () => managed.stop() }

@@ -87,3 +87,15 @@ describe('settings', () => {
     assert.throws(() => parseByteSize('lots'), /not a size/)
   })
 })
+
+describe('DNS bootstrap', () => {
+  it('turns A records into DHT addresses and an absent name into none', async () => {
+    const { DnsBootstrap } = await import('../../src/routing/bootstrap.js')
+    const found = new DnsBootstrap('shoal-bootstrap.shoal.svc', 5001, async () => ['10.0.0.1', '10.0.0.2'])
+    assert.deepEqual(await found.addresses(), [{ host: '10.0.0.1', port: 5001 }, { host: '10.0.0.2', port: 5001 }])
+    const absent = new DnsBootstrap('nothing.invalid', 5001, async () => { throw Object.assign(new Error('no'), { code: 'ENOTFOUND' }) })
+    assert.deepEqual(await absent.addresses(), [])
+    const broken = new DnsBootstrap('x', 5001, async () => { throw Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }) })
+    await assert.rejects(broken.addresses(), /refused/)
+  })
+})

@@ -91,7 +91,7 @@ describe('registry API over local content', () => {
     const response = await fetch(`${registry.url}/v2/library/app/blobs/sha256:${'0'.repeat(64)}?ns=docker.io`)
     assert.equal(response.status, 404)
     assert.equal(response.headers.get('content-type'), 'application/json; charset=utf-8')
-    assert.deepEqual(await response.json(), { errors: [{ code: 'BLOB_UNKNOWN', message: 'blob is not available from this node or its peers', detail: { digest: `sha256:${'0'.repeat(64)}` } }] })
+    assert.deepEqual(await response.json(), { errors: [{ code: 'BLOB_UNKNOWN', message: 'no node holds it (DHT lookup complete)', detail: { digest: `sha256:${'0'.repeat(64)}` } }] })
   })
 
   it('refuses writes with 405', async () => {
@@ -119,7 +119,7 @@ describe('registry API over local content', () => {
     const text = await registry.metrics.registry.getSingleMetricAsString('shoal_mirror_requests_total')
     assert.match(text, /shoal_mirror_requests_total\{registry="docker.io",cache="hit"\} [1-9]/)
     assert.match(text, /shoal_mirror_requests_total\{registry="docker.io",cache="miss"\} [1-9]/)
-    assert.ok(log.lines.some((line) => line['msg'] === 'serving blob'))
+    assert.ok(log.lines.some((line) => line['msg'] === 'blob' && line['source'] === 'local'))
     assert.ok(!log.lines.some((line) => JSON.stringify(line).includes('readyz') || JSON.stringify(line).includes('livez')))
   })
 })

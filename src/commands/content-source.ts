@@ -1,0 +1,39 @@
+import type { Logger } from 'pino'
+import type { RegistryConfig } from '../config/commands.js'
+import { ContainerdClient } from '../containerd/client.js'
+import { ContainerdContentProvider } from '../containerd/content-provider.js'
+import { CriClient } from '../containerd/cri.js'
+import { ContainerdEventWatcher } from '../containerd/watcher.js'
+import { OciLayoutContentProvider } from '../content/oci-layout.js'
+import type { ContentProvider, ContentWatcher } from '../content/provider.js'
+import { checkContainerd } from './containerd-check.js'
+
+/** Where a node's content comes from: containerd, or an OCI layout directory (demo, tests). */
+export interface ContentSource {
+  content: ContentProvider
+  watcher: ContentWatcher
+  /** Resolves once the source can serve; throws if it never will (misconfigured containerd). */
+  ready(signal: AbortSignal): Promise<void>
+  close(): void
+}
+
+export function contentSource(config: RegistryConfig, logger: Logger): ContentSource {
+  if (config.contentDir) {
+    const layout = new OciLayoutContentProvider(config.contentDir)
+    return { content: layout, watcher: layout, ready: async () => {}, close: () => {} }
+  }
+  const client = new ContainerdClient({ socket: config.containerdSock, namespace: config.containerdNamespace })
+  const cri = new CriClient(config.containerdSock)
+  return {
+    content: new ContainerdContentProvider({ client }, { contentPath: config.containerdContentPath }),
+    watcher: new ContainerdEventWatcher({ client, logger }),
+    async ready(signal) {
+      if (!config.verifyContainerdConfig) return
+      await checkContainerd(cri, { configFile: config.containerdConfigFile, registryConfigPath: config.containerdRegistryConfigPath }, logger, signal)
+    },
+    close() {
+      client.close()
+      cri.close()
+    },
+  }
+}

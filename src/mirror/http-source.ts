@@ -1,0 +1,119 @@
+import { createHash } from 'node:crypto'
+import { Readable } from 'node:stream'
+import type { Logger } from 'pino'
+import type { Digest } from '../oci/digest.js'
+import type { ByteRange } from '../oci/range.js'
+import { peerKey, type PeerAddress } from '../routing/router.js'
+import { DigestMismatchError } from '../swarm/blob-stream.js'
+import type { HolderSearch } from './holders.js'
+import type { PeerClient } from './peer-client.js'
+
+export class NoSourceError extends Error {
+  constructor(digest: string, why: string) {
+    super(`no peer could deliver ${digest}: ${why}`)
+    this.name = 'NoSourceError'
+  }
+}
+
+export interface HttpSourceInit {
+  name: string
+  digest: Digest
+  size: number
+  range: ByteRange
+  stallMs: number
+}
+
+export interface HttpSourceComponents {
+  peers: PeerClient
+  holders: HolderSearch
+  logger: Logger
+  onBytes: (peer: PeerAddress, bytes: number) => void
+}
+
+/**
+ * The bytes of a range of a blob from the holders over HTTP, one at a time: when one fails or
+ * stalls, the next continues from the same offset. A whole-blob stream is hashed as it goes and
+ * its last chunk is held back until the digest matches.
+ */
+export async function* httpBlobChunks(components: HttpSourceComponents, init: HttpSourceInit, signal: AbortSignal): AsyncGenerator<Buffer> {
+  const { range, digest, size } = init
+  const hash = range.start === 0 && range.end === size - 1 ? createHash('sha256') : undefined
+  let position = range.start
+  let held: Buffer | undefined
+  for (let index = 0; position <= range.end; index++) {
+    const peer = await components.holders.nth(index, init.stallMs)
+    if (!peer) throw new NoSourceError(digest, index === 0 ? 'no holder found' : `all ${index} holders failed`)
+    const attempt = new AbortController()
+    const onAbort = (): void => attempt.abort(signal.reason)
+    signal.addEventListener('abort', onAbort, { once: true })
+    const unanswered = setTimeout(() => attempt.abort(new Error(`no answer for ${init.stallMs} ms`)), init.stallMs)
+    try {
+      const partial = position !== 0 || range.end !== size - 1
+      const body = await components.peers.openBlob(peer, init.name, digest, partial ? { start: position, end: range.end } : undefined, size, attempt.signal)
+      clearTimeout(unanswered)
+      if (!body) continue
+      for await (const chunk of withStallTimeout(body, init.stallMs, attempt)) {
+        if (position + chunk.length > range.end + 1) throw new Error('peer sent more bytes than asked for')
+        hash?.update(chunk)
+        position += chunk.length
+        components.onBytes(peer, chunk.length)
+        if (held) yield held
+        held = chunk
+      }
+    } catch (err) {
+      if (signal.aborted) throw err
+      components.logger.warn({ peer: peerKey(peer), digest, position, err: (err as Error).message }, 'peer stream failed; trying the next holder')
+    } finally {
+      clearTimeout(unanswered)
+      signal.removeEventListener('abort', onAbort)
+      attempt.abort()
+    }
+  }
+  if (hash && `sha256:${hash.digest('hex')}` !== digest) throw new DigestMismatchError(digest)
+  if (held) yield held
+}
+
+async function* withStallTimeout(body: Readable, stallMs: number, attempt: AbortController): AsyncGenerator<Buffer> {
+  let timer: NodeJS.Timeout | undefined
+  const arm = (): void => {
+    clearTimeout(timer)
+    timer = setTimeout(() => {
+      const error = new Error(`no bytes for ${stallMs} ms`)
+      attempt.abort(error)
+      body.destroy(error)
+    }, stallMs)
+  }
+  arm()
+  try {
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      arm()
+      yield chunk
+    }
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/**
+ * Waits for the first chunk, then returns a stream of it and the rest: nothing is promised to
+ * the client (no headers) until a source is delivering. Throws what the source threw first.
+ */
+export async function startedStream(chunks: AsyncGenerator<Buffer>): Promise<Readable> {
+  const first = await chunks.next()
+  async function* all(): AsyncGenerator<Buffer> {
+    try {
+      if (!first.done) yield first.value
+      yield* chunks
+    } finally {
+      await chunks.return(undefined)
+    }
+  }
+  return Readable.from(all(), { objectMode: false })
+}
+
+/** All of a small blob, verified, in memory. */
+export async function collectChunks(chunks: AsyncGenerator<Buffer>): Promise<Buffer> {
+  const parts: Buffer[] = []
+  for await (const chunk of chunks) parts.push(chunk)
+  return Buffer.concat(parts)
+}

@@ -1,0 +1,112 @@
+import { Readable } from 'node:stream'
+import { collect } from '../content/read.js'
+import { isDigest, sha256Digest, type Digest } from '../oci/digest.js'
+import { MAX_MANIFEST_SIZE, parseManifest } from '../oci/mediatype.js'
+import { contentRange, type ByteRange } from '../oci/range.js'
+import { peerKey, type PeerAddress } from '../routing/router.js'
+import { decodeMetainfo, MAX_METAINFO_BYTES, type Metainfo } from '../swarm/metainfo.js'
+
+/** Marks a request from another shoal node: answered from local content only, never forwarded. */
+export const PEER_REQUEST_HEADER = 'Shoal-Peer-Request'
+export const WIRE_PORT_HEADER = 'Shoal-Wire-Port'
+export const METAINFO_PATH = '/shoal/v1/metainfo/'
+
+export class PeerRequestError extends Error {
+  constructor(peer: PeerAddress, what: string, why: string) {
+    super(`peer ${peerKey(peer)} ${what}: ${why}`)
+    this.name = 'PeerRequestError'
+  }
+}
+
+export interface PeerManifest {
+  digest: Digest
+  mediaType: string
+  bytes: Buffer
+}
+
+/** Requests to other nodes' registry API. Every call takes a signal that bounds it. */
+export class PeerClient {
+  async statBlob(peer: PeerAddress, name: string, digest: Digest, signal: AbortSignal): Promise<number | undefined> {
+    const response = await this.request(peer, `/v2/${name}/blobs/${digest}`, { method: 'HEAD', signal })
+    if (response.status === 404) return undefined
+    if (response.status !== 200) throw new PeerRequestError(peer, `HEAD ${digest}`, `status ${response.status}`)
+    const size = Number(response.headers.get('content-length'))
+    if (!Number.isSafeInteger(size) || size < 0) throw new PeerRequestError(peer, `HEAD ${digest}`, 'no Content-Length')
+    return size
+  }
+
+  /** The body of a blob or of a range of it; `undefined` if the peer does not have it. */
+  async openBlob(peer: PeerAddress, name: string, digest: Digest, range: ByteRange | undefined, size: number, signal: AbortSignal): Promise<Readable | undefined> {
+    const headers: Record<string, string> = range ? { range: `bytes=${range.start}-${range.end}` } : {}
+    const response = await this.request(peer, `/v2/${name}/blobs/${digest}`, { signal, headers })
+    if (response.status === 404) {
+      await response.body?.cancel()
+      return undefined
+    }
+    const expectedStatus = range ? 206 : 200
+    if (response.status !== expectedStatus || !response.body) {
+      await response.body?.cancel()
+      throw new PeerRequestError(peer, `GET ${digest}`, `status ${response.status}`)
+    }
+    if (range && response.headers.get('content-range') !== contentRange(range, size)) {
+      await response.body.cancel()
+      throw new PeerRequestError(peer, `GET ${digest}`, `unexpected Content-Range ${response.headers.get('content-range')}`)
+    }
+    return Readable.fromWeb(response.body as never)
+  }
+
+  /** A manifest by tag or digest, checked against the digest the peer names. */
+  async fetchManifest(peer: PeerAddress, name: string, reference: string, registry: string | undefined, signal: AbortSignal): Promise<PeerManifest | undefined> {
+    const query = registry ? `?ns=${encodeURIComponent(registry)}` : ''
+    const response = await this.request(peer, `/v2/${name}/manifests/${reference}${query}`, { signal })
+    if (response.status === 404) return undefined
+    if (response.status !== 200) throw new PeerRequestError(peer, `GET manifest ${reference}`, `status ${response.status}`)
+    const bytes = await limitedBody(response, MAX_MANIFEST_SIZE, peer, reference)
+    const digest = sha256Digest(bytes)
+    const named = response.headers.get('docker-content-digest')
+    if ((named && named !== digest) || (isDigest(reference) && reference !== digest)) {
+      throw new PeerRequestError(peer, `GET manifest ${reference}`, 'content does not match its digest')
+    }
+    const manifest = parseManifest(bytes)
+    if (!manifest) throw new PeerRequestError(peer, `GET manifest ${reference}`, 'not a manifest')
+    return { digest, mediaType: manifest.mediaType, bytes }
+  }
+
+  /** A blob's metainfo and the peer's wire port; undefined if it cannot give them now. */
+  async fetchMetainfo(peer: PeerAddress, digest: Digest, signal: AbortSignal): Promise<{ metainfo: Metainfo; wirePort: number } | undefined> {
+    const response = await this.request(peer, `${METAINFO_PATH}${digest}`, { signal })
+    if (response.status === 404 || response.status === 503) {
+      await response.body?.cancel()
+      return undefined
+    }
+    if (response.status !== 200) throw new PeerRequestError(peer, `metainfo ${digest}`, `status ${response.status}`)
+    const wirePort = Number(response.headers.get(WIRE_PORT_HEADER.toLowerCase()))
+    if (!Number.isInteger(wirePort) || wirePort <= 0 || wirePort > 65535) throw new PeerRequestError(peer, `metainfo ${digest}`, `no ${WIRE_PORT_HEADER}`)
+    const metainfo = decodeMetainfo(await limitedBody(response, MAX_METAINFO_BYTES, peer, digest), digest)
+    return { metainfo, wirePort }
+  }
+
+  private request(peer: PeerAddress, path: string, init: { method?: string; signal: AbortSignal; headers?: Record<string, string> }): Promise<Response> {
+    const host = peer.host.includes(':') ? `[${peer.host}]` : peer.host
+    return fetch(`http://${host}:${peer.port}${path}`, {
+      method: init.method ?? 'GET',
+      signal: init.signal,
+      headers: { [PEER_REQUEST_HEADER]: '1', ...init.headers },
+      redirect: 'error',
+    })
+  }
+}
+
+async function limitedBody(response: Response, limit: number, peer: PeerAddress, what: string): Promise<Buffer> {
+  const declared = Number(response.headers.get('content-length') ?? 0)
+  if (declared > limit) {
+    await response.body?.cancel()
+    throw new PeerRequestError(peer, what, `answer larger than ${limit} bytes`)
+  }
+  if (!response.body) return Buffer.alloc(0)
+  try {
+    return await collect(Readable.fromWeb(response.body as never), limit)
+  } catch (err) {
+    throw new PeerRequestError(peer, what, (err as Error).message)
+  }
+}

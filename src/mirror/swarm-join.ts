@@ -1,0 +1,135 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Logger } from 'pino'
+import type { Digest } from '../oci/digest.js'
+import { peerKey, type PeerAddress, type Router } from '../routing/router.js'
+import type { Download } from '../swarm/download.js'
+import type { Metainfo } from '../swarm/metainfo.js'
+import type { MetainfoCache } from '../swarm/metainfo-cache.js'
+import type { Swarm } from '../swarm/swarm.js'
+import { HolderSearch } from './holders.js'
+import type { PeerClient } from './peer-client.js'
+
+export const DISCOVERY_INTERVAL_MS = 2_000
+const METAINFO_FANOUT = 8
+
+/** Keys announced for as long as a download runs, so later requesters swarm with this node. */
+export interface TransientAdvertiser {
+  hold(key: string): void
+  release(key: string): void
+}
+
+export interface SwarmJoinComponents {
+  router: Router
+  peers: PeerClient
+  swarm: Swarm
+  metainfo: MetainfoCache
+  advertiser: TransientAdvertiser
+  logger: Logger
+}
+
+/** Joins blob swarms: one join per digest, shared by every request for it. */
+export class SwarmJoins {
+  private readonly pending = new Map<Digest, Promise<Download | undefined>>()
+  private readonly contacted = new Map<Digest, Set<string>>()
+  private stopped = new AbortController()
+
+  constructor(private readonly components: SwarmJoinComponents, private readonly init: { stallMs: number }) {}
+
+  stop(): void {
+    this.stopped.abort()
+    this.stopped = new AbortController()
+  }
+
+  /** The download of `digest`, joined or started; undefined if no holder gave its metainfo in time. */
+  join(digest: Digest, holders: HolderSearch): Promise<Download | undefined> {
+    const running = this.components.swarm.downloading(digest)
+    if (running) return Promise.resolve(running)
+    let join = this.pending.get(digest)
+    if (!join) {
+      join = this.start(digest, holders).finally(() => this.pending.delete(digest))
+      this.pending.set(digest, join)
+    }
+    return join
+  }
+
+  private async start(digest: Digest, holders: HolderSearch): Promise<Download | undefined> {
+    const known = await this.components.metainfo.cached(digest)
+    const first = await this.firstMetainfo(digest, holders, known)
+    if (!first) return undefined
+    const download = await this.components.swarm.fetch(first.metainfo, [first.wire])
+    this.components.advertiser.hold(digest)
+    void this.discover(digest, first.metainfo, holders)
+    return download
+  }
+
+  /** Asks up to METAINFO_FANOUT holders at once; resolves with the first answer and adds the others as peers. */
+  private firstMetainfo(digest: Digest, holders: HolderSearch, known: Metainfo | undefined): Promise<{ metainfo: Metainfo; wire: PeerAddress } | undefined> {
+    return new Promise((resolve) => {
+      let first: Metainfo | undefined
+      let outstanding = 0
+      let listed = false
+      const settleIfDone = (): void => {
+        if (listed && outstanding === 0 && !first) resolve(undefined)
+      }
+      void (async () => {
+        for (let index = 0; index < METAINFO_FANOUT; index++) {
+          const peer = await holders.nth(index, this.init.stallMs)
+          if (!peer) break
+          outstanding++
+          void this.ask(digest, peer, first ?? known).then((answer) => {
+            if (!answer) return
+            if (first) return this.components.swarm.fetch(first, [answer.wire]).then(() => undefined, () => undefined)
+            first = answer.metainfo
+            resolve(answer)
+          }).finally(() => {
+            outstanding--
+            settleIfDone()
+          })
+        }
+        listed = true
+        settleIfDone()
+      })()
+    })
+  }
+
+  private async ask(digest: Digest, peer: PeerAddress, known: Metainfo | undefined): Promise<{ metainfo: Metainfo; wire: PeerAddress } | undefined> {
+    let contacted = this.contacted.get(digest)
+    if (!contacted) this.contacted.set(digest, (contacted = new Set()))
+    contacted.add(peerKey(peer))
+    try {
+      const answer = await this.components.peers.fetchMetainfo(peer, digest, AbortSignal.any([AbortSignal.timeout(this.init.stallMs), this.stopped.signal]))
+      if (!answer) return undefined
+      if (known && answer.metainfo.infoHash !== known.infoHash) {
+        this.components.logger.warn({ peer: peerKey(peer), digest, theirs: answer.metainfo.infoHash, ours: known.infoHash }, 'peer has different metainfo; ignoring it')
+        return undefined
+      }
+      return { metainfo: answer.metainfo, wire: { host: peer.host, port: answer.wirePort } }
+    } catch (err) {
+      this.components.logger.debug({ peer: peerKey(peer), digest, err: (err as Error).message }, 'metainfo request failed')
+      return undefined
+    }
+  }
+
+  /** While the download runs: finds nodes that started holding or downloading the blob since. */
+  private async discover(digest: Digest, metainfo: Metainfo, initial: HolderSearch): Promise<void> {
+    const signal = this.stopped.signal
+    let search = initial
+    try {
+      while (this.components.swarm.downloading(digest)) {
+        for (const peer of search.found) {
+          if (this.contacted.get(digest)?.has(peerKey(peer))) continue
+          const answer = await this.ask(digest, peer, metainfo)
+          if (answer) await this.components.swarm.fetch(metainfo, [answer.wire]).catch(() => {})
+        }
+        await sleep(DISCOVERY_INTERVAL_MS, undefined, { signal })
+        search = new HolderSearch(this.components.router, digest, AbortSignal.any([AbortSignal.timeout(DISCOVERY_INTERVAL_MS), signal]))
+        await search.nth(Number.MAX_SAFE_INTEGER, DISCOVERY_INTERVAL_MS)
+      }
+    } catch {
+      // stopped
+    } finally {
+      this.contacted.delete(digest)
+      this.components.advertiser.release(digest)
+    }
+  }
+}

@@ -1,0 +1,99 @@
+import type { DhtStats } from '../routing/dht.js'
+import type { SwarmState, TransferState } from '../swarm/state.js'
+
+/** Bumped on any incompatible change to the /stats document (see docs/stats.md). */
+export const STATS_VERSION = 1
+
+export interface NodeInfo {
+  version: string
+  startedAt: string
+  registryAddress: string
+  metricsAddress: string
+  p2pAddress: string
+  peerId: string
+}
+
+export interface StatsSources {
+  node: () => NodeInfo
+  state: SwarmState
+  dht: () => DhtStats
+  advertised: () => { digests: number; tags: number; images: number; lastSync: string | undefined }
+  /** The settings in effect, without secrets. */
+  config: Record<string, unknown>
+}
+
+export interface TransferStats {
+  key: string
+  digest: string
+  infoHash: string | null
+  role: string
+  state: string
+  error: string | null
+  size: number
+  pieceLength: number | null
+  pieces: number
+  verifiedPieces: number
+  progress: number
+  startedAt: string
+  completedAt: string | null
+  finishedAt: string | null
+  downloadRate: number
+  uploadRate: number
+  received: number
+  sent: number
+  peers: { peer: string; received: number; sent: number; pieces: number; connected: boolean }[]
+  /** Per piece: index into `sources` of the peer that supplied it, -1 while missing. */
+  pieceSources: number[]
+  sources: string[]
+}
+
+export function buildStats(sources: StatsSources) {
+  const { state } = sources
+  return {
+    version: STATS_VERSION,
+    generatedAt: new Date().toISOString(),
+    node: sources.node(),
+    dht: sources.dht(),
+    advertised: sources.advertised(),
+    transfers: [...state.transfers.values()].map(transferStats),
+    recent: state.recentTransfers().map(transferStats),
+    served: [...state.served].map(([digest, peers]) => ({ digest, peers: [...peers].map(([peer, bytes]) => ({ peer, bytes })) })),
+    bans: state.bannedPeers(),
+    totals: { ...state.totals },
+    config: sources.config,
+  }
+}
+
+export type StatsDocument = ReturnType<typeof buildStats>
+
+function iso(ms: number | undefined): string | null {
+  return ms === undefined ? null : new Date(ms).toISOString()
+}
+
+export function transferStats(transfer: TransferState): TransferStats {
+  const pieces = transfer.pieceSources.length
+  const progress = pieces > 0 ? transfer.verifiedPieces / pieces : transfer.size > 0 ? Math.min(1, transfer.received / transfer.size) : 1
+  return {
+    key: transfer.key,
+    digest: transfer.digest,
+    infoHash: transfer.infoHash ?? null,
+    role: transfer.role,
+    state: transfer.outcome,
+    error: transfer.error ?? null,
+    size: transfer.size,
+    pieceLength: transfer.pieceLength ?? null,
+    pieces,
+    verifiedPieces: transfer.verifiedPieces,
+    progress: transfer.role === 'seed' ? 1 : Number(progress.toFixed(4)),
+    startedAt: iso(transfer.startedAt)!,
+    completedAt: iso(transfer.completedAt),
+    finishedAt: iso(transfer.finishedAt),
+    downloadRate: transfer.downloadRate.rate(),
+    uploadRate: transfer.uploadRate.rate(),
+    received: transfer.received,
+    sent: transfer.sent,
+    peers: [...transfer.peers].map(([peer, counters]) => ({ peer, ...counters })),
+    pieceSources: [...transfer.pieceSources],
+    sources: [...transfer.sourceNames],
+  }
+}

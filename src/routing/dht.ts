@@ -1,0 +1,276 @@
+import { networkInterfaces } from 'node:os'
+import DHT from 'bittorrent-dht'
+import type { Logger } from 'pino'
+import type { DialAddress, HostPort } from '../net/address.js'
+import type { Metrics } from '../observe/metrics.js'
+import type { Bootstrap } from './bootstrap.js'
+import { guardedKrpcSocket } from './krpc-guard.js'
+import { peerKey, routingTarget, type PeerAddress, type Router } from './router.js'
+
+/** Records live 2/3–4/3 of this at other nodes (bittorrent-dht's maxAge). */
+export const DEFAULT_RECORD_TTL_MS = 30 * 60_000
+export const DEFAULT_REANNOUNCE_MS = 10 * 60_000
+export const DEFAULT_BOOTSTRAP_REFRESH_MS = 10_000
+/** While the routing table is empty, bootstrap peers are retried this often. */
+export const EMPTY_TABLE_RETRY_MS = 1_000
+export const DEFAULT_QUERY_TIMEOUT_MS = 1000
+const ANNOUNCE_CONCURRENCY = 16
+const MAX_STORED_RECORDS = 100_000
+
+export interface DhtRouterInit {
+  /** UDP address of the DHT socket (`--p2p-addr`). */
+  listen: HostPort
+  /** Port put into our records: this node's HTTP API (known once its server listens). */
+  announcePort: () => number
+  recordTtlMs?: number
+  reannounceIntervalMs?: number
+  bootstrapRefreshMs?: number
+  queryTimeoutMs?: number
+}
+
+export class DhtStartError extends Error {
+  constructor(address: HostPort, cause: Error) {
+    super(`cannot open the DHT socket on udp ${address.host ?? '0.0.0.0'}:${address.port}: ${cause.message}`)
+    this.name = 'DhtStartError'
+  }
+}
+
+export interface DhtStats {
+  nodes: number
+  bootstrapPeers: string[]
+  lastBootstrap: string | undefined
+  announcedKeys: number
+  announcesSent: number
+  announceFailures: number
+  droppedPackets: number
+}
+
+/** A private mainline DHT (bittorrent-dht) bootstrapped only from our own nodes. */
+export class DhtRouter implements Router {
+  private dht: DHT | undefined
+  private readonly keys = new Set<string>()
+  private readonly pending = new Set<string>()
+  private draining = false
+  private bootstrapPeers: DialAddress[] = []
+  private lastBootstrap: Date | undefined
+  private timers: NodeJS.Timeout[] = []
+  private rebootstrapTimer: NodeJS.Timeout | undefined
+  private announcesSent = 0
+  private announceFailures = 0
+  private droppedPackets = 0
+  private tableWasEmpty = true
+  private readonly failed = new Set<string>()
+  private readonly selfHosts: Set<string>
+
+  constructor(private readonly components: { bootstrap: Bootstrap; logger: Logger; metrics: Metrics }, private readonly init: DhtRouterInit) {
+    this.selfHosts = localHosts(init.listen)
+  }
+
+  async start(): Promise<void> {
+    if (this.dht) return
+    await this.refreshBootstrapPeers()
+    const dht = new DHT({
+      bootstrap: this.bootstrapPeers.map((peer) => `${peer.host}:${peer.port}`),
+      maxAge: this.init.recordTtlMs ?? DEFAULT_RECORD_TTL_MS,
+      maxPeers: MAX_STORED_RECORDS,
+      timeout: this.init.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS,
+      socket: guardedKrpcSocket((reason, from) => {
+        this.droppedPackets++
+        this.components.logger.debug({ reason, from }, 'dropped a malformed DHT packet')
+      }),
+    })
+    // bittorrent-dht binds 0.0.0.0:random by itself unless listen() is called in this same tick.
+    await new Promise<void>((resolve, reject) => {
+      dht.once('error', (err: Error) => reject(new DhtStartError(this.init.listen, err)))
+      dht.listen(this.init.listen.port, this.init.listen.host, () => resolve())
+    })
+    dht.on('error', (err: Error) => this.components.logger.error({ err: err.message }, 'DHT socket error'))
+    dht.on('warning', (err: Error) => this.components.logger.debug({ err: err.message }, 'DHT warning'))
+    dht.on('node', () => this.onNode())
+    this.dht = dht
+    this.timers = [setInterval(() => this.schedule(this.keys), this.init.reannounceIntervalMs ?? DEFAULT_REANNOUNCE_MS)]
+    this.timers[0]!.unref()
+    this.scheduleRebootstrap()
+    this.components.logger.info({ address: dht.address(), bootstrap: this.bootstrapPeers.map((peer) => `${peer.host}:${peer.port}`) }, 'DHT listening')
+  }
+
+  async stop(): Promise<void> {
+    for (const timer of this.timers) clearInterval(timer)
+    clearTimeout(this.rebootstrapTimer)
+    this.timers = []
+    const dht = this.dht
+    this.dht = undefined
+    if (dht) await new Promise<void>((resolve) => dht.destroy(() => resolve()))
+  }
+
+  ready(): boolean {
+    return this.dht !== undefined && (this.dht.nodes.count() > 0 || this.bootstrapPeers.length === 0)
+  }
+
+  async *lookup(key: string, signal: AbortSignal): AsyncIterable<PeerAddress> {
+    const dht = this.dht
+    if (!dht || signal.aborted) return
+    const target = routingTarget(key)
+    const queue: PeerAddress[] = []
+    const seen = new Set<string>()
+    let complete = false
+    let wake: (() => void) | undefined
+    const onPeer = (peer: { host: string; port: number }, infoHash: Uint8Array): void => {
+      if (!target.equals(infoHash) || this.isSelf(peer) || seen.has(peerKey(peer))) return
+      seen.add(peerKey(peer))
+      queue.push({ host: peer.host, port: peer.port })
+      wake?.()
+    }
+    const onAbort = (): void => wake?.()
+    dht.on('peer', onPeer)
+    signal.addEventListener('abort', onAbort)
+    const cancel = dht.lookup(target, () => {
+      complete = true
+      wake?.()
+    })
+    try {
+      for (;;) {
+        const next = queue.shift()
+        if (next) yield next
+        else if (complete || signal.aborted) return
+        else await new Promise<void>((resolve) => { wake = resolve })
+      }
+    } finally {
+      cancel()
+      dht.off('peer', onPeer)
+      signal.removeEventListener('abort', onAbort)
+    }
+  }
+
+  advertise(keys: Iterable<string>): void {
+    const fresh = [...keys].filter((key) => !this.keys.has(key))
+    for (const key of fresh) this.keys.add(key)
+    this.components.metrics.advertisedKeys.set(this.keys.size)
+    this.schedule(fresh)
+  }
+
+  withdraw(keys: Iterable<string>): void {
+    for (const key of keys) {
+      this.keys.delete(key)
+      this.pending.delete(key)
+      this.failed.delete(key)
+    }
+    this.components.metrics.advertisedKeys.set(this.keys.size)
+  }
+
+  advertisedKeys(): ReadonlySet<string> {
+    return this.keys
+  }
+
+  stats(): DhtStats {
+    return {
+      nodes: this.dht?.nodes.count() ?? 0,
+      bootstrapPeers: this.bootstrapPeers.map((peer) => `${peer.host}:${peer.port}`),
+      lastBootstrap: this.lastBootstrap?.toISOString(),
+      announcedKeys: this.keys.size,
+      announcesSent: this.announcesSent,
+      announceFailures: this.announceFailures,
+      droppedPackets: this.droppedPackets,
+    }
+  }
+
+  private schedule(keys: Iterable<string>): void {
+    for (const key of keys) this.pending.add(key)
+    if (!this.draining && this.pending.size > 0) void this.drain()
+  }
+
+  private async drain(): Promise<void> {
+    this.draining = true
+    try {
+      while (this.pending.size > 0 && this.dht) {
+        const batch = [...this.pending].slice(0, ANNOUNCE_CONCURRENCY)
+        for (const key of batch) this.pending.delete(key)
+        await Promise.all(batch.filter((key) => this.keys.has(key)).map((key) => this.announce(key)))
+      }
+    } finally {
+      this.draining = false
+    }
+  }
+
+  /**
+   * A fresh lookup, then the announce: bittorrent-dht would otherwise reuse a cached lookup
+   * table for up to 5 minutes, empty if it was made before this node knew any other.
+   */
+  private announce(key: string): Promise<void> {
+    const dht = this.dht
+    if (!dht) return Promise.resolve()
+    const target = routingTarget(key)
+    return new Promise((resolve) => {
+      dht.lookup(target, () => {
+        if (this.dht !== dht) return resolve()
+        dht.announce(target, this.init.announcePort(), (err) => {
+          if (err) {
+            this.announceFailures++
+            this.failed.add(key)
+          } else {
+            this.announcesSent++
+          }
+          resolve()
+        })
+      })
+    })
+  }
+
+  private onNode(): void {
+    // The first node after an empty table: everything announced so far reached nobody.
+    if (!this.tableWasEmpty) return
+    this.tableWasEmpty = false
+    this.schedule(this.keys)
+  }
+
+  private scheduleRebootstrap(): void {
+    const empty = (this.dht?.nodes.count() ?? 0) === 0 && this.bootstrapPeers.length > 0
+    const delay = empty ? Math.min(EMPTY_TABLE_RETRY_MS, this.init.bootstrapRefreshMs ?? DEFAULT_BOOTSTRAP_REFRESH_MS) : this.init.bootstrapRefreshMs ?? DEFAULT_BOOTSTRAP_REFRESH_MS
+    this.rebootstrapTimer = setTimeout(() => {
+      void this.rebootstrap().finally(() => {
+        if (this.dht) this.scheduleRebootstrap()
+      })
+    }, delay)
+    this.rebootstrapTimer.unref()
+  }
+
+  private async rebootstrap(): Promise<void> {
+    const dht = this.dht
+    if (!dht) return
+    if (dht.nodes.count() === 0) this.tableWasEmpty = true
+    if (this.failed.size > 0 && dht.nodes.count() > 0) {
+      const retry = [...this.failed]
+      this.failed.clear()
+      this.schedule(retry)
+    }
+    await this.refreshBootstrapPeers()
+    const known = new Set(dht.nodes.toArray().map((node) => `${node.host}:${node.port}`))
+    for (const peer of this.bootstrapPeers) {
+      if (!known.has(`${peer.host}:${peer.port}`)) dht.addNode({ host: peer.host, port: peer.port })
+    }
+  }
+
+  private async refreshBootstrapPeers(): Promise<void> {
+    try {
+      const addresses = await this.components.bootstrap.addresses()
+      this.bootstrapPeers = addresses.filter((address) => !(address.port === this.init.listen.port && this.selfHosts.has(address.host)))
+      this.lastBootstrap = new Date()
+    } catch (err) {
+      this.components.logger.warn({ kind: this.components.bootstrap.kind, err: (err as Error).message }, 'bootstrap lookup failed; keeping the previous peers')
+    }
+  }
+
+  private isSelf(peer: { host: string; port: number }): boolean {
+    return peer.port === this.init.announcePort() && this.selfHosts.has(peer.host)
+  }
+}
+
+/** The addresses that mean "this node": the bound host, or every local interface address. */
+function localHosts(listen: HostPort): Set<string> {
+  if (listen.host && listen.host !== '0.0.0.0' && listen.host !== '::') return new Set([listen.host])
+  const hosts = new Set<string>()
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const address of addresses ?? []) hosts.add(address.address)
+  }
+  return hosts
+}

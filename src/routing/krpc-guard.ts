@@ -1,0 +1,89 @@
+import { createSocket, type Socket } from 'node:dgram'
+import bencode from 'bencode'
+
+const ID_LENGTH = 20
+const COMPACT_NODE_LENGTH = 26
+const COMPACT_PEER_LENGTH = 6
+const MAX_PACKET_BYTES = 8192
+/** Queries of BEP 5 that a peer lookup DHT answers; BEP 44 get/put is not used here. */
+const QUERIES = new Set(['ping', 'find_node', 'get_peers', 'announce_peer'])
+
+type Dict = Record<string, unknown>
+
+/**
+ * What is wrong with a KRPC datagram, or undefined if it has the shape bittorrent-dht and
+ * k-rpc expect. Those libraries throw (and would crash the daemon) on well-formed bencode
+ * with wrong field types, so every packet is checked before they see it.
+ */
+export function krpcProblem(packet: Uint8Array): string | undefined {
+  if (packet.length === 0 || packet.length > MAX_PACKET_BYTES) return 'bad size'
+  let message: unknown
+  try {
+    message = bencode.decode(packet)
+  } catch {
+    return 'not bencode'
+  }
+  if (!isDict(message) || !isBytes(message['t'])) return 'no transaction id'
+  const type = text(message['y'])
+  if (type === 'q') return queryProblem(message)
+  if (message['t'].length < 2) return 'short transaction id'
+  if (type === 'r') return responseProblem(message['r'])
+  if (type === 'e') return Array.isArray(message['e']) ? undefined : 'error without a list'
+  return 'unknown message type'
+}
+
+function queryProblem(message: Dict): string | undefined {
+  const name = text(message['q'])
+  const args = message['a']
+  if (!name || !QUERIES.has(name)) return 'unsupported query'
+  if (!isDict(args) || !isBytes(args['id'], ID_LENGTH)) return 'query without a node id'
+  if (name === 'find_node' && !isBytes(args['target'], ID_LENGTH)) return 'find_node without a target'
+  if ((name === 'get_peers' || name === 'announce_peer') && !isBytes(args['info_hash'], ID_LENGTH)) return `${name} without an info_hash`
+  if (name === 'announce_peer') {
+    if (!isBytes(args['token'])) return 'announce_peer without a token'
+    for (const key of ['port', 'implied_port']) {
+      if (args[key] !== undefined && !(Number.isInteger(args[key]) && (args[key] as number) >= 0 && (args[key] as number) <= 65535)) return `bad ${key}`
+    }
+  }
+  return undefined
+}
+
+function responseProblem(reply: unknown): string | undefined {
+  if (!isDict(reply) || !isBytes(reply['id'], ID_LENGTH)) return 'response without a node id'
+  const nodes = reply['nodes']
+  if (nodes !== undefined && !(isBytes(nodes) && nodes.length % COMPACT_NODE_LENGTH === 0)) return 'bad nodes'
+  const values = reply['values']
+  if (values !== undefined && !(Array.isArray(values) && values.every((value) => isBytes(value, COMPACT_PEER_LENGTH)))) return 'bad values'
+  if (reply['token'] !== undefined && !isBytes(reply['token'])) return 'bad token'
+  return undefined
+}
+
+function isDict(value: unknown): value is Dict {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Uint8Array)
+}
+
+function isBytes(value: unknown, length?: number): value is Uint8Array {
+  return value instanceof Uint8Array && (length === undefined || value.length === length)
+}
+
+function text(value: unknown): string | undefined {
+  return value instanceof Uint8Array ? Buffer.from(value).toString('latin1') : undefined
+}
+
+/** A UDP socket that drops malformed KRPC datagrams before k-rpc reads them. */
+export function guardedKrpcSocket(onDrop: (reason: string, from: string) => void): Socket {
+  const socket = createSocket('udp4')
+  const emit = socket.emit.bind(socket) as (event: string | symbol, ...args: unknown[]) => boolean
+  socket.emit = ((event: string | symbol, ...args: unknown[]) => {
+    if (event === 'message') {
+      const problem = krpcProblem(args[0] as Buffer)
+      if (problem) {
+        const from = args[1] as { address: string; port: number }
+        onDrop(problem, `${from.address}:${from.port}`)
+        return false
+      }
+    }
+    return emit(event, ...args)
+  }) as Socket['emit']
+  return socket
+}

@@ -1,0 +1,68 @@
+import { Readable } from 'node:stream'
+import type { ByteRange } from '../oci/range.js'
+import { READ_BATCH_BYTES, type Download } from './download.js'
+
+export class DigestMismatchError extends Error {
+  constructor(digest: string) {
+    super(`assembled blob does not hash to ${digest}; aborting the response`)
+    this.name = 'DigestMismatchError'
+  }
+}
+
+/**
+ * The bytes of a range of a download, in order, as their pieces are verified, read from the
+ * download file in large batches. The last bytes of the blob are only released once the whole
+ * blob has been checked against its SHA-256 digest. Destroys itself (so the HTTP connection is
+ * cut and containerd retries with Range) when no piece arrives for `stallMs`.
+ */
+export class SwarmBlobStream extends Readable {
+  private position: number
+  private pumping = false
+  private readonly controller = new AbortController()
+
+  constructor(private readonly download: Download, private readonly range: ByteRange, private readonly stallMs: number) {
+    super({ highWaterMark: READ_BATCH_BYTES })
+    this.position = range.start
+    download.consumers++
+  }
+
+  /** Waits until the first bytes can be sent: before this, no HTTP headers go out. */
+  async firstBytesReady(): Promise<void> {
+    await this.download.waitForPiece(this.pieceAt(this.position), this.stallMs, this.controller.signal)
+  }
+
+  override _read(): void {
+    if (this.pumping) return
+    this.pumping = true
+    this.pump().then(() => { this.pumping = false }, (err: Error) => this.destroy(err))
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.controller.abort()
+    this.download.consumers--
+    this.download.lastActivity = Date.now()
+    callback(error)
+  }
+
+  private async pump(): Promise<void> {
+    const { length, digest } = this.download.metainfo
+    while (this.position <= this.range.end) {
+      await this.download.waitForPiece(this.pieceAt(this.position), this.stallMs, this.controller.signal)
+      const size = this.download.readableBytes(this.position, Math.min(READ_BATCH_BYTES, this.range.end + 1 - this.position))
+      if (this.position + size === length) {
+        await this.download.waitForAll(this.stallMs, this.controller.signal)
+        if (!(await this.download.verdict)) throw new DigestMismatchError(digest)
+      }
+      const chunk = await this.download.read(this.position, size)
+      if (this.destroyed) return
+      this.position += size
+      this.download.lastActivity = Date.now()
+      if (!this.push(chunk)) return
+    }
+    this.push(null)
+  }
+
+  private pieceAt(position: number): number {
+    return Math.floor(position / this.download.metainfo.pieceLength)
+  }
+}

@@ -1,0 +1,340 @@
+import type { Transform } from 'node:stream'
+import { crc32 } from 'node:zlib'
+import type { Logger } from 'pino'
+import WebTorrent, { type Torrent, type Wire } from 'webtorrent'
+import type { ContentProvider } from '../content/provider.js'
+import type { DialAddress } from '../net/address.js'
+import type { Digest } from '../oci/digest.js'
+import type { Metrics } from '../observe/metrics.js'
+import { Download, DownloadFailedError } from './download.js'
+import { DownloadFile, clearDownloads, downloadPath } from './download-store.js'
+import { pieceCount, type Metainfo } from './metainfo.js'
+import type { MetainfoCache } from './metainfo-cache.js'
+import { decodePeerId, encodePeerId } from './peer-id.js'
+import { PieceCache, seedStoreClass } from './seed-store.js'
+import type { SwarmAction, SwarmEvent, SwarmState } from './state.js'
+import type { Swarm } from './swarm.js'
+
+export const DEFAULT_SEED_IDLE_MS = 10 * 60_000
+export const DEFAULT_LINGER_MS = 60_000
+export const DEFAULT_PIECE_CACHE_BYTES = 64 * 1024 * 1024
+const HOUSEKEEPING_MS = 5_000
+const CRITICAL_WINDOW = 4
+/** 64 × 16 KiB in flight per peer: ~100 MB/s at 10 ms round trip, and fair shares at a busy holder. */
+const MAX_PEER_REQUESTS = 64
+const FAILED_PIECE = /^Piece (\d+) failed verification$/
+/** The BitTorrent request size webtorrent uses. */
+const BLOCK_LENGTH = 16 * 1024
+
+export interface WebTorrentSwarmInit {
+  dataDir: string
+  wirePort: number
+  /** This node's address as peers see it, written into its peer id. */
+  identity: DialAddress
+  /** Bytes per second over all uploads; undefined or 0 for none. */
+  uploadLimit?: number
+  pieceCacheBytes?: number
+  seedIdleMs?: number
+  /** How long a finished or abandoned download stays (seeding from its file) before removal. */
+  lingerMs?: number
+}
+
+interface Entry {
+  key: string
+  role: 'seed' | 'download'
+  metainfo: Metainfo
+  torrent: Torrent
+  download?: Download
+  file?: DownloadFile
+  /** Settles when the torrent can take peers. */
+  ready: Promise<void>
+  startedAt: number
+  lastUsed: number
+  finishedAt?: number
+}
+
+export interface SwarmComponents {
+  content: ContentProvider
+  metainfo: MetainfoCache
+  state: SwarmState
+  logger: Logger
+  metrics: Metrics
+}
+
+/**
+ * Requesters that start together would all ask the holders for the same lowest pieces and
+ * have nothing to trade. Beyond the pieces a reader is waiting for (marked critical), each
+ * download first fetches from its own random starting point, so they hold different pieces.
+ */
+function diversify(torrent: Torrent, pieces: number): void {
+  if (torrent.destroyed || pieces < 4) return
+  const start = Math.floor(Math.random() * pieces)
+  torrent.select(start, pieces - 1, 1)
+}
+
+/** CRC32 of every 16 KiB block of a verified piece, to compare with what suspects sent. */
+async function goodBlockCrcs(download: Download, piece: number): Promise<Map<number, number>> {
+  const { pieceLength, length } = download.metainfo
+  const start = piece * pieceLength
+  const data = await download.read(start, Math.min(pieceLength, length - start))
+  const blocks = new Map<number, number>()
+  for (let offset = 0; offset < data.length; offset += BLOCK_LENGTH) blocks.set(offset, crc32(data.subarray(offset, offset + BLOCK_LENGTH)))
+  return blocks
+}
+
+/** How stats and bans name a peer: the node address in its peer id, else the socket's remote end. */
+function peerLabel(wire: Wire): string {
+  return decodePeerId(wire.peerId) ?? `${wire.remoteAddress}:${wire.remotePort}`
+}
+
+/** The Swarm on webtorrent: a private, silent client that only talks to peers shoal gives it. */
+export class WebTorrentSwarm implements Swarm {
+  private client: WebTorrent | undefined
+  private readonly entries = new Map<Digest, Entry>()
+  private readonly pieceCache: PieceCache
+  private housekeeping: NodeJS.Timeout | undefined
+  private readonly label: string
+
+  constructor(private readonly components: SwarmComponents, private readonly init: WebTorrentSwarmInit) {
+    this.pieceCache = new PieceCache(init.pieceCacheBytes ?? DEFAULT_PIECE_CACHE_BYTES)
+    this.label = `${init.identity.host}:${init.wirePort}`
+  }
+
+  async start(): Promise<void> {
+    if (this.client) return
+    clearDownloads(this.init.dataDir)
+    const client = new WebTorrent({
+      peerId: encodePeerId(this.init.identity.host, this.init.wirePort),
+      torrentPort: this.init.wirePort,
+      dht: false, tracker: false, lsd: false, utPex: false, natUpnp: false, natPmp: false, utp: false, webSeeds: false,
+      secure: 0,
+      uploadLimit: this.init.uploadLimit ? this.init.uploadLimit : -1,
+    })
+    await new Promise<void>((resolve, reject) => {
+      client.once('error', reject)
+      client.once('listening', () => {
+        client.off('error', reject)
+        resolve()
+      })
+    })
+    client.on('error', (err: Error) => this.components.logger.error({ err: err.message }, 'BitTorrent client error'))
+    this.client = client
+    this.housekeeping = setInterval(() => void this.tidy(), HOUSEKEEPING_MS)
+    this.housekeeping.unref()
+    this.components.logger.info({ wirePort: this.wirePort(), peerId: client.peerId }, 'BitTorrent wire listening')
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.housekeeping)
+    for (const digest of [...this.entries.keys()]) await this.remove(digest, 'abandoned')
+    const client = this.client
+    this.client = undefined
+    if (client) await new Promise<void>((resolve) => client.destroy(() => resolve()))
+  }
+
+  wirePort(): number {
+    return this.client?.address()?.port ?? this.init.wirePort
+  }
+
+  uploadThrottle(): Transform {
+    if (!this.client) throw new Error('swarm is not started')
+    return this.client.throttleGroups.up.throttle()
+  }
+
+  downloading(digest: Digest): Download | undefined {
+    return this.entries.get(digest)?.download
+  }
+
+  async seed(metainfo: Metainfo): Promise<void> {
+    const existing = this.entries.get(metainfo.digest)
+    if (existing) {
+      existing.lastUsed = Date.now()
+      return existing.ready
+    }
+    const store = seedStoreClass({
+      metainfo, content: this.components.content, cache: this.pieceCache,
+      onCorruptPiece: (piece) => this.components.logger.error({ digest: metainfo.digest, piece }, 'local content does not match its metainfo; piece withheld'),
+    })
+    await this.add(metainfo, 'seed', { store, skipVerify: true }).ready
+  }
+
+  unseed(digest: Digest): void {
+    if (this.entries.get(digest)?.role === 'seed') void this.remove(digest, 'complete')
+  }
+
+  async fetch(metainfo: Metainfo, peers: DialAddress[]): Promise<Download> {
+    let entry = this.entries.get(metainfo.digest)
+    if (!entry) {
+      const file = new DownloadFile(downloadPath(this.init.dataDir, metainfo), metainfo)
+      const bitfield = new Uint8Array(Math.ceil(pieceCount(metainfo) / 8))
+      entry = this.add(metainfo, 'download', { store: file.storeClass(), bitfield, strategy: 'sequential' }, file)
+      void entry.ready.then(() => diversify(entry!.torrent, pieceCount(metainfo)), () => {})
+    }
+    await entry.ready
+    if (!entry.download) throw new DownloadFailedError(metainfo.digest, 'this node already holds the blob and only seeds it')
+    entry.lastUsed = Date.now()
+    this.connect(entry.torrent, peers)
+    return entry.download
+  }
+
+  private add(metainfo: Metainfo, role: Entry['role'], options: Record<string, unknown>, file?: DownloadFile): Entry {
+    const client = this.client
+    if (!client) throw new Error('swarm is not started')
+    // alwaysChokeSeeders: webtorrent 3.0.21 flags a peer as a seeder when its bitfield has not
+    // arrived yet (every incoming connection) and never clears the flag, so it would choke
+    // peers that are still downloading and never trade with them.
+    const torrent = client.add(metainfo.torrent, { announce: [], storeCacheSlots: 0, destroyStoreOnDestroy: false, alwaysChokeSeeders: false, ...options })
+    const key = `${role}:${metainfo.digest}`
+    const ready = new Promise<void>((resolve, reject) => {
+      torrent.once('ready', () => resolve())
+      torrent.once('error', (err: Error) => reject(err))
+    })
+    ready.catch(() => {})
+    const entry: Entry = { key, role, metainfo, torrent, ready, startedAt: Date.now(), lastUsed: Date.now(), ...(file ? { file } : {}) }
+    if (file) entry.download = new Download(metainfo, file, (piece) => torrent.critical(piece, Math.min(piece + CRITICAL_WINDOW, pieceCount(metainfo) - 1)))
+    this.entries.set(metainfo.digest, entry)
+    this.emit({ type: 'transfer-started', key, digest: metainfo.digest, infoHash: metainfo.infoHash, size: metainfo.length, pieceLength: metainfo.pieceLength, role })
+    this.components.metrics.swarmsActive.inc({ role })
+    this.watch(entry)
+    return entry
+  }
+
+  private watch(entry: Entry): void {
+    const { torrent, key, download } = entry
+    torrent.on('wire', (wire: Wire) => this.onWire(entry, wire))
+    torrent.on('verified', (piece: number) => {
+      download?.markVerified(piece)
+      if (!download) return
+      this.components.metrics.swarmPieces.inc({ result: 'verified' })
+      if (!this.components.state.needsGoodBlocks(key, piece)) {
+        this.emit({ type: 'piece-verified', key, piece })
+        return
+      }
+      void goodBlockCrcs(download, piece).then((goodBlocks) => this.emit({ type: 'piece-verified', key, piece, goodBlocks }),
+        () => this.emit({ type: 'piece-verified', key, piece }))
+    })
+    torrent.on('warning', (err: Error) => {
+      const failed = FAILED_PIECE.exec(err.message)
+      if (!failed) return
+      this.components.metrics.swarmPieces.inc({ result: 'failed' })
+      this.components.logger.warn({ digest: entry.metainfo.digest, piece: Number(failed[1]) }, 'piece failed SHA-1 verification')
+      this.emit({ type: 'piece-failed', key, piece: Number(failed[1]) })
+    })
+    torrent.on('done', () => {
+      if (!download) return
+      void download.verdict.then((matches) => this.onDownloadDone(entry, matches))
+    })
+    torrent.on('error', (err: Error) => {
+      this.components.logger.error({ digest: entry.metainfo.digest, err: err.message }, 'torrent failed')
+      download?.fail(new DownloadFailedError(entry.metainfo.digest, err.message))
+      void this.remove(entry.metainfo.digest, 'failed', err.message)
+    })
+  }
+
+  private onWire(entry: Entry, wire: Wire): void {
+    const peer = peerLabel(wire)
+    if (this.components.state.isBanned(peer)) {
+      wire.destroy()
+      return
+    }
+    if (this.dropDuplicate(entry.torrent, wire, peer)) return
+    // Caps each peer's outstanding requests to us (BEP 10 reqq): a requester's pipeline grows with
+    // its speed, so without a cap the first fast one takes nearly all of a holder's upload.
+    ;(wire as Wire & { extendedHandshake: Record<string, unknown> }).extendedHandshake['reqq'] = MAX_PEER_REQUESTS
+    const { key } = entry
+    this.components.metrics.swarmPeersConnected.inc()
+    this.emit({ type: 'peer-connected', key, peer })
+    wire.on('piece', (piece: number, offset: number, block: Uint8Array) => {
+      this.components.metrics.swarmBytes.inc({ direction: 'down', via: 'wire' }, block.length)
+      this.emit({ type: 'bytes-received', key, peer, bytes: block.length, block: { piece, offset, crc: crc32(block) } })
+    })
+    wire.on('upload', (bytes: number) => {
+      entry.lastUsed = Date.now()
+      this.components.metrics.swarmBytes.inc({ direction: 'up', via: 'wire' }, bytes)
+      this.emit({ type: 'bytes-sent', key, peer, bytes })
+    })
+    wire.once('close', () => {
+      this.components.metrics.swarmPeersConnected.dec()
+      this.emit({ type: 'peer-disconnected', key, peer })
+    })
+  }
+
+  /**
+   * Two nodes that found each other both dial; both sides keep the connection opened by the
+   * node with the lower address, so exactly one remains.
+   */
+  private dropDuplicate(torrent: Torrent, wire: Wire, peer: string): boolean {
+    const other = torrent.wires.find((candidate) => candidate !== wire && peerLabel(candidate) === peer)
+    if (!other) return false
+    const keepOutgoing = this.label < peer
+    const drop = (wire.type === 'tcpOutgoing') === keepOutgoing ? other : wire
+    if (drop.type === 'tcpOutgoing') torrent.removePeer(`${drop.remoteAddress}:${drop.remotePort}`)
+    else drop.destroy()
+    return drop === wire
+  }
+
+  private connect(torrent: Torrent, peers: DialAddress[]): void {
+    for (const peer of peers) {
+      const address = `${peer.host}:${peer.port}`
+      if (!this.components.state.isBanned(address) && !torrent.destroyed) torrent.addPeer(address)
+    }
+  }
+
+  private async onDownloadDone(entry: Entry, matches: boolean): Promise<void> {
+    const { metainfo } = entry
+    if (!matches) {
+      entry.download?.fail(new DownloadFailedError(metainfo.digest, 'the assembled blob does not hash to its digest'))
+      await this.remove(metainfo.digest, 'failed', 'digest mismatch')
+      return
+    }
+    entry.finishedAt = Date.now()
+    this.emit({ type: 'transfer-completed', key: entry.key })
+    await this.components.metainfo.remember(metainfo)
+    this.components.logger.info({ digest: metainfo.digest, size: metainfo.length, seconds: (entry.finishedAt - entry.startedAt) / 1000 }, 'download complete and verified')
+  }
+
+  private emit(event: SwarmEvent): void {
+    for (const action of this.components.state.apply(event)) this.carryOut(action)
+  }
+
+  private carryOut(action: SwarmAction): void {
+    this.components.metrics.swarmPeerBans.inc()
+    this.components.logger.warn({ peer: action.peer, until: new Date(action.untilMs).toISOString(), reason: action.reason }, 'banning peer')
+    for (const entry of this.entries.values()) {
+      for (const wire of [...entry.torrent.wires]) {
+        if (peerLabel(wire) === action.peer) wire.destroy()
+      }
+      entry.torrent.removePeer(action.peer)
+    }
+  }
+
+  /** Drops idle seeds, finished downloads containerd has committed, and abandoned downloads. */
+  private async tidy(): Promise<void> {
+    const now = Date.now()
+    const linger = this.init.lingerMs ?? DEFAULT_LINGER_MS
+    for (const [digest, entry] of [...this.entries]) {
+      if (entry.role === 'seed') {
+        if (entry.torrent.wires.length === 0 && now - entry.lastUsed > (this.init.seedIdleMs ?? DEFAULT_SEED_IDLE_MS)) await this.remove(digest, 'complete')
+        continue
+      }
+      const download = entry.download!
+      if (entry.finishedAt !== undefined) {
+        const committed = await this.components.content.stat(digest).catch(() => undefined)
+        if (committed || now - entry.finishedAt > linger) await this.remove(digest, 'complete')
+      } else if (download.consumers === 0 && now - download.lastActivity > linger) {
+        download.fail(new DownloadFailedError(digest, 'abandoned: nobody has asked for it for a while'))
+        await this.remove(digest, 'abandoned')
+      }
+    }
+  }
+
+  private async remove(digest: Digest, outcome: 'complete' | 'failed' | 'abandoned', error?: string): Promise<void> {
+    const entry = this.entries.get(digest)
+    if (!entry) return
+    this.entries.delete(digest)
+    this.components.metrics.swarmsActive.dec({ role: entry.role })
+    this.emit({ type: 'transfer-finished', key: entry.key, outcome, ...(error ? { error } : {}) })
+    await new Promise<void>((resolve) => entry.torrent.destroy({ destroyStore: false }, () => resolve()))
+    await entry.file?.remove()
+  }
+}

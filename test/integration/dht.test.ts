@@ -1,0 +1,110 @@
+import assert from 'node:assert/strict'
+import { createSocket } from 'node:dgram'
+import { after, before, describe, it } from 'node:test'
+import bencode from 'bencode'
+import { createMetricsRegistry } from '../../src/observe/metrics.js'
+import { StaticBootstrap } from '../../src/routing/bootstrap.js'
+import { DhtRouter } from '../../src/routing/dht.js'
+import type { PeerAddress } from '../../src/routing/router.js'
+import { freeUdpPort } from '../support/ports.js'
+import { silentLogger } from '../support/registry-app.js'
+
+async function collect(router: DhtRouter, key: string, timeoutMs = 2000): Promise<PeerAddress[]> {
+  const found: PeerAddress[] = []
+  for await (const peer of router.lookup(key, AbortSignal.timeout(timeoutMs))) found.push(peer)
+  return found
+}
+
+describe('DHT router on loopback', () => {
+  const routers: DhtRouter[] = []
+  const hosts = [1, 2, 3, 4, 5].map((i) => `127.0.0.${20 + i}`)
+  let port: number
+
+  before(async () => {
+    port = await freeUdpPort(hosts)
+    const first = { host: hosts[0]!, port }
+    for (const [i, host] of hosts.entries()) {
+      const router = new DhtRouter(
+        { bootstrap: new StaticBootstrap([first]), logger: silentLogger, metrics: createMetricsRegistry().metrics },
+        { listen: { host, port }, announcePort: () => 5000 + i, bootstrapRefreshMs: 200 })
+      await router.start()
+      // The first node advertises while it knows no other node yet; it must still be found.
+      if (i === 0) router.advertise(['sha256:early'])
+      routers.push(router)
+    }
+  })
+  after(async () => {
+    for (const router of routers) await router.stop()
+  })
+
+  it('becomes ready once its routing table has a node; the lone first node is ready at once', async () => {
+    const deadline = Date.now() + 5000
+    while (!routers.every((router) => router.ready()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+    assert.ok(routers.every((router) => router.ready()))
+    assert.ok(routers.slice(1).every((router) => router.stats().nodes > 0))
+  })
+
+  it('finds the holders of a key, never itself, with the port of their HTTP API', async () => {
+    routers[1]!.advertise(['sha256:abc'])
+    routers[3]!.advertise(['sha256:abc'])
+    let found: PeerAddress[] = []
+    for (let attempt = 0; attempt < 20 && found.length < 2; attempt++) {
+      found = await collect(routers[4]!, 'sha256:abc')
+      if (found.length < 2) await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    assert.deepEqual(found.map((peer) => `${peer.host}:${peer.port}`).sort(), [`${hosts[1]}:5001`, `${hosts[3]}:5003`])
+    const fromHolder = await collect(routers[1]!, 'sha256:abc')
+    assert.deepEqual(fromHolder.map((peer) => `${peer.host}:${peer.port}`), [`${hosts[3]}:5003`])
+  })
+
+  it('finds a key the first node advertised before any other node existed', async () => {
+    let found: PeerAddress[] = []
+    for (let attempt = 0; attempt < 40 && found.length === 0; attempt++) {
+      found = await collect(routers[4]!, 'sha256:early')
+      if (found.length === 0) await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    assert.deepEqual(found.map((peer) => `${peer.host}:${peer.port}`), [`${hosts[0]}:5000`])
+  })
+
+  it('finds nothing for an unknown key, quickly', async () => {
+    const started = Date.now()
+    assert.deepEqual(await collect(routers[2]!, 'sha256:nobody-has-this'), [])
+    assert.ok(Date.now() - started < 1500)
+  })
+
+  it('stops announcing withdrawn keys', () => {
+    routers[3]!.withdraw(['sha256:abc'])
+    assert.equal(routers[3]!.advertisedKeys().has('sha256:abc'), false)
+  })
+
+  it('survives garbage and malformed KRPC packets and keeps answering', async () => {
+    const socket = createSocket('udp4')
+    const packets: Buffer[] = [
+      Buffer.from('not bencode at all'),
+      Buffer.alloc(0),
+      Buffer.alloc(1400, 0xff),
+      Buffer.from(bencode.encode({ t: 'aa', y: 'q', q: 'get_peers', a: { id: Buffer.alloc(20), info_hash: 5 } })),
+      Buffer.from(bencode.encode({ t: 'aa', y: 'q', q: 'get_peers', a: { id: 7, info_hash: Buffer.alloc(3) } })),
+      Buffer.from(bencode.encode({ t: 'aa', y: 'q', q: 'announce_peer', a: { id: Buffer.alloc(20), info_hash: [1, 2], port: 'x', token: 9 } })),
+      Buffer.from(bencode.encode({ t: 'aa', y: 'q', q: 'find_node', a: { id: Buffer.alloc(20), target: { x: 1 } } })),
+      Buffer.from(bencode.encode({ t: 'aa', y: 'q', q: 'ping' })),
+      Buffer.from(bencode.encode({ t: 'aa', y: 'r', r: { id: Buffer.alloc(20), nodes: Buffer.alloc(7), values: [5, 'x'] } })),
+      Buffer.from(bencode.encode({ t: 5, y: 'e', e: 'oops' })),
+      Buffer.from(bencode.encode({ t: 'aa', y: 'q', q: 'get', a: { id: Buffer.alloc(20), target: 'short' } })),
+      Buffer.from(bencode.encode({ t: 'aa', y: 'q', q: 'put', a: { id: Buffer.alloc(20), v: Buffer.alloc(2000), token: 'x' } })),
+    ]
+    for (const packet of packets) {
+      for (const host of hosts) await new Promise<void>((resolve) => socket.send(packet, port, host, () => resolve()))
+    }
+    socket.close()
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    assert.ok(routers.every((router) => router.stats().droppedPackets >= packets.length - 1), 'the guard dropped them')
+    routers[2]!.advertise(['sha256:after-fuzz'])
+    let found: PeerAddress[] = []
+    for (let attempt = 0; attempt < 20 && found.length === 0; attempt++) {
+      found = await collect(routers[0]!, 'sha256:after-fuzz')
+      if (found.length === 0) await new Promise((resolve) => setTimeout(resolve, 100))
+    }
+    assert.deepEqual(found.map((peer) => `${peer.host}:${peer.port}`), [`${hosts[2]}:5002`])
+  })
+})

@@ -1,0 +1,162 @@
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { mkdtemp } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { computeMetainfo } from '../../src/swarm/metainfo.js'
+import { startLoopbackCluster, stats, stopCluster, type LoopbackNode, type TransferView } from '../support/cluster.js'
+import { buildImage, type TestImage } from '../support/images.js'
+import { freePort, freeUdpPort } from '../support/ports.js'
+import { removeTestDir, waitFor } from '../support/processes.js'
+import { RoguePeer } from '../support/rogue-peer.js'
+
+const MiB = 1024 * 1024
+
+interface Fetched { status: number; bytes: number; digest: string; ms: number }
+
+async function fetchBlob(node: LoopbackNode, image: TestImage, onBytes?: (total: number) => void): Promise<Fetched> {
+  const layer = image.layers[0]!
+  const started = Date.now()
+  const response = await fetch(`${node.shoal.registryUrl}/v2/${image.repository}/blobs/${layer.digest}?ns=registry.test`)
+  const hash = createHash('sha256')
+  let bytes = 0
+  if (response.body) {
+    for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+      hash.update(chunk)
+      bytes += chunk.length
+      onBytes?.(bytes)
+    }
+  }
+  return { status: response.status, bytes, digest: `sha256:${hash.digest('hex')}`, ms: Date.now() - started }
+}
+
+/** The download transfer of a digest on a node, active or finished. */
+async function downloadOf(node: LoopbackNode, digest: string): Promise<TransferView | undefined> {
+  const view = await stats(node)
+  return [...view.transfers, ...view.recent].find((transfer) => transfer.digest === digest && transfer.role === 'download')
+}
+
+function bigImage(repository: string, size = 200 * MiB): TestImage {
+  return buildImage({ registry: 'registry.test', repository, tag: 'v1', layerSizes: [size] })
+}
+
+describe('swarm of shoal processes on loopback', () => {
+  let dir: string
+  let nodes: LoopbackNode[]
+  const first = bigImage('swarm/first')
+  const second = bigImage('swarm/second')
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'shoal-swarm-'))
+    const held = [first, second]
+    nodes = await startLoopbackCluster({ dir, contents: [held, held, held, []], args: (index) => index < 3 ? ['--upload-limit', '40MiB'] : [] })
+  })
+  after(async () => {
+    await stopCluster(nodes ?? [])
+    await removeTestDir(dir)
+  })
+
+  it('assembles a 200 MiB blob held by 3 nodes from at least 2 of them, byte for byte', async () => {
+    const result = await fetchBlob(nodes[3]!, first)
+    assert.equal(result.status, 200)
+    assert.equal(result.bytes, first.layers[0]!.bytes.length)
+    assert.equal(result.digest, first.layers[0]!.digest)
+    const transfer = await downloadOf(nodes[3]!, first.layers[0]!.digest)
+    assert.ok(transfer, 'the requester shows the download in /stats')
+    const holders = new Set(nodes.slice(0, 3).map((node) => node.p2p))
+    const contributing = transfer.peers.filter((peer) => holders.has(peer.peer) && peer.received > 0)
+    assert.ok(contributing.length >= 2, `bytes from ${JSON.stringify(transfer.peers)}`)
+    const received = transfer.peers.reduce((sum, peer) => sum + peer.received, 0)
+    assert.ok(received >= first.layers[0]!.bytes.length, 'per-peer bytes add up to at least the blob')
+  })
+
+  it('answers 404 at once for a digest no node holds', async () => {
+    const started = Date.now()
+    const response = await fetch(`${nodes[3]!.shoal.registryUrl}/v2/swarm/none/blobs/sha256:${'e'.repeat(64)}?ns=registry.test`)
+    assert.equal(response.status, 404)
+    assert.equal(((await response.json()) as { errors: { code: string }[] }).errors[0]?.code, 'BLOB_UNKNOWN')
+    assert.ok(Date.now() - started < 600, `answered in ${Date.now() - started} ms, within the 500 ms resolve timeout`)
+  })
+
+  it('completes correctly when a holder is killed in the middle of the transfer', async () => {
+    const layer = second.layers[0]!
+    let killed: LoopbackNode | undefined
+    const result = await fetchBlob(nodes[3]!, second, (bytes) => {
+      if (killed || bytes < layer.bytes.length / 4) return
+      killed = nodes[0]!
+      killed.shoal.process.child.kill('SIGKILL')
+    })
+    assert.ok(killed, 'a holder was killed mid-transfer')
+    assert.equal(result.status, 200)
+    assert.equal(result.digest, layer.digest)
+    const transfer = await downloadOf(nodes[3]!, layer.digest)
+    assert.ok(transfer?.peers.some((peer) => peer.peer === killed!.p2p && peer.received > 0), 'the killed holder had contributed')
+  })
+})
+
+describe('a holder that serves corrupted pieces', () => {
+  let dir: string
+  let nodes: LoopbackNode[]
+  let rogue: RoguePeer
+  const image = bigImage('swarm/corrupt', 64 * MiB)
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'shoal-rogue-'))
+    nodes = await startLoopbackCluster({ dir, base: 50, contents: [[image], []], args: (index) => index === 0 ? ['--upload-limit', '8MiB'] : [] })
+    const layer = image.layers[0]!
+    const metainfo = await computeMetainfo(layer.digest, layer.bytes.length, (async function* () { yield layer.bytes })())
+    rogue = new RoguePeer('127.0.0.59', await freePort('127.0.0.59'), metainfo, layer.bytes)
+    await rogue.start({ host: nodes[0]!.host, port: Number(nodes[0]!.p2p.split(':')[1]) }, await freeUdpPort(['127.0.0.59']))
+  })
+  after(async () => {
+    await rogue?.stop()
+    await stopCluster(nodes ?? [])
+    await removeTestDir(dir)
+  })
+
+  it('detects the bad pieces, bans the peer and still delivers the right bytes', async () => {
+    await waitFor('the rogue peer to be findable', async () => {
+      const response = await fetch(`${nodes[1]!.shoal.metricsUrl}/stats`)
+      return response.ok
+    })
+    const result = await fetchBlob(nodes[1]!, image)
+    assert.equal(result.status, 200)
+    assert.equal(result.digest, image.layers[0]!.digest)
+    const view = await stats(nodes[1]!)
+    assert.ok(view.totals['piecesFailed']! > 0, 'corrupted pieces were caught')
+    assert.ok(view.bans.some((ban) => ban.peer === rogue.label), `banned: ${JSON.stringify(view.bans)}`)
+    assert.ok(!view.bans.some((ban) => ban.peer === nodes[0]!.p2p), 'the honest holder is not blamed')
+  })
+})
+
+describe('requesters pulling the same blob at once', () => {
+  let dir: string
+  let nodes: LoopbackNode[]
+  const image = bigImage('swarm/herd', 160 * MiB)
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'shoal-herd-'))
+    nodes = await startLoopbackCluster({ dir, base: 70, contents: [[image], [], [], []], args: (index) => index === 0 ? ['--upload-limit', '24MiB'] : [] })
+  })
+  after(async () => {
+    await stopCluster(nodes ?? [])
+    await removeTestDir(dir)
+  })
+
+  it('trade pieces with each other, not only with the one holder, which keeps to its upload limit', async () => {
+    const requesters = nodes.slice(1)
+    const started = Date.now()
+    const results = await Promise.all(requesters.map((node) => fetchBlob(node, image)))
+    const seconds = (Date.now() - started) / 1000
+    const seed = (await stats(nodes[0]!)).transfers.find((transfer) => transfer.role === 'seed')
+    assert.ok(seed && seed.sent / seconds <= 24 * MiB * 1.2, `holder uploaded ${seed?.sent} bytes in ${seconds} s`)
+    for (const result of results) assert.equal(result.digest, image.layers[0]!.digest)
+    const others = new Set(requesters.map((node) => node.p2p))
+    for (const node of requesters) {
+      const transfer = await downloadOf(node, image.layers[0]!.digest)
+      const fromRequesters = transfer?.peers.filter((peer) => others.has(peer.peer) && peer.peer !== node.p2p && peer.received > 0) ?? []
+      assert.ok(fromRequesters.length > 0, `${node.p2p} got bytes only from ${JSON.stringify(transfer?.peers)}`)
+    }
+  })
+})

@@ -1,0 +1,112 @@
+import { join } from 'node:path'
+import { writeOciLayout, type TestImage } from './images.js'
+import { freePort, freeUdpPort } from './ports.js'
+import { startShoal, type ShoalProcess } from './shoal.js'
+
+export interface LoopbackNode {
+  index: number
+  host: string
+  /** `host:port` of the DHT and BitTorrent wire, as peers name this node in /stats. */
+  p2p: string
+  layoutDir: string
+  shoal: ShoalProcess
+}
+
+export interface LoopbackClusterInit {
+  dir: string
+  /** Images each node holds (by index from 0). */
+  contents: TestImage[][]
+  /** Extra flags per node. */
+  args?: (index: number) => string[]
+  /** A command a node runs under (strace, for one). */
+  wrap?: (index: number) => string[] | undefined
+  /** First address is 127.0.0.<base+1>. */
+  base?: number
+  waitReady?: boolean
+}
+
+/**
+ * N `shoal registry` processes on loopback, each on its own 127.0.0.x address over its own
+ * OCI layout directory, DHT-bootstrapped statically from the first node.
+ */
+export async function startLoopbackCluster(init: LoopbackClusterInit): Promise<LoopbackNode[]> {
+  const base = init.base ?? 40
+  const hosts = init.contents.map((_, index) => `127.0.0.${base + index + 1}`)
+  const dhtPorts: number[] = []
+  for (const host of hosts) dhtPorts.push(await freeUdpPort([host]))
+  const nodes: LoopbackNode[] = []
+  try {
+    for (const [index, host] of hosts.entries()) {
+      const layoutDir = join(init.dir, `node-${index + 1}`, 'layout')
+      await writeOciLayout(layoutDir, init.contents[index] ?? [])
+      const p2pPort = await freeTcpAndUdpPort(host, dhtPorts[index]!)
+      const shoal = await startShoal({
+        dir: init.dir, name: `node-${index + 1}`,
+        registryAddr: `${host}:${await freePort(host)}`, metricsAddr: `${host}:${await freePort(host)}`,
+        waitReady: init.waitReady ?? true,
+        ...(init.wrap?.(index) ? { wrap: init.wrap(index)! } : {}),
+        args: ['--content-dir', layoutDir, '--data-dir', join(init.dir, `node-${index + 1}`, 'data'),
+          '--p2p-addr', `${host}:${p2pPort}`, '--static-bootstrap-peers', `${hosts[0]}:${nodes[0] ? p2pOf(nodes[0]) : p2pPort}`,
+          ...(init.args?.(index) ?? [])],
+      })
+      nodes.push({ index, host, p2p: `${host}:${p2pPort}`, layoutDir, shoal })
+    }
+  } catch (err) {
+    await stopCluster(nodes)
+    throw err
+  }
+  return nodes
+}
+
+function p2pOf(node: LoopbackNode): number {
+  return Number(node.p2p.split(':')[1])
+}
+
+/** The wire listens on TCP on all interfaces, the DHT on UDP on `host`: the port must be free for both. */
+async function freeTcpAndUdpPort(host: string, preferred: number): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = attempt === 0 ? preferred : await freeUdpPort([host])
+    if (await tcpFree(port)) return port
+  }
+  throw new Error(`no port free for both TCP and UDP on ${host}`)
+}
+
+async function tcpFree(port: number): Promise<boolean> {
+  const { createServer } = await import('node:net')
+  return new Promise((resolve) => {
+    const server = createServer()
+    server.once('error', () => resolve(false))
+    server.listen(port, () => server.close(() => resolve(true)))
+  })
+}
+
+export async function stopCluster(nodes: LoopbackNode[]): Promise<void> {
+  await Promise.all(nodes.map((node) => node.shoal.stop()))
+}
+
+export async function stats(node: LoopbackNode): Promise<StatsView> {
+  return (await fetch(`${node.shoal.metricsUrl}/stats`)).json() as Promise<StatsView>
+}
+
+export interface StatsView {
+  version: number
+  transfers: TransferView[]
+  recent: TransferView[]
+  served: { digest: string; peers: { peer: string; bytes: number }[] }[]
+  bans: { peer: string; until: string }[]
+  totals: Record<string, number>
+  dht: Record<string, unknown>
+}
+
+export interface TransferView {
+  digest: string
+  role: string
+  state: string
+  size: number
+  received: number
+  sent: number
+  progress: number
+  peers: { peer: string; received: number; sent: number; pieces: number; connected: boolean }[]
+  pieceSources: number[]
+  sources: string[]
+}

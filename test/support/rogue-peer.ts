@@ -1,0 +1,72 @@
+import { createServer, type Server } from 'node:http'
+import WebTorrent from 'webtorrent'
+import { METAINFO_PATH, WIRE_PORT_HEADER } from '../../src/mirror/peer-client.js'
+import { createMetricsRegistry } from '../../src/observe/metrics.js'
+import { StaticBootstrap } from '../../src/routing/bootstrap.js'
+import { DhtRouter } from '../../src/routing/dht.js'
+import type { Metainfo } from '../../src/swarm/metainfo.js'
+import { encodePeerId } from '../../src/swarm/peer-id.js'
+import { silentLogger } from './registry-app.js'
+
+/**
+ * A misbehaving holder: announces a blob in the DHT, hands out its correct metainfo, then
+ * seeds pieces with a flipped byte. What a node with a bad disk or a broken build would do.
+ */
+export class RoguePeer {
+  private client: WebTorrent | undefined
+  private server: Server | undefined
+  private router: DhtRouter | undefined
+  readonly label: string
+
+  constructor(private readonly host: string, private readonly wirePort: number, private readonly metainfo: Metainfo, private readonly bytes: Buffer) {
+    this.label = `${host}:${wirePort}`
+  }
+
+  async start(bootstrap: { host: string; port: number }, dhtPort: number): Promise<void> {
+    const { metainfo, bytes } = this
+    const client = new WebTorrent({ peerId: encodePeerId(this.host, this.wirePort), torrentPort: this.wirePort, dht: false, tracker: false, lsd: false,
+      utPex: false, natUpnp: false, natPmp: false, utp: false, webSeeds: false, secure: 0 })
+    this.client = client
+    await new Promise<void>((resolve) => client.once('listening', () => resolve()))
+    class CorruptStore {
+      get(index: number, opts: { offset?: number; length?: number } | null | ((err: Error | null, data?: Buffer) => void), cb?: (err: Error | null, data?: Buffer) => void): void {
+        const callback = typeof opts === 'function' ? opts : cb!
+        const range = typeof opts === 'function' || !opts ? {} : opts
+        const start = index * metainfo.pieceLength + (range.offset ?? 0)
+        const piece = Buffer.from(bytes.subarray(start, start + (range.length ?? metainfo.pieceLength)))
+        piece[0] = piece[0]! ^ 0xff
+        queueMicrotask(() => callback(null, piece))
+      }
+      put(_index: number, _data: Buffer, cb: (err: Error | null) => void): void { cb(new Error('read-only')) }
+      close(cb?: () => void): void { cb?.() }
+      destroy(cb?: () => void): void { cb?.() }
+    }
+    const torrent = client.add(metainfo.torrent, { store: CorruptStore, skipVerify: true, announce: [], storeCacheSlots: 0 })
+    await new Promise<void>((resolve) => torrent.once('ready', () => resolve()))
+    this.server = createServer((req, res) => {
+      if (req.url === `${METAINFO_PATH}${metainfo.digest}`) {
+        res.writeHead(200, { [WIRE_PORT_HEADER]: String(this.wirePort), 'content-type': 'application/x-bittorrent' })
+        res.end(metainfo.torrent)
+      } else if (req.method === 'HEAD' && req.url?.includes(`/blobs/${metainfo.digest}`)) {
+        res.writeHead(200, { 'content-length': String(metainfo.length) })
+        res.end()
+      } else {
+        res.writeHead(404)
+        res.end()
+      }
+    })
+    await new Promise<void>((resolve) => this.server!.listen(0, this.host, () => resolve()))
+    const httpPort = (this.server.address() as { port: number }).port
+    this.router = new DhtRouter({ bootstrap: new StaticBootstrap([bootstrap]), logger: silentLogger, metrics: createMetricsRegistry().metrics },
+      { listen: { host: this.host, port: dhtPort }, announcePort: () => httpPort, bootstrapRefreshMs: 500 })
+    await this.router.start()
+    this.router.advertise([metainfo.digest])
+  }
+
+  async stop(): Promise<void> {
+    await this.router?.stop()
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()))
+    this.server?.closeAllConnections()
+    await new Promise<void>((resolve) => (this.client ? this.client.destroy(() => resolve()) : resolve()))
+  }
+}
