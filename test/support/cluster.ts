@@ -23,6 +23,8 @@ export interface LoopbackClusterInit {
   /** First address is 127.0.0.<base+1>. */
   base?: number
   waitReady?: boolean
+  /** Runs after a node's layout is written and before it starts (e.g. to link in big blobs). */
+  beforeStart?: (index: number, layoutDir: string) => void | Promise<void>
 }
 
 /**
@@ -39,6 +41,7 @@ export async function startLoopbackCluster(init: LoopbackClusterInit): Promise<L
     for (const [index, host] of hosts.entries()) {
       const layoutDir = join(init.dir, `node-${index + 1}`, 'layout')
       await writeOciLayout(layoutDir, init.contents[index] ?? [])
+      await init.beforeStart?.(index, layoutDir)
       const p2pPort = await freeTcpAndUdpPort(host, dhtPorts[index]!)
       const shoal = await startShoal({
         dir: init.dir, name: `node-${index + 1}`,

@@ -29,7 +29,9 @@ export interface ShoalInit {
 /** `shoal registry` as a real process, logging to `<dir>/<name>.log`. */
 export async function startShoal(init: ShoalInit): Promise<ShoalProcess> {
   const args = [SHOAL_MAIN, 'registry', '--registry-addr', init.registryAddr, '--metrics-addr', init.metricsAddr, '--log-level', 'debug', ...init.args]
-  const full = [...(init.wrap ?? []), process.execPath, ...args]
+  // SHOAL_NODE_ARGS: extra node flags for every started node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+  const nodeArgs = (process.env['SHOAL_NODE_ARGS'] ?? '').split(' ').filter(Boolean)
+  const full = [...(init.wrap ?? []), process.execPath, ...nodeArgs, ...args]
   const [command, argv] = init.netns ? ['ip', ['netns', 'exec', init.netns, ...full]] : [full[0]!, full.slice(1)]
   const managed = startProcess(init.name, command, argv, join(init.dir, `${init.name}.log`))
   const registryUrl = `http://${init.registryAddr}`

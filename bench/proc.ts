@@ -1,0 +1,31 @@
+import { readFile } from 'node:fs/promises'
+
+const CLOCK_TICKS = 100
+
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+}
+
+/** Peak resident set size (VmHWM) of a process in bytes. */
+export async function peakRssBytes(pid: number): Promise<number> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8')
+  const match = /VmHWM:\s+(\d+) kB/.exec(status)
+  return match ? Number(match[1]) * 1024 : 0
+}
+
+/** The node process under a wrapper (ip netns exec, strace): the deepest descendant named node. */
+export async function nodePid(pid: number): Promise<number> {
+  try {
+    const children = (await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8')).trim().split(/\s+/).filter(Boolean).map(Number)
+    for (const child of children) {
+      const found = await nodePid(child)
+      if (found) return found
+    }
+  } catch {
+    return pid
+  }
+  return pid
+}
