@@ -66,6 +66,26 @@ describe('shoal registry as a process', () => {
     }
   })
 
+  it('prints the DESIGN.md test vector with shoal metainfo', async () => {
+    const { writeFile } = await import('node:fs/promises')
+    const { patternBytes } = await import('../support/images.js')
+    const file = join(dir, 'vector.bin')
+    await writeFile(file, patternBytes(3_158_073))
+    const result = await runShoal(['metainfo', file])
+    assert.equal(result.code, 0, result.stderr)
+    assert.equal(result.stdout, [
+      'digest: sha256:fd0e5ca77027c16499d9b2898bfdde0c593c994cb77be3ffe3b8b209ca68760d',
+      'size: 3158073',
+      'piece length: 262144',
+      'pieces: 13',
+      'infohash: f75af0e9016c026cd54466f00d1539a1be16062b',
+      '',
+    ].join('\n'))
+    const missing = await runShoal(['metainfo', join(dir, 'absent')])
+    assert.equal(missing.code, 1)
+    assert.match(missing.stderr, /shoal metainfo: .*absent/)
+  })
+
   it('refuses bad flags before starting anything', async () => {
     const result = await runShoal(['registry', '--registry-addr', 'nonsense'])
     assert.notEqual(result.code, 0)
