@@ -12,6 +12,9 @@ export class StallError extends Error {
   }
 }
 
+/** A reader blocked this long on one piece lets it come from anywhere, holders included. */
+export const URGENT_AFTER_MS = 2_000
+
 export class DownloadFailedError extends Error {
   constructor(digest: string, why: string) {
     super(`download of ${digest} failed: ${why}`)
@@ -39,7 +42,8 @@ export class Download {
   consumers = 0
   lastActivity = Date.now()
 
-  constructor(readonly metainfo: Metainfo, readonly file: DownloadFile, private readonly onCritical: (piece: number) => void) {
+  constructor(readonly metainfo: Metainfo, readonly file: DownloadFile, private readonly onCritical: (piece: number) => void,
+    private readonly onUrgent: (piece: number) => void = () => {}) {
     this.pieces = pieceCount(metainfo)
     this.verified = new Uint8Array(this.pieces)
     this.verdict = new Promise((resolve) => { this.settleVerdict = resolve })
@@ -78,7 +82,9 @@ export class Download {
     if (!this.isVerified(piece)) this.onCritical(piece)
     let progressAt = this.verifiedCount
     let deadline = Date.now() + stallMs
+    const urgentAt = Date.now() + URGENT_AFTER_MS
     while (!this.isVerified(piece)) {
+      if (Date.now() >= urgentAt) this.onUrgent(piece)
       if (this.failure) throw this.failure
       signal?.throwIfAborted()
       if (this.verifiedCount !== progressAt) {
@@ -87,7 +93,7 @@ export class Download {
       }
       const remaining = deadline - Date.now()
       if (remaining <= 0) throw new StallError(this.metainfo.digest, piece, stallMs)
-      await this.sleepUntilChange(remaining, signal)
+      await this.sleepUntilChange(Math.min(remaining, Math.max(10, urgentAt - Date.now()) || remaining), signal)
     }
   }
 

@@ -12,6 +12,7 @@ import { pieceCount, type Metainfo } from './metainfo.js'
 import type { MetainfoCache } from './metainfo-cache.js'
 import { decodePeerId, encodePeerId } from './peer-id.js'
 import { PieceCache, seedStoreClass } from './seed-store.js'
+import { Stripes } from './stripes.js'
 import type { SwarmAction, SwarmEvent, SwarmState } from './state.js'
 import type { Swarm } from './swarm.js'
 
@@ -22,6 +23,7 @@ const HOUSEKEEPING_MS = 5_000
 const CRITICAL_WINDOW = 4
 /** 64 × 16 KiB in flight per peer: ~100 MB/s at 10 ms round trip, and fair shares at a busy holder. */
 const MAX_PEER_REQUESTS = 64
+const UNCHOKE_SLOTS = 64
 const FAILED_PIECE = /^Piece (\d+) failed verification$/
 /** The BitTorrent request size webtorrent uses. */
 const BLOCK_LENGTH = 16 * 1024
@@ -46,6 +48,7 @@ interface Entry {
   torrent: Torrent
   download?: Download
   file?: DownloadFile
+  stripes?: Stripes
   /** Settles when the torrent can take peers. */
   ready: Promise<void>
   startedAt: number
@@ -59,17 +62,6 @@ export interface SwarmComponents {
   state: SwarmState
   logger: Logger
   metrics: Metrics
-}
-
-/**
- * Requesters that start together would all ask the holders for the same lowest pieces and
- * have nothing to trade. Beyond the pieces a reader is waiting for (marked critical), each
- * download first fetches from its own random starting point, so they hold different pieces.
- */
-function diversify(torrent: Torrent, pieces: number): void {
-  if (torrent.destroyed || pieces < 4) return
-  const start = Math.floor(Math.random() * pieces)
-  torrent.select(start, pieces - 1, 1)
 }
 
 /** CRC32 of every 16 KiB block of a verified piece, to compare with what suspects sent. */
@@ -168,7 +160,6 @@ export class WebTorrentSwarm implements Swarm {
       const file = new DownloadFile(downloadPath(this.init.dataDir, metainfo), metainfo)
       const bitfield = new Uint8Array(Math.ceil(pieceCount(metainfo) / 8))
       entry = this.add(metainfo, 'download', { store: file.storeClass(), bitfield, strategy: 'sequential' }, file)
-      void entry.ready.then(() => diversify(entry!.torrent, pieceCount(metainfo)), () => {})
     }
     await entry.ready
     if (!entry.download) throw new DownloadFailedError(metainfo.digest, 'this node already holds the blob and only seeds it')
@@ -183,7 +174,8 @@ export class WebTorrentSwarm implements Swarm {
     // alwaysChokeSeeders: webtorrent 3.0.21 flags a peer as a seeder when its bitfield has not
     // arrived yet (every incoming connection) and never clears the flag, so it would choke
     // peers that are still downloading and never trade with them.
-    const torrent = client.add(metainfo.torrent, { announce: [], storeCacheSlots: 0, destroyStoreOnDestroy: false, alwaysChokeSeeders: false, ...options })
+    // uploads: a private cluster needs no tit-for-tat; every interested peer is served.
+    const torrent = client.add(metainfo.torrent, { announce: [], storeCacheSlots: 0, destroyStoreOnDestroy: false, alwaysChokeSeeders: false, uploads: UNCHOKE_SLOTS, ...options })
     const key = `${role}:${metainfo.digest}`
     const ready = new Promise<void>((resolve, reject) => {
       torrent.once('ready', () => resolve())
@@ -191,7 +183,11 @@ export class WebTorrentSwarm implements Swarm {
     })
     ready.catch(() => {})
     const entry: Entry = { key, role, metainfo, torrent, ready, startedAt: Date.now(), lastUsed: Date.now(), ...(file ? { file } : {}) }
-    if (file) entry.download = new Download(metainfo, file, (piece) => torrent.critical(piece, Math.min(piece + CRITICAL_WINDOW, pieceCount(metainfo) - 1)))
+    if (file) {
+      const stripes = entry.stripes = new Stripes(torrent, this.label, peerLabel)
+      entry.download = new Download(metainfo, file, (piece) => torrent.critical(piece, Math.min(piece + CRITICAL_WINDOW, pieceCount(metainfo) - 1)),
+        (piece) => stripes.markUrgent(piece))
+    }
     this.entries.set(metainfo.digest, entry)
     this.emit({ type: 'transfer-started', key, digest: metainfo.digest, infoHash: metainfo.infoHash, size: metainfo.length, pieceLength: metainfo.pieceLength, role })
     this.components.metrics.swarmsActive.inc({ role })
@@ -238,6 +234,7 @@ export class WebTorrentSwarm implements Swarm {
       return
     }
     if (this.dropDuplicate(entry.torrent, wire, peer)) return
+    entry.stripes?.attach(wire)
     // Caps each peer's outstanding requests to us (BEP 10 reqq): a requester's pipeline grows with
     // its speed, so without a cap the first fast one takes nearly all of a holder's upload.
     ;(wire as Wire & { extendedHandshake: Record<string, unknown> }).extendedHandshake['reqq'] = MAX_PEER_REQUESTS

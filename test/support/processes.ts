@@ -16,6 +16,8 @@ export interface Managed {
 export function startProcess(name: string, command: string, args: string[], logPath: string, options: SpawnOptions = {}): Managed {
   const log = createWriteStream(logPath, { flags: 'a' })
   const child = spawn(command, args, { ...options, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+  running.add(child)
+  child.once('exit', () => running.delete(child))
   child.stdout?.pipe(log)
   child.stderr?.pipe(log)
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
@@ -35,6 +37,21 @@ export function startProcess(name: string, command: string, args: string[], logP
       return stopping
     },
   } as Managed
+}
+
+/** Children still running: killed if this process exits or is told to stop, so none outlive a test. */
+const running = new Set<ChildProcess>()
+
+function killAll(): void {
+  for (const child of running) signalGroup(child, 'SIGKILL')
+}
+
+process.once('exit', killAll)
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    killAll()
+    process.exit(128 + (signal === 'SIGINT' ? 2 : 15))
+  })
 }
 
 function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {

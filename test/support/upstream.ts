@@ -12,7 +12,7 @@ export interface UpstreamRegistry {
 }
 
 /** CNCF distribution (Debian's docker-registry) with filesystem storage under `dir`. */
-export async function startUpstreamRegistry(dir: string, address: { host: string; port: number }, init: { netns?: string } = {}): Promise<UpstreamRegistry> {
+export async function startUpstreamRegistry(dir: string, address: { host: string; port: number }, init: { netns?: string; accessLog?: boolean } = {}): Promise<UpstreamRegistry> {
   await mkdir(join(dir, 'data'), { recursive: true })
   const configFile = join(dir, 'config.yml')
   await writeFile(configFile, [
@@ -20,7 +20,7 @@ export async function startUpstreamRegistry(dir: string, address: { host: string
     'log:',
     '  level: warn',
     '  accesslog:',
-    '    disabled: true',
+    `    disabled: ${!init.accessLog}`,
     'storage:',
     '  filesystem:',
     `    rootdirectory: ${join(dir, 'data')}`,
@@ -41,16 +41,18 @@ export async function startUpstreamRegistry(dir: string, address: { host: string
   return upstream
 }
 
+type Fetch = (url: string | URL, init?: { method?: string; body?: Buffer; headers?: Record<string, string> }) => Promise<Response>
+
 /** Pushes every blob and manifest of the image, then tags it. */
-export async function pushImage(url: string, image: TestImage): Promise<void> {
+export async function pushImage(url: string, image: TestImage, fetch: Fetch = globalThis.fetch): Promise<void> {
   const manifests = new Set([image.manifest.digest, image.index?.digest])
-  for (const item of image.blobs.filter((entry) => !manifests.has(entry.digest))) await pushBlob(url, image.repository, item)
-  await putManifest(url, image.repository, image.manifest.digest, image.manifest)
-  if (image.index) await putManifest(url, image.repository, image.index.digest, image.index)
-  await putManifest(url, image.repository, image.tag, image.target)
+  for (const item of image.blobs.filter((entry) => !manifests.has(entry.digest))) await pushBlob(url, image.repository, item, fetch)
+  await putManifest(url, image.repository, image.manifest.digest, image.manifest, fetch)
+  if (image.index) await putManifest(url, image.repository, image.index.digest, image.index, fetch)
+  await putManifest(url, image.repository, image.tag, image.target, fetch)
 }
 
-async function pushBlob(url: string, repository: string, item: TestBlob): Promise<void> {
+async function pushBlob(url: string, repository: string, item: TestBlob, fetch: Fetch): Promise<void> {
   const head = await fetch(`${url}/v2/${repository}/blobs/${item.digest}`, { method: 'HEAD' })
   if (head.status === 200) return
   const start = await fetch(`${url}/v2/${repository}/blobs/uploads/`, { method: 'POST' })
@@ -61,7 +63,7 @@ async function pushBlob(url: string, repository: string, item: TestBlob): Promis
   if (put.status !== 201) throw new Error(`upload ${item.digest}: ${put.status} ${await put.text()}`)
 }
 
-async function putManifest(url: string, repository: string, reference: string, item: TestBlob): Promise<void> {
+async function putManifest(url: string, repository: string, reference: string, item: TestBlob, fetch: Fetch): Promise<void> {
   const response = await fetch(`${url}/v2/${repository}/manifests/${reference}`, {
     method: 'PUT', body: item.bytes, headers: { 'content-type': item.mediaType },
   })
