@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs'
 import { Command } from 'commander'
-import { CLEANUP_OPTIONS, CONFIGURATION_OPTIONS, REGISTRY_OPTIONS } from './config/commands.js'
+import { CLEANUP_OPTIONS, CONFIGURATION_OPTIONS, REGISTRY_OPTIONS, STATUS_OPTIONS } from './config/commands.js'
 import { addOptions, resolveOptions, type OptionTable, type OptionValues } from './config/options.js'
 import { createLogger, type Logger, type LogLevel } from './observe/logger.js'
 import { runCleanup } from './commands/cleanup.js'
 import { runConfiguration } from './commands/configuration.js'
 import { runMetainfo } from './commands/metainfo.js'
 import { runRegistry } from './commands/registry.js'
+import { runStatus } from './commands/status.js'
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
 
@@ -51,6 +52,19 @@ command(program, 'registry', 'run the node daemon: serve this node\'s content to
   (config, logger, signal) => runRegistry(config, logger, signal, version))
 command(program, 'configuration', 'check containerd and write hosts.toml files that mirror through shoal', CONFIGURATION_OPTIONS, runConfiguration)
 command(program, 'cleanup', 'restore the hosts.toml files shoal replaced', CLEANUP_OPTIONS, (config, logger) => runCleanup(config, logger))
+
+const status = program.command('status').summary("show a node's swarm: transfers, peers, DHT, seeded blobs")
+  .description("Reads a node's /stats (on its --metrics-addr) and prints it as tables; --json prints the document itself.")
+  .showHelpAfterError('(shoal status --help for usage)')
+addOptions(status, STATUS_OPTIONS)
+status.action(async () => {
+  try {
+    await runStatus(await resolveOptions(status, STATUS_OPTIONS), new AbortController().signal)
+  } catch (err) {
+    process.stderr.write(`shoal status: ${(err as Error).message}\n`)
+    process.exitCode = 1
+  }
+})
 
 program.command('metainfo').argument('<file>', 'any local file, e.g. a blob from containerd\'s content store')
   .summary('print the deterministic BitTorrent metainfo shoal computes for a file')

@@ -11,6 +11,7 @@ import { HttpServer } from './net/http-server.js'
 import { componentLogger } from './observe/logger.js'
 import { createMetricsApp } from './observe/metrics-app.js'
 import { createMetricsRegistry } from './observe/metrics.js'
+import { Measurer } from './observe/measure.js'
 import { createRegistryApp } from './registry/app.js'
 import { Advertiser } from './routing/advertiser.js'
 import { DnsBootstrap, StaticBootstrap, type Bootstrap } from './routing/bootstrap.js'
@@ -50,7 +51,7 @@ export class ShoalNode {
     const mirror = new Mirror({ content, router, peers, swarm: this.swarm, joins, state: this.state, logger: componentLogger(logger, 'mirror'), metrics },
       { resolveTimeoutMs: config.mirrorResolveTimeout, swarmMinSize: config.swarmMinSize, stallTimeoutMs: config.stallTimeout, resolveTags: config.resolveTags })
     const metainfoService = new MetainfoService({ content, swarm: this.swarm, metainfo: this.metainfo, logger })
-    const registryApp = createRegistryApp({ mirror, metainfo: metainfoService, logger: componentLogger(logger, 'registry'), metrics, ready: () => this.ready() })
+    const registryApp = createRegistryApp({ mirror, metainfo: metainfoService, logger: componentLogger(logger, 'registry'), metrics, state: this.state, ready: () => this.ready() })
     this.registryServer = new HttpServer({ logger }, { address: config.registryAddr, listener: registryApp.callback() })
     const stats = {
       node: () => ({ version, startedAt: this.startedAt.toISOString(), registryAddress: formatHostPort(config.registryAddr),
@@ -58,10 +59,19 @@ export class ShoalNode {
       state: this.state,
       dht: () => router.stats(),
       advertised: () => ({ digests: this.advertiser.inventory?.blobs.size ?? 0, tags: this.advertiser.inventory?.tags.size ?? 0,
-        images: this.advertiser.inventory?.images ?? 0, lastSync: this.advertiser.lastSync?.toISOString() }),
+        images: this.advertiser.inventory?.images ?? 0, lastSync: this.advertiser.lastSync?.toISOString() ?? null }),
       config: { ...config },
     }
-    this.metricsServer = new HttpServer({ logger }, { address: config.metricsAddr, listener: createMetricsApp({ registry: promRegistry, stats }).callback() })
+    const measurer = new Measurer({ state: this.state, logger: componentLogger(logger, 'measure') }, { registryUrl: () => this.ownRegistryUrl(config) })
+    this.metricsServer = new HttpServer({ logger }, { address: config.metricsAddr, listener: createMetricsApp({ registry: promRegistry, stats, measurer }).callback() })
+  }
+
+  /** This node's registry API: its bound address, or loopback when bound to every address. */
+  private ownRegistryUrl(config: RegistryConfig): string {
+    const bound = config.registryAddr.host
+    const host = !bound || bound === '0.0.0.0' ? '127.0.0.1' : bound === '::' ? '::1' : bound
+    const port = this.registryServer.address()?.port ?? config.registryAddr.port
+    return `http://${host.includes(':') ? `[${host}]` : host}:${port}`
   }
 
   ready(): boolean {

@@ -92,3 +92,10 @@ export const REGISTRY_OPTIONS = {
   logLevel,
 }
 export type RegistryConfig = OptionValues<typeof REGISTRY_OPTIONS>
+
+export const STATUS_OPTIONS = {
+  addr: { ...opt.string("a node's metrics address (--metrics-addr), e.g. after kubectl port-forward pod/shoal-xxxxx 9090", '127.0.0.1:9090', '<host:port>'), env: 'SHOAL_STATUS_ADDR' },
+  json: { ...opt.boolean('print the /stats document as JSON', false), env: null },
+  timeout: { ...duration('how long to wait for the node to answer', '5s'), env: null },
+}
+export type StatusConfig = OptionValues<typeof STATUS_OPTIONS>

@@ -17,6 +17,8 @@ export interface OptionSpec<T> {
   parse: (raw: string) => T
   /** Repeatable, and a single value may hold a comma- or space-separated list. */
   list?: boolean
+  /** The environment variable, when the upper-cased name would be too generic; null: none. */
+  env?: string | null
 }
 
 export type OptionTable = Record<string, OptionSpec<unknown>>
@@ -44,8 +46,8 @@ export function addOptions(command: Command, table: OptionTable): Command {
   for (const [key, spec] of Object.entries(table)) {
     const argument = spec.argument === undefined ? '[bool]' : spec.list ? `${spec.argument.slice(0, -1)}...>` : spec.argument
     const option = new Option(`--${flagName(key)} ${argument}`, `${spec.description} (default: ${defaultText(spec)})`)
-      .env(envName(key))
       .argParser((raw: string, previous: unknown) => parseArgument(spec, raw, previous))
+    if (spec.env !== null) option.env(spec.env ?? envName(key))
     if (spec.argument === undefined) option.preset('true')
     command.addOption(option)
   }

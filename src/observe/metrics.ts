@@ -112,9 +112,19 @@ export function createMetrics(registry: Registry) {
 
 export type Metrics = ReturnType<typeof createMetrics>
 
+/** Label values known in advance are exported as 0 from the start, so dashboards and rate() see them. */
+function initialiseLabels(metrics: Metrics): void {
+  for (const result of ['hit', 'miss']) metrics.metainfoCache.inc({ result }, 0)
+  for (const result of ['verified', 'failed']) metrics.swarmPieces.inc({ result }, 0)
+  for (const direction of ['up', 'down']) for (const via of ['wire', 'http']) metrics.swarmBytes.inc({ direction, via }, 0)
+  for (const role of ['download', 'seed']) metrics.swarmsActive.set({ role }, 0)
+}
+
 /** A registry with Node process metrics (CPU, memory, event loop lag, GC) and shoal's own. */
 export function createMetricsRegistry(): { registry: Registry; metrics: Metrics } {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
-  return { registry, metrics: createMetrics(registry) }
+  const metrics = createMetrics(registry)
+  initialiseLabels(metrics)
+  return { registry, metrics }
 }

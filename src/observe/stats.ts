@@ -17,7 +17,7 @@ export interface StatsSources {
   node: () => NodeInfo
   state: SwarmState
   dht: () => DhtStats
-  advertised: () => { digests: number; tags: number; images: number; lastSync: string | undefined }
+  advertised: () => { digests: number; tags: number; images: number; lastSync: string | null }
   /** The settings in effect, without secrets. */
   config: Record<string, unknown>
 }
@@ -41,7 +41,8 @@ export interface TransferStats {
   uploadRate: number
   received: number
   sent: number
-  peers: { peer: string; received: number; sent: number; pieces: number; connected: boolean }[]
+  /** `verified`: bytes of verified data from this peer; over all peers it adds up to `size` once complete. */
+  peers: { peer: string; received: number; verified: number; sent: number; pieces: number; connected: boolean }[]
   /** Per piece: index into `sources` of the peer that supplied it, -1 while missing. */
   pieceSources: number[]
   sources: string[]
@@ -60,6 +61,7 @@ export function buildStats(sources: StatsSources) {
     served: [...state.served].map(([digest, peers]) => ({ digest, peers: [...peers].map(([peer, bytes]) => ({ peer, bytes })) })),
     bans: state.bannedPeers(),
     totals: { ...state.totals },
+    mirror: structuredClone(state.mirror),
     config: sources.config,
   }
 }

@@ -2,6 +2,7 @@ import Koa from 'koa'
 import type { Logger } from 'pino'
 import type { MetainfoService } from '../mirror/metainfo-service.js'
 import { METAINFO_PATH } from '../mirror/peer-client.js'
+import type { SwarmState } from '../swarm/state.js'
 import type { Mirror } from '../mirror/mirror.js'
 import type { Metrics } from '../observe/metrics.js'
 import { parseDigest } from '../oci/digest.js'
@@ -16,6 +17,7 @@ export interface RegistryComponents {
   metainfo: MetainfoService
   logger: Logger
   metrics: Metrics
+  state: SwarmState
   /** Whether this node is ready to serve (answers /readyz). */
   ready: () => boolean
 }

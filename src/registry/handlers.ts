@@ -3,7 +3,7 @@ import type { Digest } from '../oci/digest.js'
 import { BlobUnknownError, ManifestUnknownError } from '../oci/errors.js'
 import { OCTET_STREAM } from '../oci/mediatype.js'
 import { contentRange, rangeLength } from '../oci/range.js'
-import { PEER_REQUEST_HEADER, WIRE_PORT_HEADER } from '../mirror/peer-client.js'
+import { PEER_REQUEST_HEADER, SOURCE_HEADER, WIRE_PORT_HEADER } from '../mirror/peer-client.js'
 import type { RegistryComponents } from './app.js'
 import { requestSignal } from './request.js'
 
@@ -20,11 +20,13 @@ export async function serveBlob(ctx: Context, components: RegistryComponents, re
   }))
   ctx.set('Docker-Content-Digest', request.digest)
   ctx.set('Accept-Ranges', 'bytes')
+  ctx.set(SOURCE_HEADER, answer.source)
   ctx.type = OCTET_STREAM
   if (answer.body) ctx.body = answer.body
   ctx.status = answer.range ? 206 : 200
   if (answer.range) ctx.set('Content-Range', contentRange(answer.range, answer.size))
   ctx.length = answer.range ? rangeLength(answer.range) : answer.size
+  if (!fromPeer) components.state.apply({ type: 'mirror-answered', source: answer.source, bytes: ctx.method === 'HEAD' ? 0 : ctx.length })
   components.logger.debug({ method: ctx.method, digest: request.digest, registry: request.registry, range: ctx.request.headers.range,
     source: answer.source, peer: fromPeer, ms: Math.round(performance.now() - started) }, 'blob')
 }
@@ -35,10 +37,12 @@ export async function serveManifest(ctx: Context, components: RegistryComponents
   const answer = await countedMirrorRequest(components, request.registry, fromPeer, () =>
     components.mirror.manifest({ ...request, fromPeer, signal: requestSignal(ctx) }))
   ctx.set('Docker-Content-Digest', answer.digest)
+  ctx.set(SOURCE_HEADER, answer.source)
   ctx.type = answer.mediaType
   if (ctx.method === 'GET') ctx.body = answer.bytes
   ctx.status = 200
   ctx.length = answer.bytes.length
+  if (!fromPeer) components.state.apply({ type: 'mirror-answered', source: answer.source, bytes: ctx.method === 'HEAD' ? 0 : ctx.length })
   components.logger.debug({ method: ctx.method, name: request.name, reference: request.reference, registry: request.registry, digest: answer.digest, source: answer.source, peer: fromPeer }, 'manifest')
 }
 
@@ -60,6 +64,7 @@ async function countedMirrorRequest<T>(components: RegistryComponents, registry:
   } catch (err) {
     if (!fromPeer && (err instanceof BlobUnknownError || err instanceof ManifestUnknownError)) {
       components.metrics.mirrorRequests.inc({ registry: registry ?? '', cache: 'miss' })
+      components.state.apply({ type: 'mirror-answered', source: 'upstream-fallback', bytes: 0 })
     }
     throw err
   }

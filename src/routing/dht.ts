@@ -38,12 +38,16 @@ export class DhtStartError extends Error {
 export interface DhtStats {
   nodes: number
   bootstrapPeers: string[]
-  lastBootstrap: string | undefined
+  lastBootstrap: string | null
   announcedKeys: number
   announcesSent: number
   announceFailures: number
   droppedPackets: number
+  /** The routing table: every node this one knows (bounded). */
+  table: { id: string; address: string }[]
 }
+
+const STATS_TABLE_LIMIT = 512
 
 /** A private mainline DHT (bittorrent-dht) bootstrapped only from our own nodes. */
 export class DhtRouter implements Router {
@@ -166,12 +170,18 @@ export class DhtRouter implements Router {
     return {
       nodes: this.dht?.nodes.count() ?? 0,
       bootstrapPeers: this.bootstrapPeers.map((peer) => `${peer.host}:${peer.port}`),
-      lastBootstrap: this.lastBootstrap?.toISOString(),
+      lastBootstrap: this.lastBootstrap?.toISOString() ?? null,
       announcedKeys: this.keys.size,
       announcesSent: this.announcesSent,
       announceFailures: this.announceFailures,
       droppedPackets: this.droppedPackets,
+      table: this.routingTable(),
     }
+  }
+
+  private routingTable(): DhtStats['table'] {
+    const contacts = (this.dht?.nodes.toArray() ?? []) as { id: Uint8Array; host: string; port: number }[]
+    return contacts.slice(0, STATS_TABLE_LIMIT).map((contact) => ({ id: Buffer.from(contact.id).toString('hex'), address: `${contact.host}:${contact.port}` }))
   }
 
   private schedule(keys: Iterable<string>): void {

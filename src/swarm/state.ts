@@ -17,6 +17,10 @@ export type SwarmEvent =
   | { type: 'transfer-completed'; key: string }
   | { type: 'served'; digest: string; peer: string; bytes: number }
   | { type: 'transfer-finished'; key: string; outcome: Exclude<TransferOutcome, 'active'>; error?: string }
+  /** A request of the local containerd answered: from where, or 404 so that it goes upstream. */
+  | { type: 'mirror-answered'; source: MirrorSource; bytes: number }
+
+export type MirrorSource = 'local' | 'peer' | 'swarm' | 'upstream-fallback'
 
 export type SwarmAction = { type: 'ban-peer'; peer: string; untilMs: number; reason: string }
 
@@ -24,13 +28,17 @@ export type SwarmAction = { type: 'ban-peer'; peer: string; untilMs: number; rea
 export interface Block {
   piece: number
   offset: number
+  length: number
   crc: number
 }
 
-type BlockLog = Map<number, { peer: string; crc: number }[]>
+type BlockLog = Map<number, { peer: string; crc: number; length: number }[]>
 
 export interface PeerCounters {
+  /** Bytes received, duplicates and rejected pieces included. */
   received: number
+  /** Bytes of verified pieces this peer supplied: over all peers, the blob's size once complete. */
+  verified: number
   sent: number
   pieces: number
   connected: boolean
@@ -87,6 +95,10 @@ export class SwarmState {
   readonly totals = { received: 0, sent: 0, piecesVerified: 0, piecesFailed: 0, bans: 0 }
   /** Blobs served over HTTP to peers, by digest then peer (bounded, most recent last). */
   readonly served = new Map<string, Map<string, number>>()
+  /** The local containerd's requests by how they were answered, and the body bytes sent. */
+  readonly mirror: Record<MirrorSource, { requests: number; bytes: number }> = {
+    local: { requests: 0, bytes: 0 }, peer: { requests: 0, bytes: 0 }, swarm: { requests: 0, bytes: 0 }, 'upstream-fallback': { requests: 0, bytes: 0 },
+  }
 
   constructor(init: SwarmStateInit = {}) {
     this.banMs = init.banMs ?? DEFAULT_BAN_MS
@@ -100,6 +112,11 @@ export class SwarmState {
     }
     if (event.type === 'served') {
       this.recordServed(event.digest, event.peer, event.bytes)
+      return []
+    }
+    if (event.type === 'mirror-answered') {
+      this.mirror[event.source].requests++
+      this.mirror[event.source].bytes += event.bytes
       return []
     }
     const transfer = this.transfers.get(event.key)
@@ -166,7 +183,7 @@ export class SwarmState {
   private peer(transfer: TransferState, name: string): PeerCounters {
     let counters = transfer.peers.get(name)
     if (!counters) {
-      counters = { received: 0, sent: 0, pieces: 0, connected: false }
+      counters = { received: 0, verified: 0, sent: 0, pieces: 0, connected: false }
       transfer.peers.set(name, counters)
     }
     return counters
@@ -188,7 +205,7 @@ export class SwarmState {
     if (!log) this.blocks.set(key, (log = new Map()))
     let senders = log.get(block.offset)
     if (!senders) log.set(block.offset, (senders = []))
-    senders.push({ peer, crc: block.crc })
+    senders.push({ peer, crc: block.crc, length: block.length })
   }
 
   private sent(transfer: TransferState, peer: string, bytes: number): void {
@@ -200,7 +217,8 @@ export class SwarmState {
 
   private verified(transfer: TransferState, piece: number, goodBlocks: Map<number, number> | undefined): SwarmAction[] {
     const key = `${transfer.key}#${piece}`
-    const sources = senders(this.blocks.get(key))
+    const log = this.blocks.get(key)
+    const sources = senders(log)
     this.blocks.delete(key)
     const actions = this.convictLiars(transfer, piece, goodBlocks)
     if (piece < 0 || piece >= transfer.pieceSources.length || transfer.pieceSources[piece] !== -1) return actions
@@ -212,6 +230,10 @@ export class SwarmState {
     if (index === -1) index = transfer.sourceNames.push(source) - 1
     transfer.pieceSources[piece] = index
     this.peer(transfer, source).pieces++
+    for (const sent of log?.values() ?? []) {
+      const kept = sent[sent.length - 1]
+      if (kept) this.peer(transfer, kept.peer).verified += kept.length
+    }
     return actions
   }
 
@@ -257,6 +279,9 @@ export class SwarmState {
     transfer.outcome = outcome
     transfer.error = error
     transfer.finishedAt = Date.now()
+    if (transfer.role === 'http' && outcome === 'complete') {
+      for (const counters of transfer.peers.values()) counters.verified = counters.received
+    }
     this.transfers.delete(transfer.key)
     for (const map of [this.blocks, this.suspects]) {
       for (const key of map.keys()) if (key.startsWith(`${transfer.key}#`)) map.delete(key)

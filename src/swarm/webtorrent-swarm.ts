@@ -243,7 +243,7 @@ export class WebTorrentSwarm implements Swarm {
     this.emit({ type: 'peer-connected', key, peer })
     wire.on('piece', (piece: number, offset: number, block: Uint8Array) => {
       this.components.metrics.swarmBytes.inc({ direction: 'down', via: 'wire' }, block.length)
-      this.emit({ type: 'bytes-received', key, peer, bytes: block.length, block: { piece, offset, crc: crc32(block) } })
+      this.emit({ type: 'bytes-received', key, peer, bytes: block.length, block: { piece, offset, length: block.length, crc: crc32(block) } })
     })
     wire.on('upload', (bytes: number) => {
       entry.lastUsed = Date.now()

@@ -76,7 +76,7 @@ export async function startRegistryApp(content: ContentProvider, init: TestNodeI
     resolveTimeoutMs: init.resolveTimeoutMs ?? 200, swarmMinSize: init.swarmMinSize ?? 1 << 20, stallTimeoutMs: stallMs, resolveTags: init.resolveTags ?? true,
   })
   const metainfoService = new MetainfoService({ content, swarm, metainfo, logger }, init.metainfoWaitMs === undefined ? {} : { waitMs: init.metainfoWaitMs })
-  const app = createRegistryApp({ mirror, metainfo: metainfoService, logger, metrics: metrics.metrics, ready: () => true })
+  const app = createRegistryApp({ mirror, metainfo: metainfoService, logger, metrics: metrics.metrics, state, ready: () => true })
   listener = app.callback()
   return {
     url: `http://127.0.0.1:${port}`, port, metrics, state, router, swarm,

@@ -11,7 +11,7 @@ function started(): SwarmState {
 }
 
 function block(state: SwarmState, peer: string, piece: number, offset: number, crc: number) {
-  return state.apply({ type: 'bytes-received', key: KEY, peer, bytes: 16384, block: { piece, offset, crc } })
+  return state.apply({ type: 'bytes-received', key: KEY, peer, bytes: 16384, block: { piece, offset, length: 16384, crc } })
 }
 
 describe('swarm state', () => {
@@ -28,6 +28,29 @@ describe('swarm state', () => {
     assert.deepEqual(transfer.sourceNames, ['a:1', 'b:2'])
     assert.equal(transfer.peers.get('a:1')?.received, 32768)
     assert.equal(transfer.verifiedPieces, 2)
+  })
+
+  it('credits verified bytes per block to the peer whose copy was kept, duplicates not counted', () => {
+    const state = started()
+    block(state, 'a:1', 0, 0, 1)
+    block(state, 'b:2', 0, 16384, 2)
+    block(state, 'a:1', 0, 16384, 2)
+    state.apply({ type: 'piece-verified', key: KEY, piece: 0 })
+    const peers = state.transfers.get(KEY)!.peers
+    assert.equal(peers.get('a:1')?.received, 32768)
+    assert.equal(peers.get('a:1')?.verified, 32768)
+    assert.equal(peers.get('b:2')?.received, 16384)
+    assert.equal(peers.get('b:2')?.verified, 0)
+  })
+
+  it('counts a completed HTTP stream as verified, a failed one not', () => {
+    const state = new SwarmState()
+    for (const [key, outcome] of [['http:1', 'complete'], ['http:2', 'failed']] as const) {
+      state.apply({ type: 'transfer-started', key, digest: 'sha256:y', size: 10, role: 'http' })
+      state.apply({ type: 'bytes-received', key, peer: 'a:1', bytes: 10 })
+      state.apply({ type: 'transfer-finished', key, outcome })
+    }
+    assert.deepEqual(state.recentTransfers().map((transfer) => transfer.peers.get('a:1')?.verified), [0, 10])
   })
 
   it('bans the only sender of a piece that fails verification', () => {
