@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs'
 import { Command } from 'commander'
-import { CLEANUP_OPTIONS, CONFIGURATION_OPTIONS, REGISTRY_OPTIONS, STATUS_OPTIONS } from './config/commands.js'
+import { CLEANUP_OPTIONS, CLEANUP_WAIT_OPTIONS, CONFIGURATION_OPTIONS, REGISTRY_OPTIONS, STATUS_OPTIONS } from './config/commands.js'
 import { addOptions, resolveOptions, type OptionTable, type OptionValues } from './config/options.js'
 import { createLogger, type Logger, type LogLevel } from './observe/logger.js'
-import { runCleanup } from './commands/cleanup.js'
+import { runCleanup, runCleanupWait } from './commands/cleanup.js'
 import { runConfiguration } from './commands/configuration.js'
 import { runMetainfo } from './commands/metainfo.js'
 import { runRegistry } from './commands/registry.js'
@@ -51,7 +51,8 @@ const program = new Command('shoal')
 command(program, 'registry', 'run the node daemon: serve this node\'s content to containerd and peers', REGISTRY_OPTIONS,
   (config, logger, signal) => runRegistry(config, logger, signal, version))
 command(program, 'configuration', 'check containerd and write hosts.toml files that mirror through shoal', CONFIGURATION_OPTIONS, runConfiguration)
-command(program, 'cleanup', 'restore the hosts.toml files shoal replaced', CLEANUP_OPTIONS, (config, logger) => runCleanup(config, logger))
+command(program, 'cleanup', 'restore the hosts.toml files shoal replaced', CLEANUP_OPTIONS, runCleanup)
+command(program, 'cleanup-wait', "wait until every node's cleanup pod is ready (the chart's post-delete Job)", CLEANUP_WAIT_OPTIONS, runCleanupWait)
 
 const status = program.command('status').summary("show a node's swarm: transfers, peers, DHT, seeded blobs")
   .description("Reads a node's /stats (on its --metrics-addr) and prints it as tables; --json prints the document itself.")

@@ -44,12 +44,13 @@ export class ShoalNode {
     const router = this.router = new DhtRouter({ bootstrap: bootstrapOf(config), logger: componentLogger(logger, 'dht'), metrics },
       { listen: config.p2pAddr, announcePort: () => this.registryServer.address()?.port ?? config.registryAddr.port })
     this.advertiser = new Advertiser({ content, watcher: this.source.watcher, router, logger: componentLogger(logger, 'advertiser'), metrics,
-      prefetch: (blobs) => this.metainfo.prefetch(blobs) }, { resolveTags: config.resolveTags, prefetchMinSize: config.swarmMinSize })
+      prefetch: (blobs) => this.metainfo.prefetch(blobs) }, { resolveTags: config.resolveTags, prefetchMinSize: config.swarmMinSize, registryFilters: config.registryFilters })
     const peers = new PeerClient()
     const joins = new SwarmJoins({ router, peers, swarm: this.swarm, metainfo: this.metainfo, advertiser: this.advertiser, logger: componentLogger(logger, 'swarm') },
       { stallMs: config.stallTimeout })
     const mirror = new Mirror({ content, router, peers, swarm: this.swarm, joins, state: this.state, logger: componentLogger(logger, 'mirror'), metrics },
-      { resolveTimeoutMs: config.mirrorResolveTimeout, swarmMinSize: config.swarmMinSize, stallTimeoutMs: config.stallTimeout, resolveTags: config.resolveTags })
+      { resolveTimeoutMs: config.mirrorResolveTimeout, swarmMinSize: config.swarmMinSize, stallTimeoutMs: config.stallTimeout, resolveTags: config.resolveTags,
+        registryFilters: config.registryFilters })
     const metainfoService = new MetainfoService({ content, swarm: this.swarm, metainfo: this.metainfo, logger })
     const registryApp = createRegistryApp({ mirror, metainfo: metainfoService, logger: componentLogger(logger, 'registry'), metrics, state: this.state, ready: () => this.ready() })
     this.registryServer = new HttpServer({ logger }, { address: config.registryAddr, listener: registryApp.callback() })
@@ -60,7 +61,7 @@ export class ShoalNode {
       dht: () => router.stats(),
       advertised: () => ({ digests: this.advertiser.inventory?.blobs.size ?? 0, tags: this.advertiser.inventory?.tags.size ?? 0,
         images: this.advertiser.inventory?.images ?? 0, lastSync: this.advertiser.lastSync?.toISOString() ?? null }),
-      config: { ...config },
+      config: { ...config, registryFilters: config.registryFilters.map(String) },
     }
     const measurer = new Measurer({ state: this.state, logger: componentLogger(logger, 'measure') }, { registryUrl: () => this.ownRegistryUrl(config) })
     this.metricsServer = new HttpServer({ logger }, { address: config.metricsAddr, listener: createMetricsApp({ registry: promRegistry, stats, measurer }).callback() })

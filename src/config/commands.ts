@@ -29,6 +29,16 @@ function parseDialList(raw: string): DialAddress[] {
   })
 }
 
+function parseRegexList(raw: string): RegExp[] {
+  return splitList(raw).map((source) => {
+    try {
+      return new RegExp(source)
+    } catch (err) {
+      throw new InvalidValueError(`not a regular expression: ${(err as Error).message}`)
+    }
+  })
+}
+
 function parseBootstrapKind(raw: string): 'static' | 'dns' {
   if (raw !== 'static' && raw !== 'dns') throw new InvalidValueError('bootstrap kind is static or dns')
   return raw
@@ -65,8 +75,12 @@ export const CONFIGURATION_OPTIONS = {
 }
 export type ConfigurationConfig = OptionValues<typeof CONFIGURATION_OPTIONS>
 
+const optionalAddress = (description: string): OptionSpec<HostPort | undefined> =>
+  ({ description, default: undefined, defaultText: 'none', argument: '<addr>', parse: parseAddress })
+
 export const CLEANUP_OPTIONS = {
   ...registryConfigPath,
+  probeAddr: optionalAddress("after restoring, answer GET /readyz here until stopped (the chart's post-delete DaemonSet)"),
   logLevel,
 }
 export type CleanupConfig = OptionValues<typeof CLEANUP_OPTIONS>
@@ -89,9 +103,25 @@ export const REGISTRY_OPTIONS = {
   swarmMinSize: size('blobs at least this large are fetched through the swarm, smaller ones from one holder', DEFAULT_SWARM_MIN_SIZE),
   stallTimeout: duration('a source that delivers nothing for this long is dropped, and a stalled response cut', '10s'),
   uploadLimit: size('upload limit of this node in bytes per second, over all peers (0: none)', '0'),
+  registryFilters: { description: 'regular expressions over image names (registry/repository:tag): matching images are not advertised and their tags not resolved',
+    default: [] as RegExp[], argument: '<regex>', list: true, parse: parseRegexList },
   logLevel,
 }
 export type RegistryConfig = OptionValues<typeof REGISTRY_OPTIONS>
+
+export const CLEANUP_WAIT_OPTIONS = {
+  dnsDomain: opt.string('a name whose A records are the cleanup pods (headless Service)', '', '<name>'),
+  probePort: { ...opt.string('port of their --probe-addr', '5002', '<port>'), parse: parsePort },
+  timeout: duration('give up after this long', '5m'),
+  logLevel,
+}
+export type CleanupWaitConfig = OptionValues<typeof CLEANUP_WAIT_OPTIONS>
+
+function parsePort(raw: string): string {
+  const port = Number(raw)
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InvalidValueError('a port is an integer from 1 to 65535')
+  return String(port)
+}
 
 export const STATUS_OPTIONS = {
   addr: { ...opt.string("a node's metrics address (--metrics-addr), e.g. after kubectl port-forward pod/shoal-xxxxx 9090", '127.0.0.1:9090', '<host:port>'), env: 'SHOAL_STATUS_ADDR' },

@@ -17,12 +17,13 @@ export interface ContentInventory {
 
 const MAX_INDEX_DEPTH = 4
 
-/** Walks every image index → manifest → config/layers and keeps the digests present locally. */
-export async function takeInventory(provider: ContentProvider, signal?: AbortSignal): Promise<ContentInventory> {
+/** Walks every image index → manifest → config/layers and keeps the digests present locally; `excluded` images are skipped. */
+export async function takeInventory(provider: ContentProvider, signal?: AbortSignal, excluded: (name: string) => boolean = () => false): Promise<ContentInventory> {
   const inventory: ContentInventory = { blobs: new Map(), tags: new Map(), images: 0, problems: [] }
   const visited = new Set<string>()
   for (const image of await provider.listImages(signal)) {
     signal?.throwIfAborted()
+    if (excluded(image.name)) continue
     inventory.images++
     try {
       if (await walkDescriptor(provider, image.target.digest, inventory, visited, 0, signal)) recordTag(image, inventory)

@@ -27,6 +27,8 @@ export interface MirrorInit {
   /** A source that delivers nothing for this long is dropped (a stream is cut). */
   stallTimeoutMs: number
   resolveTags: boolean
+  /** Tags whose `registry/repository:tag` matches one of these are not resolved through peers. */
+  registryFilters?: RegExp[]
 }
 
 export interface MirrorComponents {
@@ -145,6 +147,7 @@ export class Mirror {
     const label = 'digest' in reference ? reference.digest : registry ? tagReference(registry, request.name, reference.tag) : reference.tag
     if ('tag' in reference && !this.init.resolveTags) throw new ManifestUnknownError(reference.tag, 'tag resolution is disabled on this node (--resolve-tags=false)')
     if ('tag' in reference && registry === undefined) throw new ManifestUnknownError(reference.tag, 'resolving a tag needs the registry in ?ns=<registry>, as containerd sends it')
+    if ('tag' in reference && this.init.registryFilters?.some((filter) => filter.test(label))) throw new ManifestUnknownError(label, 'excluded by --registry-filters')
     const digest = 'digest' in reference ? reference.digest : await this.components.content.resolve(label, request.signal)
     const bytes = digest && await readSmallBlob(this.components.content, digest, MAX_MANIFEST_SIZE, request.signal)
     const manifest = bytes && parseManifest(bytes)

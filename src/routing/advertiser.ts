@@ -16,6 +16,8 @@ export interface AdvertiserInit {
   debounceMs?: number
   /** Blobs this large get their metainfo computed ahead of the first peer asking. */
   prefetchMinSize?: number
+  /** Images whose name matches one of these are not advertised (--registry-filters). */
+  registryFilters?: RegExp[]
 }
 
 export interface AdvertiserComponents {
@@ -116,7 +118,8 @@ export class Advertiser {
 
   private async sync(signal?: AbortSignal): Promise<void> {
     const { content, router, logger, metrics } = this.components
-    const inventory = await takeInventory(content, signal)
+    const filters = this.init.registryFilters ?? []
+    const inventory = await takeInventory(content, signal, (name) => filters.some((filter) => filter.test(name)))
     const keys = new Set<string>(inventory.blobs.keys())
     if (this.init.resolveTags) for (const tag of inventory.tags.keys()) keys.add(tag)
     const added = [...keys].filter((key) => !this.advertised.has(key))

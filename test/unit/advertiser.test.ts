@@ -15,7 +15,7 @@ async function until(check: () => boolean, what: string): Promise<void> {
 describe('advertiser', () => {
   const image = buildImage({ registry: 'registry.test', repository: 'team/app', tag: 'v1', layerSizes: [10_000, 20_000], withIndex: true })
 
-  function setup(resolveTags: boolean) {
+  function setup(resolveTags: boolean, registryFilters: RegExp[] = []) {
     const content = new MemoryContentProvider()
     for (const item of image.blobs) content.addBlob(item.bytes)
     content.setImage(image.name, { digest: image.target.digest, size: image.target.bytes.length, mediaType: image.target.mediaType })
@@ -23,7 +23,7 @@ describe('advertiser', () => {
     const { metrics, registry } = createMetricsRegistry()
     const prefetched: string[] = []
     const advertiser = new Advertiser({ content, watcher: content, router, logger: silentLogger, metrics, prefetch: (blobs) => prefetched.push(...blobs.map((blob) => blob.digest)) },
-      { resolveTags, debounceMs: 10, prefetchMinSize: 15_000 })
+      { resolveTags, debounceMs: 10, prefetchMinSize: 15_000, registryFilters })
     return { content, router, advertiser, registry, prefetched }
   }
 
@@ -36,6 +36,22 @@ describe('advertiser', () => {
       assert.ok(router.advertisedKeys().has('registry.test/team/app:v1'))
       assert.deepEqual(prefetched, [image.layers[1]!.digest])
       assert.match(await registry.getSingleMetricAsString('shoal_advertised_image_digests'), /shoal_advertised_image_digests 5/)
+    } finally {
+      await advertiser.stop()
+    }
+  })
+
+  it('does not announce images that --registry-filters exclude, and announces them without filters', async () => {
+    const other = buildImage({ registry: 'other.test', repository: 'team/tool', tag: 'v2', layerSizes: [3000] })
+    const { content, router, advertiser } = setup(true, [/^registry\.test\//])
+    for (const item of other.blobs) content.addBlob(item.bytes)
+    content.setImage(other.name, { digest: other.target.digest, size: other.target.bytes.length, mediaType: other.target.mediaType })
+    advertiser.start()
+    try {
+      await until(() => router.advertisedKeys().size === other.blobs.length + 1, 'the other image advertised')
+      assert.ok(router.advertisedKeys().has('other.test/team/tool:v2'))
+      assert.ok(!router.advertisedKeys().has('registry.test/team/app:v1'))
+      assert.ok(!router.advertisedKeys().has(image.layers[0]!.digest))
     } finally {
       await advertiser.stop()
     }
