@@ -50,7 +50,7 @@ export class ShoalNode {
       { stallMs: config.stallTimeout })
     const mirror = new Mirror({ content, router, peers, swarm: this.swarm, joins, state: this.state, logger: componentLogger(logger, 'mirror'), metrics },
       { resolveTimeoutMs: config.mirrorResolveTimeout, swarmMinSize: config.swarmMinSize, stallTimeoutMs: config.stallTimeout, resolveTags: config.resolveTags,
-        registryFilters: config.registryFilters })
+        registryFilters: config.registryFilters, singleSource: config.singleSource })
     const metainfoService = new MetainfoService({ content, swarm: this.swarm, metainfo: this.metainfo, logger })
     const registryApp = createRegistryApp({ mirror, metainfo: metainfoService, logger: componentLogger(logger, 'registry'), metrics, state: this.state, ready: () => this.ready() })
     this.registryServer = new HttpServer({ logger }, { address: config.registryAddr, listener: registryApp.callback() })

@@ -27,6 +27,8 @@ export interface MirrorInit {
   /** A source that delivers nothing for this long is dropped (a stream is cut). */
   stallTimeoutMs: number
   resolveTags: boolean
+  /** Every blob streamed whole from one holder over HTTP, never the swarm (Spegel's way; for comparison). */
+  singleSource?: boolean
   /** Tags whose `registry/repository:tag` matches one of these are not resolved through peers. */
   registryFilters?: RegExp[]
 }
@@ -123,6 +125,7 @@ export class Mirror {
     const range = parseRange(request.rangeHeader, size)
     if (request.head) return { size, range, body: undefined, source: 'peer' }
     const whole = { start: 0, end: size - 1 }
+    if (this.init.singleSource) return { size, range, body: await this.streamFromHolders(request, holders, size, range ?? whole), source: 'peer' }
     if (size < this.init.swarmMinSize) {
       const bytes = await this.fetchWhole(request, holders, size)
       return { size, range, body: Readable.from([range ? bytes.subarray(range.start, range.end + 1) : bytes]), source: 'peer' }

@@ -41,6 +41,8 @@ export interface TestNodeInit {
   stallTimeoutMs?: number
   /** How long this node lets a peer wait for metainfo it must compute (0: answer 503 at once). */
   metainfoWaitMs?: number
+  singleSource?: boolean
+  registryFilters?: RegExp[]
 }
 
 export interface RunningRegistry {
@@ -74,6 +76,7 @@ export async function startRegistryApp(content: ContentProvider, init: TestNodeI
   const joins = new SwarmJoins({ router, peers, swarm, metainfo, advertiser: holds, logger }, { stallMs })
   const mirror = new Mirror({ content, router, peers, swarm, joins, state, logger, metrics: metrics.metrics }, {
     resolveTimeoutMs: init.resolveTimeoutMs ?? 200, swarmMinSize: init.swarmMinSize ?? 1 << 20, stallTimeoutMs: stallMs, resolveTags: init.resolveTags ?? true,
+    singleSource: init.singleSource ?? false, registryFilters: init.registryFilters ?? [],
   })
   const metainfoService = new MetainfoService({ content, swarm, metainfo, logger }, init.metainfoWaitMs === undefined ? {} : { waitMs: init.metainfoWaitMs })
   const app = createRegistryApp({ mirror, metainfo: metainfoService, logger, metrics: metrics.metrics, state, ready: () => true })

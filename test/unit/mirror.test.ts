@@ -75,6 +75,26 @@ describe('mirror over in-process nodes', () => {
     assert.ok(requester.swarm.downloading(big.digest)?.complete)
   })
 
+  it('with --single-source streams a large blob from one holder over HTTP, never the swarm', async () => {
+    const single = await startRegistryApp(new MemoryContentProvider(), { ...shared, singleSource: true })
+    nodes.push(single)
+    const response = await fetch(`${single.url}/v2/team/app/blobs/${big.digest}`)
+    assert.equal(response.status, 200)
+    assert.equal(response.headers.get('shoal-source'), 'peer')
+    assert.ok((await body(response)).equals(big.bytes))
+    assert.equal(single.swarm.downloading(big.digest), undefined)
+    const transfer = single.state.recentTransfers().find((item) => item.digest === big.digest)
+    assert.equal(transfer?.role, 'http')
+  })
+
+  it('does not resolve tags that --registry-filters exclude', async () => {
+    const filtered = await startRegistryApp(new MemoryContentProvider(), { ...shared, registryFilters: [/team\/app:v1$/] })
+    nodes.push(filtered)
+    const response = await fetch(`${filtered.url}/v2/team/app/manifests/v1?ns=registry.test`)
+    assert.equal(response.status, 404)
+    assert.match(await response.text(), /excluded by --registry-filters/)
+  })
+
   it('resolves a tag and fetches manifests by digest through peers', async () => {
     const byTag = await fetch(`${requester.url}/v2/team/app/manifests/v1?ns=registry.test`)
     assert.equal(byTag.status, 200)
