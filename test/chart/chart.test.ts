@@ -8,7 +8,8 @@ import { parse } from 'yaml'
 import { createMetricsRegistry } from '../../src/observe/metrics.js'
 import { removeTestDir } from '../support/processes.js'
 import { CHART, renderChart, type K8sObject } from './render.js'
-import { containers, flagsOf, parseWithCli, portOf, type Container, type PodSpec } from './pod.js'
+import { flagName } from '../../src/config/options.js'
+import { COMMAND_TABLES, containers, flagsOf, parseWithCli, portOf, type Container, type PodSpec } from './pod.js'
 import { validateObject } from './validate.js'
 
 const TALOS_VALUES = { shoal: { containerdRegistryConfigPath: '/etc/cri/conf.d/hosts' } }
@@ -99,6 +100,14 @@ describe('the Helm chart', () => {
     const registryFlags = flagsOf(everything.find((container) => container.name === 'registry')!)
     assert.equal(registryFlags.get('upload-limit'), '100MiB')
     assert.equal(registryFlags.get('registry-filters'), '^docker\\.io/library/,:latest$')
+  })
+
+  it('docs/configuration.md documents every flag of every command and every shoal.* value', async () => {
+    const doc = await readFile(join(CHART, '..', 'docs', 'configuration.md'), 'utf8')
+    for (const table of Object.values(COMMAND_TABLES)) {
+      for (const key of Object.keys(table)) assert.ok(doc.includes(`\`--${flagName(key)}\``), `--${flagName(key)} is documented`)
+    }
+    for (const key of Object.keys(defaults['shoal'] as object)) assert.ok(doc.includes(`\`shoal.${key}\``), `shoal.${key} is documented`)
   })
 
   it('lines up ports, probes and Services with the flags, and the mirror targets with hostPort and NodePort', () => {

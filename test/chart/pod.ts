@@ -1,4 +1,4 @@
-import { CLEANUP_OPTIONS, CLEANUP_WAIT_OPTIONS, CONFIGURATION_OPTIONS, REGISTRY_OPTIONS } from '../../src/config/commands.js'
+import { CLEANUP_OPTIONS, CLEANUP_WAIT_OPTIONS, CONFIGURATION_OPTIONS, REGISTRY_OPTIONS, STATUS_OPTIONS } from '../../src/config/commands.js'
 import { flagName, type OptionTable } from '../../src/config/options.js'
 import type { K8sObject } from './render.js'
 
@@ -23,8 +23,8 @@ export interface PodSpec {
   tolerations?: unknown[]
 }
 
-const COMMANDS: Record<string, OptionTable> = {
-  registry: REGISTRY_OPTIONS, configuration: CONFIGURATION_OPTIONS, cleanup: CLEANUP_OPTIONS, 'cleanup-wait': CLEANUP_WAIT_OPTIONS,
+export const COMMAND_TABLES: Record<string, OptionTable> = {
+  registry: REGISTRY_OPTIONS, configuration: CONFIGURATION_OPTIONS, cleanup: CLEANUP_OPTIONS, 'cleanup-wait': CLEANUP_WAIT_OPTIONS, status: STATUS_OPTIONS,
 }
 /** What Kubernetes substitutes for $(VAR) from the downward API. */
 const DOWNWARD = { NODE_IP: '10.0.0.1', POD_IP: '10.244.0.7' }
@@ -54,7 +54,7 @@ export function portOf(address: string): number {
 /** Parses a container's arguments with shoal's own option tables, as the binary would. */
 export function parseWithCli(container: Container): void {
   const command = container.args?.[0] ?? ''
-  const table = COMMANDS[command]
+  const table = COMMAND_TABLES[command]
   if (!table) throw new Error(`${container.name}: ${JSON.stringify(command)} is not a shoal command`)
   for (const [flag, raw] of flagsOf(container)) {
     const entry = Object.entries(table).find(([key]) => flagName(key) === flag)
