@@ -1,15 +1,36 @@
-/** `npm run bench -- <scenario> [options]`: runs one benchmark and prints its rows as JSON and a table. */
+/**
+ * `npm run bench -- <scenario> [options]`: runs one benchmark, prints its rows as JSON and a
+ * Markdown table, and writes them to docs/bench/<scenario>.{json,md} (herd: also an SVG chart).
+ */
+import { runHerd, type HerdMode } from './herd.js'
+import { runLatency } from './latency.js'
+import { runMemory } from './memory.js'
 import { runMinSize } from './min-size.js'
+import { herdSvg, markdownTable, writeResults, writeSvg } from './report.js'
 import { runThroughput } from './throughput.js'
 
-const scenarios: Record<string, (args: string[]) => Promise<Record<string, unknown>[]>> = {
-  throughput: async (args) => runThroughput(numberArg(args, '--size-mib', 1024)) as unknown as Promise<Record<string, unknown>[]>,
-  'min-size': async (args) => runMinSize(stringArg(args, '--upload-limit')) as unknown as Promise<Record<string, unknown>[]>,
+type Rows = Record<string, unknown>[]
+type Outcome = { rows: Rows; extra?: Record<string, unknown> }
+
+const scenarios: Record<string, (args: string[]) => Promise<Outcome>> = {
+  throughput: async (args) => ({ rows: await runThroughput(numberArg(args, '--size-mib', 1024)) as unknown as Rows }),
+  'min-size': async (args) => ({ rows: await runMinSize(stringArg(args, '--upload-limit')) as unknown as Rows }),
+  herd: async (args) => {
+    const { rows, profiles } = await runHerd({
+      nodes: listArg(args, '--nodes', '2,4,8').map(Number), sizeMiB: numberArg(args, '--size-mib', 512), rateMbit: numberArg(args, '--rate-mbit', 200),
+      modes: listArg(args, '--modes', 'swarm,single-source,upstream') as HerdMode[], profile: args.includes('--profile'),
+    })
+    await writeSvg('herd.svg', herdSvg(rows))
+    return { rows: rows as unknown as Rows, extra: { profiles: Object.fromEntries(profiles) } }
+  },
+  latency: async (args) => ({ rows: await runLatency(numberArg(args, '--dht-nodes', 60)) as unknown as Rows }),
+  memory: async (args) => ({ rows: await runMemory(numberArg(args, '--size-mib', 1024), numberArg(args, '--transfers', 4)) as unknown as Rows }),
 }
 
 function numberArg(args: string[], name: string, fallback: number): number {
-  const index = args.indexOf(name)
-  return index >= 0 ? Number(args[index + 1]) : fallback
+  const value = Number(stringArg(args, name) ?? fallback)
+  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`)
+  return value
 }
 
 function stringArg(args: string[], name: string): string | undefined {
@@ -17,9 +38,8 @@ function stringArg(args: string[], name: string): string | undefined {
   return index >= 0 ? args[index + 1] : undefined
 }
 
-function table(rows: Record<string, unknown>[]): string {
-  const columns = Object.keys(rows[0] ?? {})
-  return [`| ${columns.join(' | ')} |`, `|${columns.map(() => '---').join('|')}|`, ...rows.map((row) => `| ${columns.map((column) => String(row[column])).join(' | ')} |`)].join('\n')
+function listArg(args: string[], name: string, fallback: string): string[] {
+  return (stringArg(args, name) ?? fallback).split(',').map((item) => item.trim()).filter(Boolean)
 }
 
 const [scenario, ...args] = process.argv.slice(2)
@@ -28,5 +48,6 @@ if (!run) {
   process.stderr.write(`usage: npm run bench -- <${Object.keys(scenarios).join('|')}> [options]\n`)
   process.exit(2)
 }
-const rows = await run(args)
-process.stdout.write(`${JSON.stringify({ scenario, date: new Date().toISOString(), rows }, null, 2)}\n\n${table(rows)}\n`)
+const { rows, extra } = await run(args)
+await writeResults(scenario!, `npm run bench -- ${[scenario, ...args].join(' ')}`, rows, extra)
+process.stdout.write(`${JSON.stringify({ scenario, date: new Date().toISOString(), rows, ...extra }, null, 2)}\n\n${markdownTable(rows)}\n`)
