@@ -92,6 +92,11 @@ export class HerdBed {
     }
   }
 
+  /** The shoal (and docker-registry) processes: `ip netns exec` execs them under the same pid. */
+  daemonPids(): number[] {
+    return [...this.nodes.map((node) => node.shoal?.process.child.pid), this.upstream?.process.child.pid].filter((pid): pid is number => pid !== undefined)
+  }
+
   async stopShoals(): Promise<void> {
     await Promise.all(this.nodes.map((node) => node.shoal?.stop()))
     for (const node of this.nodes) node.shoal = undefined

@@ -8,13 +8,14 @@
  */
 import { execFileSync } from 'node:child_process'
 import { mkdtemp } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { cpus, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { removeStaleNamespaces } from '../test/e2e/netns.js'
 import { buildImage, writeOciLayout, type TestImage } from '../test/support/images.js'
 import { removeTestDir, waitFor } from '../test/support/processes.js'
 import { HerdBed, type BedNode } from './herd-bed.js'
+import { cpuSeconds } from './proc.js'
 import { summariseProfiles, type ProfileSummary } from './profile.js'
 
 export type HerdMode = 'swarm' | 'single-source' | 'upstream'
@@ -39,6 +40,8 @@ export interface HerdRow {
   medianRatio: number
   /** Bytes the holder (or upstream) uploaded, in copies of the blob. */
   sourceCopies: number | null
+  /** CPU used by all daemons during the pull, as a share of every core for the slowest node's time. */
+  cpuBusy: number
 }
 
 /** Kumar–Ross: T* = max(S/u_seed, S/B, N·S/(u_seed + N·B)), N downloaders, in seconds. */
@@ -78,7 +81,10 @@ async function runOne(dir: string, image: TestImage, nodes: number, mode: HerdMo
     }
     await bed.shape(init.rateMbit)
     await sleep(500)
+    const pids = bed.daemonPids()
+    const cpuBefore = await Promise.all(pids.map(cpuSeconds))
     const results = await bed.fetchAll(requesters, url, layer.digest)
+    const cpuUsed = (await Promise.all(pids.map(cpuSeconds))).reduce((sum, value, i) => sum + value - cpuBefore[i]!, 0)
     const sourceCopies = mode === 'upstream' ? null : round((await bed.stats(holder)).totals.sent / layer.bytes.length)
     if (init.profile && mode === 'swarm') {
       await bed.stopShoals()
@@ -92,6 +98,7 @@ async function runOne(dir: string, image: TestImage, nodes: number, mode: HerdMo
     return {
       nodes, mode, sizeMB: round(layer.bytes.length / 1e6, 0), rateMbit: init.rateMbit, slowestSeconds: round(slowest), medianSeconds: round(median(times)),
       boundSeconds: round(bound), slowestRatio: round(slowest / bound), medianRatio: round(median(times) / bound), sourceCopies,
+      cpuBusy: round(cpuUsed / (slowest * cpus().length)),
     }
   } finally {
     await bed.destroy()

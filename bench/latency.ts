@@ -86,7 +86,7 @@ export async function runLatency(dhtNodes = 60): Promise<LatencyRow[]> {
     const bootstrap = fillers.slice(0, 5).map((filler) => filler.address).join(',')
     nodes = await startLoopbackCluster({ dir, base: 200, contents: [images, []], args: () => ['--static-bootstrap-peers', bootstrap] })
     const [holder, requester] = nodes as [LoopbackNode, LoopbackNode]
-    await waitFor('the DHT to fill', async () => ((await stats(requester)).dht['nodes'] as number) >= Math.min(dhtNodes, 40), 60_000, 500)
+    await waitFor('the DHT to fill', async () => ((await stats(requester)).dht['nodes'] as number) >= Math.min(Math.floor(dhtNodes / 3), 20), 60_000, 500)
     await waitFor('the holder to advertise', async () => ((await stats(holder)).dht['announcedKeys'] as number) >= images.length * 3, 60_000, 500)
     const missing: number[] = []
     for (let i = 0; i < MISSING_SAMPLES; i++) missing.push(await timeTo404(requester))

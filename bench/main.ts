@@ -10,7 +10,8 @@ import { herdSvg, markdownTable, writeResults, writeSvg } from './report.js'
 import { runThroughput } from './throughput.js'
 
 type Rows = Record<string, unknown>[]
-type Outcome = { rows: Rows; extra?: Record<string, unknown> }
+/** `name`: where the results go, when not the scenario's own name. */
+type Outcome = { rows: Rows; extra?: Record<string, unknown>; name?: string }
 
 const scenarios: Record<string, (args: string[]) => Promise<Outcome>> = {
   throughput: async (args) => ({ rows: await runThroughput(numberArg(args, '--size-mib', 1024)) as unknown as Rows }),
@@ -20,8 +21,8 @@ const scenarios: Record<string, (args: string[]) => Promise<Outcome>> = {
       nodes: listArg(args, '--nodes', '2,4,8').map(Number), sizeMiB: numberArg(args, '--size-mib', 512), rateMbit: numberArg(args, '--rate-mbit', 200),
       modes: listArg(args, '--modes', 'swarm,single-source,upstream') as HerdMode[], profile: args.includes('--profile'),
     })
-    await writeSvg('herd.svg', herdSvg(rows))
-    return { rows: rows as unknown as Rows, extra: { profiles: Object.fromEntries(profiles) } }
+    if (profiles.size === 0) await writeSvg('herd.svg', herdSvg(rows))
+    return { rows: rows as unknown as Rows, extra: { profiles: Object.fromEntries(profiles) }, name: profiles.size ? 'herd-profile' : 'herd' }
   },
   latency: async (args) => ({ rows: await runLatency(numberArg(args, '--dht-nodes', 60)) as unknown as Rows }),
   memory: async (args) => ({ rows: await runMemory(numberArg(args, '--size-mib', 1024), numberArg(args, '--transfers', 4)) as unknown as Rows }),
@@ -48,6 +49,6 @@ if (!run) {
   process.stderr.write(`usage: npm run bench -- <${Object.keys(scenarios).join('|')}> [options]\n`)
   process.exit(2)
 }
-const { rows, extra } = await run(args)
-await writeResults(scenario!, `npm run bench -- ${[scenario, ...args].join(' ')}`, rows, extra)
+const { rows, extra, name } = await run(args)
+await writeResults(name ?? scenario!, `npm run bench -- ${[scenario, ...args].join(' ')}`, rows, extra)
 process.stdout.write(`${JSON.stringify({ scenario, date: new Date().toISOString(), rows, ...extra }, null, 2)}\n\n${markdownTable(rows)}\n`)
