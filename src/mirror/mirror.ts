@@ -254,9 +254,10 @@ export class Mirror {
   }
 
   private recordHttpTransfer(digest: Digest, size: number) {
-    const { state, metrics } = this.components
+    const { state, metrics, logger } = this.components
     const key = `http:${digest}:${++this.httpTransfers}`
     state.apply({ type: 'transfer-started', key, digest, size, role: 'http' })
+    const started = performance.now()
     let finished = false
     return {
       onBytes: (peer: { host: string; port: number }, bytes: number) => {
@@ -267,6 +268,9 @@ export class Mirror {
         if (finished) return
         finished = true
         state.apply({ type: 'transfer-finished', key, outcome: error ? 'failed' : 'complete', ...(error ? { error: error.message } : {}) })
+        const seconds = Number(((performance.now() - started) / 1000).toFixed(3))
+        if (error) logger.warn({ digest, size, seconds, err: error.message }, 'transfer from a holder over HTTP failed')
+        else logger.info({ digest, size, seconds }, 'transfer from a holder over HTTP complete')
       },
     }
   }
