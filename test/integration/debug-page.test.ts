@@ -40,7 +40,7 @@ describe('the /debug page in headless Chromium during a transfer', { skip: !CHRO
     assert.ok(CHROMIUM, 'chromium is installed (apt-get install chromium)')
     dir = await mkdtemp(join(tmpdir(), 'shoal-debug-page-'))
     nodes = await startLoopbackCluster({ dir, base: 100, contents: [[image], [image], []], args: (index) => index < 2 ? ['--upload-limit', '8MiB'] : [] })
-    browser = await chromium.launch({ executablePath: CHROMIUM, chromiumSandbox: false, args: ['--disable-gpu'] })
+    browser = await chromium.launch({ executablePath: CHROMIUM, chromiumSandbox: false, args: ['--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] })
     page = await browser.newPage({ viewport: { width: 1280, height: 900 } })
   })
   after(async () => {
