@@ -27,8 +27,8 @@ async function renderer(): Promise<{ command: string; argsFor: ArgsFor }> {
   if (process.env['HELM_TEMPLATE']) return { command: process.env['HELM_TEMPLATE'], argsFor: helmTemplateArgs }
   const helm = await run('sh', ['-c', 'command -v helm']).then((result) => result.stdout.trim(), () => '')
   if (helm) return { command: helm, argsFor: (valuesFile) => ['template', 'shoal', CHART, '--namespace', 'shoal', '-f', valuesFile] }
-  const script = join(REPO, '..', 'shared', 'tools', 'helm-template.sh')
-  if (existsSync(script)) return { command: script, argsFor: helmTemplateArgs }
+  const script = [join(REPO, '..', 'shared', 'tools', 'helm-template.sh'), '/work/shared/tools/helm-template.sh'].find((path) => existsSync(path))
+  if (script) return { command: script, argsFor: helmTemplateArgs }
   throw new Error('no chart renderer: install helm, or set HELM_TEMPLATE to a `helm template` equivalent')
 }
 
