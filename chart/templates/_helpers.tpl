@@ -67,3 +67,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $targets := list (printf "http://$(NODE_IP):%d" (int .Values.service.registry.hostPort)) (printf "http://$(NODE_IP):%d" (int .Values.service.registry.nodePort)) }}
 {{- concat $targets .Values.shoal.additionalMirrorTargets | join "," }}
 {{- end }}
+
+{{/* The registry pods (the main DaemonSet); the cleanup pods carry component: cleanup instead. */}}
+{{- define "shoal.registrySelectorLabels" -}}
+{{ include "shoal.selectorLabels" . }}
+app.kubernetes.io/component: registry
+{{- end }}

@@ -163,6 +163,22 @@ describe('the Helm chart', () => {
     })
   }
 
+  it('selects the registry pods and the cleanup pods apart, in every Service and DaemonSet', () => {
+    const objects = rendered.everything
+    const podLabels = (name: string): Record<string, string> => (find(objects, 'DaemonSet', name).spec as { template: { metadata: { labels: Record<string, string> } } }).template.metadata.labels
+    const matches = (selector: Record<string, string>, labels: Record<string, string>): boolean => Object.entries(selector).every(([key, value]) => labels[key] === value)
+    const registry = podLabels('shoal')
+    const cleanup = podLabels('shoal-cleanup')
+    for (const name of ['shoal-bootstrap', 'shoal-registry', 'shoal-metrics']) {
+      const selector = (find(objects, 'Service', name).spec as { selector: Record<string, string> }).selector
+      assert.ok(matches(selector, registry) && !matches(selector, cleanup), `${name} selects the registry pods only`)
+    }
+    const cleanupSelector = (find(objects, 'Service', 'shoal-cleanup').spec as { selector: Record<string, string> }).selector
+    assert.ok(matches(cleanupSelector, cleanup) && !matches(cleanupSelector, registry))
+    const daemonSelector = (find(objects, 'DaemonSet', 'shoal').spec as { selector: { matchLabels: Record<string, string> } }).selector.matchLabels
+    assert.ok(!matches(daemonSelector, cleanup), 'the main DaemonSet does not claim cleanup pods')
+  })
+
   it('runs the cleanup after uninstall: a DaemonSet and a Job that waits for it, found through a headless Service', () => {
     const objects = rendered.defaults
     const hooks = objects.filter((object) => object.metadata.annotations?.['helm.sh/hook'] === 'post-delete')
