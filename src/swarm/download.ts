@@ -83,8 +83,12 @@ export class Download {
     let progressAt = this.verifiedCount
     let deadline = Date.now() + stallMs
     const urgentAt = Date.now() + URGENT_AFTER_MS
+    let urgent = false
     while (!this.isVerified(piece)) {
-      if (Date.now() >= urgentAt) this.onUrgent(piece)
+      if (!urgent && Date.now() >= urgentAt) {
+        this.onUrgent(piece)
+        urgent = true
+      }
       if (this.failure) throw this.failure
       signal?.throwIfAborted()
       if (this.verifiedCount !== progressAt) {
@@ -93,7 +97,7 @@ export class Download {
       }
       const remaining = deadline - Date.now()
       if (remaining <= 0) throw new StallError(this.metainfo.digest, piece, stallMs)
-      await this.sleepUntilChange(Math.min(remaining, Math.max(10, urgentAt - Date.now()) || remaining), signal)
+      await this.sleepUntilChange(urgent ? remaining : Math.min(remaining, Math.max(0, urgentAt - Date.now())), signal)
     }
   }
 
