@@ -71,8 +71,7 @@ export class ShoalNode {
   private ownRegistryUrl(config: RegistryConfig): string {
     const bound = config.registryAddr.host
     const host = !bound || bound === '0.0.0.0' ? '127.0.0.1' : bound === '::' ? '::1' : bound
-    const port = this.registryServer.address()?.port ?? config.registryAddr.port
-    return `http://${host.includes(':') ? `[${host}]` : host}:${port}`
+    return `http://${formatHostPort({ host, port: this.registryServer.address()?.port ?? config.registryAddr.port })}`
   }
 
   ready(): boolean {

@@ -6,6 +6,7 @@ import type { CleanupConfig, CleanupWaitConfig } from '../config/commands.js'
 import { InvalidValueError } from '../config/values.js'
 import { restoreMirrors } from '../containerd/mirror-config.js'
 import { HttpServer } from '../net/http-server.js'
+import { DnsBootstrap } from '../routing/bootstrap.js'
 
 const WAIT_POLL_MS = 2000
 const PROBE_TIMEOUT_MS = 2000
@@ -34,10 +35,11 @@ export async function runCleanup(config: CleanupConfig, logger: Logger, signal: 
  */
 export async function runCleanupWait(config: CleanupWaitConfig, logger: Logger, signal: AbortSignal): Promise<void> {
   if (!config.dnsDomain) throw new InvalidValueError('--dns-domain is required: the headless Service of the cleanup DaemonSet')
+  const pods = new DnsBootstrap(config.dnsDomain, Number(config.probePort), lookup4)
   const deadline = Date.now() + config.timeout
   let previous = ''
   while (Date.now() < deadline && !signal.aborted) {
-    const addresses = await resolve(config.dnsDomain)
+    const addresses = await cleanupPods(pods)
     const ready = await Promise.all(addresses.map((address) => probe(address, config.probePort, signal)))
     const key = addresses.sort().join(',')
     logger.info({ pods: addresses.length, ready: ready.filter(Boolean).length }, 'waiting for cleanup on every node')
@@ -48,12 +50,17 @@ export async function runCleanupWait(config: CleanupWaitConfig, logger: Logger, 
   if (!signal.aborted) throw new Error(`cleanup did not finish on every node within ${config.timeout / 1000} s`)
 }
 
-async function resolve(domain: string): Promise<string[]> {
+/** The A records of a name, /etc/hosts included (getaddrinfo, as the Job's resolver sees it). */
+async function lookup4(name: string): Promise<string[]> {
+  return (await dns.lookup(name, { all: true, family: 4 })).map((entry) => entry.address)
+}
+
+/** The cleanup pods' addresses; none yet while DNS is temporarily failing (EAI_AGAIN). */
+async function cleanupPods(pods: DnsBootstrap): Promise<string[]> {
   try {
-    return (await dns.lookup(domain, { all: true, family: 4 })).map((entry) => entry.address)
+    return (await pods.addresses()).map((pod) => pod.host)
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    if (code === 'ENOTFOUND' || code === 'ENODATA' || code === 'EAI_AGAIN') return []
+    if ((err as NodeJS.ErrnoException).code === 'EAI_AGAIN') return []
     throw err
   }
 }

@@ -6,9 +6,9 @@ import { contentRange, type ByteRange } from '../oci/range.js'
 import { peerKey, type PeerAddress } from '../routing/router.js'
 import { decodeMetainfo, MAX_METAINFO_BYTES, type Metainfo } from '../swarm/metainfo.js'
 
-/** Marks a request from another shoal node: answered from local content only, never forwarded. */
 /** Set on answers to the local containerd: where the bytes came from (local, peer or swarm). */
 export const SOURCE_HEADER = 'Shoal-Source'
+/** Marks a request from another shoal node: answered from local content only, never forwarded. */
 export const PEER_REQUEST_HEADER = 'Shoal-Peer-Request'
 export const WIRE_PORT_HEADER = 'Shoal-Wire-Port'
 export const METAINFO_PATH = '/shoal/v1/metainfo/'

@@ -4,6 +4,7 @@ import { BlobUnknownError, ManifestUnknownError } from '../oci/errors.js'
 import { OCTET_STREAM } from '../oci/mediatype.js'
 import { contentRange, rangeLength } from '../oci/range.js'
 import { PEER_REQUEST_HEADER, SOURCE_HEADER, WIRE_PORT_HEADER } from '../mirror/peer-client.js'
+import type { MirrorSource } from '../swarm/state.js'
 import type { RegistryComponents } from './app.js'
 import { requestSignal } from './request.js'
 
@@ -26,7 +27,7 @@ export async function serveBlob(ctx: Context, components: RegistryComponents, re
   ctx.status = answer.range ? 206 : 200
   if (answer.range) ctx.set('Content-Range', contentRange(answer.range, answer.size))
   ctx.length = answer.range ? rangeLength(answer.range) : answer.size
-  if (!fromPeer) components.state.apply({ type: 'mirror-answered', source: answer.source, bytes: ctx.method === 'HEAD' ? 0 : ctx.length })
+  recordAnswer(ctx, components, fromPeer, answer.source)
   components.logger.debug({ method: ctx.method, digest: request.digest, registry: request.registry, range: ctx.request.headers.range,
     source: answer.source, peer: fromPeer, ms: Math.round(performance.now() - started) }, 'blob')
 }
@@ -42,7 +43,7 @@ export async function serveManifest(ctx: Context, components: RegistryComponents
   if (ctx.method === 'GET') ctx.body = answer.bytes
   ctx.status = 200
   ctx.length = answer.bytes.length
-  if (!fromPeer) components.state.apply({ type: 'mirror-answered', source: answer.source, bytes: ctx.method === 'HEAD' ? 0 : ctx.length })
+  recordAnswer(ctx, components, fromPeer, answer.source)
   components.logger.debug({ method: ctx.method, name: request.name, reference: request.reference, registry: request.registry, digest: answer.digest, source: answer.source, peer: fromPeer }, 'manifest')
 }
 
@@ -53,6 +54,11 @@ export async function serveMetainfo(ctx: Context, components: RegistryComponents
   ctx.set('Shoal-Infohash', answer.metainfo.infoHash)
   ctx.type = 'application/x-bittorrent'
   ctx.body = answer.metainfo.torrent
+}
+
+/** Records how the local containerd's request was answered, with the body bytes it gets. */
+function recordAnswer(ctx: Context, components: RegistryComponents, fromPeer: string | undefined, source: MirrorSource): void {
+  if (!fromPeer) components.state.apply({ type: 'mirror-answered', source, bytes: ctx.method === 'HEAD' ? 0 : ctx.length })
 }
 
 /** Counts containerd's requests as hits (served, from here or peers) and misses (404). */
