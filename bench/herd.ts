@@ -70,9 +70,14 @@ async function runOne(dir: string, image: TestImage, nodes: number, mode: HerdMo
       url = () => `${bed.upstreamUrl}/v2/${image.repository}/blobs/${layer.digest}`
     } else {
       const profileDir = init.profile && mode === 'swarm' ? join(dir, `profile-${nodes}`) : undefined
-      if (profileDir) process.env['SHOAL_NODE_ARGS'] = `--cpu-prof --cpu-prof-dir=${profileDir}`
-      await bed.startShoals((index) => join(dir, index === 1 ? 'holder-layout' : 'empty-layout'), mode === 'single-source' ? ['--single-source'] : [])
-      delete process.env['SHOAL_NODE_ARGS']
+      const nodeArgs = process.env['SHOAL_NODE_ARGS']
+      if (profileDir) process.env['SHOAL_NODE_ARGS'] = `${nodeArgs ?? ''} --cpu-prof --cpu-prof-dir=${profileDir}`
+      try {
+        await bed.startShoals((index) => join(dir, index === 1 ? 'holder-layout' : 'empty-layout'), mode === 'single-source' ? ['--single-source'] : [])
+      } finally {
+        if (nodeArgs === undefined) delete process.env['SHOAL_NODE_ARGS']
+        else process.env['SHOAL_NODE_ARGS'] = nodeArgs
+      }
       for (const node of requesters) {
         await waitFor(`node ${node.index} to find the holder`, async () =>
           (await bed.fetch(`http://${node.address}:5000/v2/${image.repository}/blobs/${layer.digest}?ns=registry.test`, { method: 'HEAD' })).status === 200, 30_000, 250)
