@@ -2,7 +2,7 @@ import type { Logger } from 'pino'
 import type { ConfigurationConfig } from '../config/commands.js'
 import { CriClient } from '../containerd/cri.js'
 import { configureMirrors } from '../containerd/mirror-config.js'
-import { checkContainerd } from './containerd-check.js'
+import { checkContainerd } from '../containerd/check.js'
 
 export const CONFIGURATION_CONTAINERD_WAIT_MS = 60_000
 

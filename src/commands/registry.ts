@@ -1,7 +1,7 @@
 import { once } from 'node:events'
 import type { Logger } from 'pino'
 import type { RegistryConfig } from '../config/commands.js'
-import { ShoalNode } from '../node.js'
+import { ShoalNode } from '../node/node.js'
 import { InvalidValueError } from '../config/values.js'
 
 export function validateRegistryConfig(config: RegistryConfig): void {

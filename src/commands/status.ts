@@ -1,7 +1,7 @@
 import type { StatusConfig } from '../config/commands.js'
 import { InvalidValueError } from '../config/values.js'
-import { STATS_VERSION, type StatsDocument } from '../observe/stats.js'
-import { renderStatus } from '../observe/status-table.js'
+import { STATS_VERSION, type StatsDocument } from '../status/stats.js'
+import { renderStatus } from '../status/status-table.js'
 
 export class NodeUnreachableError extends Error {
   override name = 'NodeUnreachableError'

@@ -1,4 +1,4 @@
-import { parseMirroredRegistry, parseOriginUrl, type MirroredRegistry } from '../containerd/hosts-toml.js'
+import { parseMirroredRegistry, parseOriginUrl, type MirroredRegistry } from '../oci/registry-url.js'
 import { parseHostPort, type HostPort } from '../net/address.js'
 import { LOG_LEVELS, type LogLevel } from '../observe/logger.js'
 

@@ -1,7 +1,8 @@
 import { mkdir, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { readTree, syncTree, type Tree } from './config-tree.js'
-import { DEFAULT_HOST_DIR, HOSTS_FILE, parseMirroredRegistry, readHostsToml, renderHostsToml, type MirroredRegistry } from './hosts-toml.js'
+import { parseMirroredRegistry, type MirroredRegistry } from '../oci/registry-url.js'
+import { DEFAULT_HOST_DIR, HOSTS_FILE, readHostsToml, renderHostsToml } from './hosts-toml.js'
 
 export const BACKUP_DIR = '_backup'
 const BACKUP_STAGING_DIR = '_backup.shoal-tmp'

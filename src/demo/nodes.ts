@@ -4,8 +4,8 @@ import { createWriteStream, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
-import type { Measurement } from '../observe/measure.js'
-import { formatBytes } from '../observe/status-table.js'
+import type { Measurement } from '../status/measure.js'
+import { formatBytes } from '../status/status-table.js'
 import type { TestImage } from './sample-image.js'
 
 const SHOAL_MAIN = fileURLToPath(new URL('../main.js', import.meta.url))

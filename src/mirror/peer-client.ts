@@ -3,15 +3,10 @@ import { collect } from '../content/read.js'
 import { isDigest, sha256Digest, type Digest } from '../oci/digest.js'
 import { MAX_MANIFEST_SIZE, parseManifest } from '../oci/mediatype.js'
 import { contentRange, type ByteRange } from '../oci/range.js'
+import { METAINFO_PATH, PEER_REQUEST_HEADER, WIRE_PORT_HEADER } from '../protocol/peer-api.js'
 import { peerKey, type PeerAddress } from '../routing/router.js'
 import { decodeMetainfo, MAX_METAINFO_BYTES, type Metainfo } from '../swarm/metainfo.js'
 
-/** Set on answers to the local containerd: where the bytes came from (local, peer or swarm). */
-export const SOURCE_HEADER = 'Shoal-Source'
-/** Marks a request from another shoal node: answered from local content only, never forwarded. */
-export const PEER_REQUEST_HEADER = 'Shoal-Peer-Request'
-export const WIRE_PORT_HEADER = 'Shoal-Wire-Port'
-export const METAINFO_PATH = '/shoal/v1/metainfo/'
 
 export class PeerRequestError extends Error {
   constructor(peer: PeerAddress, what: string, why: string) {

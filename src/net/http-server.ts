@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import type { Logger } from 'pino'
-import { rawErrorResponse } from '../registry/errors.js'
+import { rawErrorResponse } from '../oci/errors.js'
 import type { HostPort } from './address.js'
 
 export type RequestListener = (req: IncomingMessage, res: ServerResponse) => void

@@ -88,3 +88,13 @@ export interface OciErrorBody {
 export function errorBody(code: OciErrorCode, message: string, detail?: unknown): OciErrorBody {
   return { errors: [detail === undefined ? { code, message } : { code, message, detail }] }
 }
+
+export const API_VERSION_HEADER = 'Docker-Distribution-API-Version'
+export const API_VERSION = 'registry/2.0'
+
+/** Raw-socket answer for requests Node's HTTP parser rejects before koa sees them. */
+export function rawErrorResponse(status: number, reason: string, code: OciErrorCode, message: string, headOnly = false): string {
+  const body = JSON.stringify(errorBody(code, message))
+  return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+    `${API_VERSION_HEADER}: ${API_VERSION}\r\nConnection: close\r\n\r\n${headOnly ? '' : body}`
+}

@@ -1,26 +1,13 @@
 import Koa from 'koa'
-import type { Logger } from 'pino'
-import type { MetainfoService } from '../mirror/metainfo-service.js'
-import { METAINFO_PATH } from '../mirror/peer-client.js'
-import type { SwarmState } from '../swarm/state.js'
-import type { Mirror } from '../mirror/mirror.js'
-import type { Metrics } from '../observe/metrics.js'
+import { METAINFO_PATH } from '../protocol/peer-api.js'
 import { parseDigest } from '../oci/digest.js'
 import { UnsupportedError } from '../oci/errors.js'
 import { parseDistributionPath, parseNamespaceParam } from '../oci/paths.js'
 import { API_VERSION, API_VERSION_HEADER, ociErrors } from './errors.js'
-import { serveBlob, serveManifest, serveMetainfo } from './handlers.js'
+import { serveBlob, serveManifest, serveMetainfo, type RegistryComponents } from './handlers.js'
 import { httpMetrics } from './http-metrics.js'
 
-export interface RegistryComponents {
-  mirror: Mirror
-  metainfo: MetainfoService
-  logger: Logger
-  metrics: Metrics
-  state: SwarmState
-  /** Whether this node is ready to serve (answers /readyz). */
-  ready: () => boolean
-}
+export type { RegistryComponents }
 
 /** The node's registry API: the local containerd's mirror and the peers' HTTP API. */
 export function createRegistryApp(components: RegistryComponents): Koa {

@@ -1,9 +1,8 @@
 import type { Context, Next } from 'koa'
 import type { Logger } from 'pino'
-import { errorBody, OciError, type OciErrorCode } from '../oci/errors.js'
+import { API_VERSION, API_VERSION_HEADER, errorBody, OciError } from '../oci/errors.js'
 
-export const API_VERSION_HEADER = 'Docker-Distribution-API-Version'
-export const API_VERSION = 'registry/2.0'
+export { API_VERSION, API_VERSION_HEADER }
 
 /**
  * Renders every error as an OCI error body. Client errors (4xx) are expected and logged at
@@ -30,11 +29,4 @@ export function ociErrors(logger: Logger) {
       ctx.body = oci ? errorBody(oci.code, oci.message, oci.detail) : errorBody('UNKNOWN', 'internal error; see the shoal log')
     }
   }
-}
-
-/** Raw-socket answer for requests Node's HTTP parser rejects before koa sees them. */
-export function rawErrorResponse(status: number, reason: string, code: OciErrorCode, message: string, headOnly = false): string {
-  const body = JSON.stringify(errorBody(code, message))
-  return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-    `${API_VERSION_HEADER}: ${API_VERSION}\r\nConnection: close\r\n\r\n${headOnly ? '' : body}`
 }

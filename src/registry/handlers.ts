@@ -3,10 +3,24 @@ import type { Digest } from '../oci/digest.js'
 import { BlobUnknownError, ManifestUnknownError } from '../oci/errors.js'
 import { OCTET_STREAM } from '../oci/mediatype.js'
 import { contentRange, rangeLength } from '../oci/range.js'
-import { PEER_REQUEST_HEADER, SOURCE_HEADER, WIRE_PORT_HEADER } from '../mirror/peer-client.js'
+import { INFOHASH_HEADER, PEER_REQUEST_HEADER, SOURCE_HEADER, WIRE_PORT_HEADER } from '../protocol/peer-api.js'
 import type { MirrorSource } from '../swarm/state.js'
-import type { RegistryComponents } from './app.js'
-import { requestSignal } from './request.js'
+import type { Logger } from 'pino'
+import type { MetainfoService } from '../mirror/metainfo-service.js'
+import type { Mirror } from '../mirror/mirror.js'
+import type { Metrics } from '../observe/metrics.js'
+import type { SwarmState } from '../swarm/state.js'
+import { requestSignal } from '../net/request-signal.js'
+
+export interface RegistryComponents {
+  mirror: Mirror
+  metainfo: MetainfoService
+  logger: Logger
+  metrics: Metrics
+  state: SwarmState
+  /** Whether this node is ready to serve (answers /readyz). */
+  ready: () => boolean
+}
 
 /** The peer's address when another shoal node asks; such requests are never forwarded. */
 function peerOf(ctx: Context): string | undefined {
@@ -51,7 +65,7 @@ export async function serveMetainfo(ctx: Context, components: RegistryComponents
   const answer = await components.metainfo.answer(digest, requestSignal(ctx))
   if (!answer) throw new BlobUnknownError(digest, 'this node neither holds nor downloads the blob')
   ctx.set(WIRE_PORT_HEADER, String(answer.wirePort))
-  ctx.set('Shoal-Infohash', answer.metainfo.infoHash)
+  ctx.set(INFOHASH_HEADER, answer.metainfo.infoHash)
   ctx.type = 'application/x-bittorrent'
   ctx.body = answer.metainfo.torrent
 }

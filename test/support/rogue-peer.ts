@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http'
 import WebTorrent from 'webtorrent'
-import { METAINFO_PATH, WIRE_PORT_HEADER } from '../../src/mirror/peer-client.js'
+import { METAINFO_PATH, WIRE_PORT_HEADER } from '../../src/protocol/peer-api.js'
 import { createMetricsRegistry } from '../../src/observe/metrics.js'
 import { StaticBootstrap } from '../../src/routing/bootstrap.js'
 import { DhtRouter } from '../../src/routing/dht.js'

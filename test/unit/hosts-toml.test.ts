@@ -3,7 +3,8 @@ import { mkdtemp, mkdir, readFile, readdir, rm, symlink, writeFile, readlink } f
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, it } from 'node:test'
-import { InvalidRegistryUrlError, parseMirroredRegistry, renderHostsToml } from '../../src/containerd/hosts-toml.js'
+import { renderHostsToml } from '../../src/containerd/hosts-toml.js'
+import { InvalidRegistryUrlError, parseMirroredRegistry } from '../../src/oci/registry-url.js'
 import { readTree } from '../../src/containerd/config-tree.js'
 import { configureMirrors, restoreMirrors, type MirrorConfigInit } from '../../src/containerd/mirror-config.js'
 

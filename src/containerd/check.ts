@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
-import type { CriClient } from '../containerd/cri.js'
-import { assertUsable, inspectContainerd } from '../containerd/verify.js'
+import type { CriClient } from './cri.js'
+import { assertUsable, inspectContainerd } from './verify.js'
 
 export const CONTAINERD_RETRY_MAX_MS = 5_000
 

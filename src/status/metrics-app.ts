@@ -1,6 +1,6 @@
 import Koa, { type Context } from 'koa'
 import type { Registry } from 'prom-client'
-import { requestSignal } from '../registry/request.js'
+import { requestSignal } from '../net/request-signal.js'
 import { DEBUG_PAGE_HTML } from './debug-page.js'
 import { MeasureBusyError, MeasureInputError, type Measurer } from './measure.js'
 import { buildStats, type StatsSources } from './stats.js'

@@ -6,7 +6,7 @@ import { CriClient } from '../containerd/cri.js'
 import { ContainerdEventWatcher } from '../containerd/watcher.js'
 import { OciLayoutContentProvider } from '../content/oci-layout.js'
 import type { ContentProvider, ContentWatcher } from '../content/provider.js'
-import { checkContainerd } from './containerd-check.js'
+import { checkContainerd } from '../containerd/check.js'
 
 /** Where a node's content comes from: containerd, or an OCI layout directory (demo, tests). */
 export interface ContentSource {

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino'
-import { SOURCE_HEADER } from '../mirror/peer-client.js'
+import { SOURCE_HEADER } from '../protocol/peer-api.js'
 import { INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, MAX_MANIFEST_SIZE, parseManifest } from '../oci/mediatype.js'
 import { parseImageName, type ImageReference } from '../oci/reference.js'
 import type { SwarmState, TransferState } from '../swarm/state.js'

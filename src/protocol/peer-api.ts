@@ -1,0 +1,15 @@
+/**
+ * The HTTP API between shoal nodes, beside the OCI distribution API they also speak: the
+ * headers and paths both the client (mirror/peer-client) and the server (registry/) use.
+ */
+
+/** Set on answers to the local containerd: where the bytes came from (local, peer or swarm). */
+export const SOURCE_HEADER = 'Shoal-Source'
+/** Marks a request from another shoal node: answered from local content only, never forwarded. */
+export const PEER_REQUEST_HEADER = 'Shoal-Peer-Request'
+/** On a metainfo answer: the TCP port of the answering node's BitTorrent wire. */
+export const WIRE_PORT_HEADER = 'Shoal-Wire-Port'
+/** On a metainfo answer: the infohash of the metainfo in the body. */
+export const INFOHASH_HEADER = 'Shoal-Infohash'
+/** `GET <METAINFO_PATH><digest>`: the blob's metainfo (bencoded torrent), if the node holds or downloads it. */
+export const METAINFO_PATH = '/shoal/v1/metainfo/'

@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict'
+import { readdirSync, readFileSync, statSync } from 'node:fs'
+import { dirname, join, relative, resolve } from 'node:path'
+import { describe, it } from 'node:test'
+import { fileURLToPath } from 'node:url'
+
+const repo = resolve(fileURLToPath(new URL('.', import.meta.url)), '../../..')
+const srcDir = join(repo, 'src')
+
+/**
+ * The layers of src/, lowest first. A folder may import from its own layer's folder and from
+ * lower layers, never from a higher one. README's "Architecture" section lists the same order.
+ */
+export const LAYERS: string[][] = [
+  ['util', 'types', 'stubs'],
+  ['oci'],
+  ['observe'],
+  ['net'],
+  ['protocol'],
+  ['content'],
+  ['containerd'],
+  ['routing'],
+  ['swarm'],
+  ['mirror'],
+  ['registry'],
+  ['status'],
+  ['config'],
+  ['node'],
+  ['commands'],
+  ['demo'],
+  ['main.ts'],
+]
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name)
+    if (statSync(path).isDirectory()) return sourceFiles(path)
+    return path.endsWith('.ts') ? [path] : []
+  })
+}
+
+/** Relative imports of a file (static, dynamic and re-exports), as absolute .ts paths. */
+function importsOf(file: string): string[] {
+  const text = readFileSync(file, 'utf8')
+  const specifiers = [...text.matchAll(/(?:\bfrom|\bimport)\s*\(?\s*'(\.{1,2}\/[^']+)'/g)].map((match) => match[1]!)
+  return specifiers.map((specifier) => resolve(dirname(file), specifier.replace(/\.js$/, '.ts')))
+}
+
+function folderOf(file: string): string {
+  return relative(srcDir, file).split('/')[0]!
+}
+
+const rank = new Map(LAYERS.flatMap((folders, index) => folders.map((folder) => [folder, index] as const)))
+const files = sourceFiles(srcDir)
+const graph = new Map(files.map((file) => [file, importsOf(file)]))
+
+type Graph = Map<string, string[]>
+
+function upwardImports(imports: Graph): string[] {
+  return [...imports].flatMap(([file, targets]) => targets.filter((target) => rank.get(folderOf(target))! > rank.get(folderOf(file))!)
+    .map((target) => `${relative(srcDir, file)} -> ${relative(srcDir, target)}`))
+}
+
+/** Every import cycle between files, each as the list of files on it. */
+function cycles(imports: Graph): string[][] {
+  const found: string[][] = []
+  const state = new Map<string, 'open' | 'done'>()
+  const path: string[] = []
+  const visit = (file: string): void => {
+    state.set(file, 'open')
+    path.push(file)
+    for (const next of imports.get(file) ?? []) {
+      if (state.get(next) === 'open') found.push(path.slice(path.indexOf(next)).map((f) => relative(srcDir, f)))
+      else if (!state.has(next)) visit(next)
+    }
+    path.pop()
+    state.set(file, 'done')
+  }
+  for (const file of imports.keys()) if (!state.has(file)) visit(file)
+  return found
+}
+
+describe('architecture: the layer rule', () => {
+  it('places every folder of src/ in a layer', () => {
+    const unplaced = [...new Set(files.map(folderOf))].filter((folder) => !rank.has(folder))
+    assert.deepEqual(unplaced, [], 'add new folders to LAYERS here and to the Architecture section of README.md')
+  })
+
+  it('has no import from a higher layer', () => {
+    assert.deepEqual(upwardImports(graph), [])
+  })
+
+  it('has no import cycle between files', () => {
+    assert.deepEqual(cycles(graph), [])
+  })
+
+  it('imports only files that exist', () => {
+    const missing = files.flatMap((file) => graph.get(file)!.filter((target) => !graph.has(target) && !target.includes('/stubs/'))
+      .map((target) => `${relative(srcDir, file)} -> ${relative(srcDir, target)}`))
+    assert.deepEqual(missing, [])
+  })
+
+  it('is the order README.md documents', () => {
+    const readme = readFileSync(join(repo, 'README.md'), 'utf8')
+    const section = readme.split(/^## Architecture$/m)[1]?.split(/^## /m)[0] ?? ''
+    const documented = [...section.matchAll(/^\| \d+ \| ([^|]+) \|/gm)].map((match) => match[1]!.split(',').map((name) => name.trim().replace(/`/g, '').replace(/\/$/, '')))
+    assert.deepEqual(documented, LAYERS)
+  })
+})
+
+describe('architecture: the checker itself', () => {
+  const at = (path: string): string => join(srcDir, path)
+
+  it('reports an import from a higher layer, and not one from a lower layer', () => {
+    const imports: Graph = new Map([[at('oci/a.ts'), [at('registry/b.ts')]], [at('registry/b.ts'), [at('oci/a.ts')]]])
+    assert.deepEqual(upwardImports(imports), ['oci/a.ts -> registry/b.ts'])
+  })
+
+  it('reports a cycle, also within one folder', () => {
+    const imports: Graph = new Map([[at('swarm/a.ts'), [at('swarm/b.ts')]], [at('swarm/b.ts'), [at('swarm/c.ts')]], [at('swarm/c.ts'), [at('swarm/a.ts')]]])
+    assert.deepEqual(cycles(imports), [['swarm/a.ts', 'swarm/b.ts', 'swarm/c.ts']])
+  })
+
+  it('parses static, dynamic and re-export imports', () => {
+    assert.ok(importsOf(at('main.ts')).some((target) => folderOf(target) === 'commands'))
+  })
+})
