@@ -23,7 +23,7 @@ export async function runConfiguration(config: ConfigurationConfig, logger: Logg
         configFile: config.containerdConfigFile,
         registryConfigPath: config.containerdRegistryConfigPath,
         deadlineMs: CONFIGURATION_CONTAINERD_WAIT_MS,
-      }, logger, signal)
+      }, logger, { signal })
     } finally {
       cri.close()
     }

@@ -1,7 +1,7 @@
 import { once } from 'node:events'
 import type { Logger } from 'pino'
 import type { RegistryConfig } from '../config/commands.js'
-import { ShoalNode } from '../node/node.js'
+import { daemonNode } from '../node/daemon.js'
 import { InvalidValueError } from '../config/values.js'
 
 export function validateRegistryConfig(config: RegistryConfig): void {
@@ -16,9 +16,9 @@ export async function runRegistry(config: RegistryConfig, logger: Logger, signal
   if (config.bootstrapKind === 'static' && config.staticBootstrapPeers.length === 0) {
     logger.warn('no bootstrap peers: this node only finds nodes that contact it (--static-bootstrap-peers or --bootstrap-kind dns)')
   }
-  const node = new ShoalNode(config, logger, version)
+  const node = daemonNode(config, logger, version)
   try {
-    await node.start(signal)
+    await node.start({ signal })
     logger.info('started')
     if (!signal.aborted) await once(signal, 'abort')
   } finally {

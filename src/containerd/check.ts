@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
+import type { SignalOptions } from '../util/abort.js'
 import type { CriClient } from './cri.js'
 import { assertUsable, inspectContainerd } from './verify.js'
 
@@ -10,13 +11,14 @@ export const CONTAINERD_RETRY_MAX_MS = 5_000
  * Throws ContainerdMisconfiguredError at once when it answers with settings shoal cannot use.
  */
 export async function checkContainerd(cri: CriClient, init: { configFile: string; registryConfigPath: string; deadlineMs?: number },
-  logger: Logger, signal: AbortSignal): Promise<string> {
+  logger: Logger, options: SignalOptions = {}): Promise<string> {
+  const { signal } = options
   const deadline = init.deadlineMs === undefined ? Infinity : Date.now() + init.deadlineMs
   let wait = 250
   for (;;) {
-    signal.throwIfAborted()
+    signal?.throwIfAborted()
     try {
-      const { version, settings } = await inspectContainerd(cri, { configFile: init.configFile }, signal)
+      const { version, settings } = await inspectContainerd(cri, { configFile: init.configFile }, { signal })
       assertUsable(settings, version, init.registryConfigPath)
       logger.info({ containerd: version, configPaths: settings.configPaths, source: settings.source }, 'containerd configuration is usable')
       return version

@@ -1,3 +1,4 @@
+import type { SignalOptions } from '../util/abort.js'
 import protobuf from 'protobufjs'
 import { grpc, isGrpcStatus, serverStream, serviceClient, socketAddress, unary } from './grpc.js'
 
@@ -63,18 +64,18 @@ export class ContainerdClient {
     this.versionService = serviceClient('containerd.services.version.v1.Version', address)
   }
 
-  async version(signal?: AbortSignal): Promise<{ version: string; revision: string }> {
-    return unary(this.versionService, 'Version', {}, this.call(signal))
+  async version(options: SignalOptions = {}): Promise<{ version: string; revision: string }> {
+    return unary(this.versionService, 'Version', {}, this.call(options.signal))
   }
 
-  async listImages(signal?: AbortSignal): Promise<ContainerdImage[]> {
-    const response = await unary<{ images: ContainerdImage[] }>(this.images, 'List', { filters: [] }, this.call(signal))
+  async listImages(options: SignalOptions = {}): Promise<ContainerdImage[]> {
+    const response = await unary<{ images: ContainerdImage[] }>(this.images, 'List', { filters: [] }, this.call(options.signal))
     return response.images
   }
 
-  async getImage(name: string, signal?: AbortSignal): Promise<ContainerdImage | undefined> {
+  async getImage(name: string, options: SignalOptions = {}): Promise<ContainerdImage | undefined> {
     try {
-      const response = await unary<{ image: ContainerdImage | null }>(this.images, 'Get', { name }, this.call(signal))
+      const response = await unary<{ image: ContainerdImage | null }>(this.images, 'Get', { name }, this.call(options.signal))
       return response.image ?? undefined
     } catch (err) {
       if (isGrpcStatus(err, grpc.status.NOT_FOUND)) return undefined
@@ -82,9 +83,9 @@ export class ContainerdClient {
     }
   }
 
-  async contentInfo(digest: string, signal?: AbortSignal): Promise<ContainerdContentInfo | undefined> {
+  async contentInfo(digest: string, options: SignalOptions = {}): Promise<ContainerdContentInfo | undefined> {
     try {
-      const response = await unary<{ info: ContainerdContentInfo | null }>(this.content, 'Info', { digest }, this.call(signal))
+      const response = await unary<{ info: ContainerdContentInfo | null }>(this.content, 'Info', { digest }, this.call(options.signal))
       return response.info ?? undefined
     } catch (err) {
       if (isGrpcStatus(err, grpc.status.NOT_FOUND)) return undefined
@@ -93,9 +94,9 @@ export class ContainerdClient {
   }
 
   /** Streams `size` bytes (0 = to the end) from `offset`. No overall deadline: large reads take long. */
-  async *readContent(digest: string, offset: number, size: number, signal?: AbortSignal): AsyncGenerator<Buffer> {
+  async *readContent(digest: string, offset: number, size: number, options: SignalOptions = {}): AsyncGenerator<Buffer> {
     const stream = serverStream<{ offset: string; data: Buffer }>(this.content, 'Read',
-      { digest, offset: String(offset), size: String(size) }, { metadata: this.metadata(), signal })
+      { digest, offset: String(offset), size: String(size) }, { metadata: this.metadata(), signal: options.signal })
     let received = 0
     for await (const message of stream) {
       received += message.data.length
@@ -105,8 +106,8 @@ export class ContainerdClient {
   }
 
   /** The raw event stream (all namespaces unless filtered). Ends or throws when containerd goes away. */
-  subscribe(filters: string[], signal: AbortSignal): AsyncGenerator<ContainerdEnvelope> {
-    return serverStream<ContainerdEnvelope>(this.events, 'Subscribe', { filters }, { signal })
+  subscribe(filters: string[], options: SignalOptions = {}): AsyncGenerator<ContainerdEnvelope> {
+    return serverStream<ContainerdEnvelope>(this.events, 'Subscribe', { filters }, { signal: options.signal })
   }
 
   close(): void {

@@ -1,8 +1,9 @@
+import type { OpenOptions } from '../content/provider.js'
+import type { SignalOptions } from '../util/abort.js'
 import { Readable } from 'node:stream'
 import { openBlobFile } from '../content/blob-file.js'
 import { ContentNotFoundError, type BlobInfo, type ContentProvider, type ImageRecord } from '../content/provider.js'
 import { isDigest, type Digest } from '../oci/digest.js'
-import type { ByteRange } from '../oci/range.js'
 import type { ContainerdClient } from './client.js'
 
 export const DEFAULT_CONTAINERD_CONTENT_PATH = '/var/lib/containerd/io.containerd.content.v1.content'
@@ -24,8 +25,8 @@ export class ContainerdContentProvider implements ContentProvider {
     this.contentPath = init.contentPath ?? DEFAULT_CONTAINERD_CONTENT_PATH
   }
 
-  async listImages(signal?: AbortSignal): Promise<ImageRecord[]> {
-    const images = await this.components.client.listImages(signal)
+  async listImages(options: SignalOptions = {}): Promise<ImageRecord[]> {
+    const images = await this.components.client.listImages(options)
     const records: ImageRecord[] = []
     for (const image of images) {
       const target = image.target
@@ -35,27 +36,28 @@ export class ContainerdContentProvider implements ContentProvider {
     return records
   }
 
-  async resolve(name: string, signal?: AbortSignal): Promise<Digest | undefined> {
-    const digest = (await this.components.client.getImage(name, signal))?.target?.digest
+  async resolve(name: string, options: SignalOptions = {}): Promise<Digest | undefined> {
+    const digest = (await this.components.client.getImage(name, options))?.target?.digest
     return digest !== undefined && isDigest(digest) ? digest : undefined
   }
 
-  async stat(digest: Digest, signal?: AbortSignal): Promise<BlobInfo | undefined> {
-    const info = await this.components.client.contentInfo(digest, signal)
+  async stat(digest: Digest, options: SignalOptions = {}): Promise<BlobInfo | undefined> {
+    const info = await this.components.client.contentInfo(digest, options)
     return info && { digest, size: Number(info.size) }
   }
 
-  async open(digest: Digest, range: ByteRange | undefined, signal?: AbortSignal): Promise<Readable> {
-    const info = await this.stat(digest, signal)
+  async open(digest: Digest, options: OpenOptions = {}): Promise<Readable> {
+    const { range, signal } = options
+    const info = await this.stat(digest, { signal })
     if (!info) throw new ContentNotFoundError(digest)
     if (range && range.end >= info.size) throw new RangeError(`range ${range.start}-${range.end} is outside ${digest} (${info.size} bytes)`)
     try {
-      return await openBlobFile(this.contentPath, digest, range, signal)
+      return await openBlobFile(this.contentPath, digest, options)
     } catch (err) {
       if (!(err instanceof ContentNotFoundError)) throw err
     }
     const start = range?.start ?? 0
     const length = range ? range.end - range.start + 1 : info.size - start
-    return Readable.from(this.components.client.readContent(digest, start, length, signal), { objectMode: false })
+    return Readable.from(this.components.client.readContent(digest, start, length, { signal }), { objectMode: false })
   }
 }

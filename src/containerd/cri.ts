@@ -1,3 +1,4 @@
+import type { SignalOptions } from '../util/abort.js'
 import { serviceClient, socketAddress, unary } from './grpc.js'
 import { DEFAULT_CALL_TIMEOUT_MS, DEFAULT_CONTAINERD_SOCK } from './client.js'
 
@@ -26,13 +27,13 @@ export class CriClient {
     this.images = serviceClient('runtime.v1.ImageService', address)
   }
 
-  version(signal?: AbortSignal): Promise<CriVersion> {
-    return unary(this.runtime, 'Version', { version: 'v1' }, { signal, timeoutMs: this.callTimeoutMs })
+  version(options: SignalOptions = {}): Promise<CriVersion> {
+    return unary(this.runtime, 'Version', { version: 'v1' }, { signal: options.signal, timeoutMs: this.callTimeoutMs })
   }
 
   /** `info` of a verbose status: containerd 1.6/1.7 put their CRI plugin config JSON under `config`. */
-  async statusInfo(signal?: AbortSignal): Promise<Record<string, string>> {
-    const response = await unary<{ info: Record<string, string> }>(this.runtime, 'Status', { verbose: true }, { signal, timeoutMs: this.callTimeoutMs })
+  async statusInfo(options: SignalOptions = {}): Promise<Record<string, string>> {
+    const response = await unary<{ info: Record<string, string> }>(this.runtime, 'Status', { verbose: true }, { signal: options.signal, timeoutMs: this.callTimeoutMs })
     return response.info
   }
 
@@ -42,12 +43,12 @@ export class CriClient {
     return response.image_ref
   }
 
-  async removeImage(image: string, signal?: AbortSignal): Promise<void> {
-    await unary(this.images, 'RemoveImage', { image: { image } }, { signal, timeoutMs: this.callTimeoutMs })
+  async removeImage(image: string, options: SignalOptions = {}): Promise<void> {
+    await unary(this.images, 'RemoveImage', { image: { image } }, { signal: options.signal, timeoutMs: this.callTimeoutMs })
   }
 
-  async listImages(signal?: AbortSignal): Promise<CriImage[]> {
-    const response = await unary<{ images: CriImage[] }>(this.images, 'ListImages', {}, { signal, timeoutMs: this.callTimeoutMs })
+  async listImages(options: SignalOptions = {}): Promise<CriImage[]> {
+    const response = await unary<{ images: CriImage[] }>(this.images, 'ListImages', {}, { signal: options.signal, timeoutMs: this.callTimeoutMs })
     return response.images
   }
 

@@ -1,3 +1,4 @@
+import type { SignalOptions } from '../util/abort.js'
 import { resolve } from 'node:path'
 import type { CriClient } from './cri.js'
 import { loadConfigFiles, majorVersion, settingsFromConfigFiles, settingsFromCriStatus, type ContainerdSettings } from './settings.js'
@@ -22,9 +23,9 @@ export interface InspectInit {
 }
 
 /** Reads containerd's version and the settings that matter to shoal. */
-export async function inspectContainerd(cri: CriClient, init: InspectInit, signal?: AbortSignal): Promise<{ version: string; settings: ContainerdSettings }> {
-  const version = (await cri.version(signal)).runtime_version
-  const fromStatus = settingsFromCriStatus(await cri.statusInfo(signal))
+export async function inspectContainerd(cri: CriClient, init: InspectInit, options: SignalOptions = {}): Promise<{ version: string; settings: ContainerdSettings }> {
+  const version = (await cri.version(options)).runtime_version
+  const fromStatus = settingsFromCriStatus(await cri.statusInfo(options))
   const settings = fromStatus ?? settingsFromConfigFiles(await loadConfigFiles(init.configFile), majorVersion(version))
   return { version, settings }
 }

@@ -1,3 +1,4 @@
+import type { SignalOptions } from '../util/abort.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type { ContentEvent, ContentWatcher } from '../content/provider.js'
@@ -30,13 +31,14 @@ export class ContainerdEventWatcher implements ContentWatcher {
     this.maxBackoffMs = init.maxBackoffMs ?? DEFAULT_MAX_BACKOFF_MS
   }
 
-  async *watch(signal: AbortSignal): AsyncIterable<ContentEvent> {
+  async *watch(options: SignalOptions = {}): AsyncIterable<ContentEvent> {
+    const signal = options.signal ?? new AbortController().signal
     const { client, logger } = this.components
     let backoff = this.minBackoffMs
     while (!signal.aborted) {
       const filter = `namespace==${client.namespace},topic~="^/images/"`
       try {
-        const stream = client.subscribe([filter], signal)
+        const stream = client.subscribe([filter], { signal })
         yield { type: 'resync' }
         for await (const envelope of stream) {
           backoff = this.minBackoffMs

@@ -1,9 +1,9 @@
+import type { OpenOptions } from './provider.js'
 import { constants, createReadStream } from 'node:fs'
 import { open } from 'node:fs/promises'
 import { join } from 'node:path'
 import { addAbortSignal, type Readable } from 'node:stream'
 import { digestAlgorithm, digestHex, type Digest } from '../oci/digest.js'
-import type { ByteRange } from '../oci/range.js'
 import { ContentNotFoundError, type BlobInfo } from './provider.js'
 
 const READ_CHUNK = 1024 * 1024
@@ -26,7 +26,8 @@ export async function statBlobFile(root: string, digest: Digest): Promise<BlobIn
 }
 
 /** Opens a blob file for streaming. Throws ContentNotFoundError when it is absent. */
-export async function openBlobFile(root: string, digest: Digest, range: ByteRange | undefined, signal?: AbortSignal): Promise<Readable> {
+export async function openBlobFile(root: string, digest: Digest, options: OpenOptions = {}): Promise<Readable> {
+  const { range, signal } = options
   const handle = await openNoFollow(blobPath(root, digest))
   if (!handle) throw new ContentNotFoundError(digest)
   try {

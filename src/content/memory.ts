@@ -1,7 +1,8 @@
 import { Readable } from 'node:stream'
 import { sha256Digest, type Digest } from '../oci/digest.js'
-import type { ByteRange } from '../oci/range.js'
-import { ContentNotFoundError, type BlobInfo, type ContentEvent, type ContentProvider, type ContentWatcher, type ImageRecord } from './provider.js'
+import type { SignalOptions } from '../util/abort.js'
+import { Wakeup } from '../util/wakeup.js'
+import { ContentNotFoundError, type BlobInfo, type ContentEvent, type ContentProvider, type ContentWatcher, type ImageRecord, type OpenOptions } from './provider.js'
 
 /** In-memory content store and image list, for unit tests of the modules above it. */
 export class MemoryContentProvider implements ContentProvider, ContentWatcher {
@@ -43,32 +44,31 @@ export class MemoryContentProvider implements ContentProvider, ContentWatcher {
     return blob && { digest, size: blob.length }
   }
 
-  async open(digest: Digest, range: ByteRange | undefined): Promise<Readable> {
+  async open(digest: Digest, options: OpenOptions = {}): Promise<Readable> {
+    const { range } = options
     const blob = this.blobs.get(digest)
     if (!blob) throw new ContentNotFoundError(digest)
     if (range && range.end >= blob.length) throw new RangeError(`range outside ${digest}`)
     return Readable.from([range ? blob.subarray(range.start, range.end + 1) : blob])
   }
 
-  async *watch(signal: AbortSignal): AsyncIterable<ContentEvent> {
+  async *watch(options: SignalOptions = {}): AsyncIterable<ContentEvent> {
+    const { signal } = options
     const queue: ContentEvent[] = [{ type: 'resync' }]
-    let wake: (() => void) | undefined
+    const arrived = new Wakeup()
     const listener = (event: ContentEvent): void => {
       queue.push(event)
-      wake?.()
+      arrived.notify()
     }
-    const onAbort = (): void => wake?.()
     this.listeners.add(listener)
-    signal.addEventListener('abort', onAbort)
     try {
-      while (!signal.aborted) {
+      while (!signal?.aborted) {
         const event = queue.shift()
         if (event) yield event
-        else await new Promise<void>((resolve) => { wake = resolve })
+        else await arrived.wait({ signal })
       }
     } finally {
       this.listeners.delete(listener)
-      signal.removeEventListener('abort', onAbort)
     }
   }
 

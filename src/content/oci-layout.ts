@@ -1,9 +1,10 @@
+import type { OpenOptions } from './provider.js'
+import type { SignalOptions } from '../util/abort.js'
 import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Readable } from 'node:stream'
 import { isDigest, type Digest } from '../oci/digest.js'
-import type { ByteRange } from '../oci/range.js'
 import { parseImageName } from '../oci/reference.js'
 import { openBlobFile, statBlobFile } from './blob-file.js'
 import type { BlobInfo, ContentEvent, ContentProvider, ContentWatcher, ImageRecord } from './provider.js'
@@ -52,11 +53,12 @@ export class OciLayoutContentProvider implements ContentProvider, ContentWatcher
     return statBlobFile(this.root, digest)
   }
 
-  open(digest: Digest, range: ByteRange | undefined, signal?: AbortSignal): Promise<Readable> {
-    return openBlobFile(this.root, digest, range, signal)
+  open(digest: Digest, options: OpenOptions = {}): Promise<Readable> {
+    return openBlobFile(this.root, digest, options)
   }
 
-  async *watch(signal: AbortSignal): AsyncIterable<ContentEvent> {
+  async *watch(options: SignalOptions = {}): AsyncIterable<ContentEvent> {
+    const signal = options.signal ?? new AbortController().signal
     let last = await this.indexVersion()
     yield { type: 'resync' }
     while (!signal.aborted) {

@@ -1,6 +1,11 @@
 import type { Readable } from 'node:stream'
 import type { Digest } from '../oci/digest.js'
 import type { ByteRange } from '../oci/range.js'
+import type { SignalOptions } from '../util/abort.js'
+
+export interface OpenOptions extends SignalOptions {
+  range?: ByteRange | undefined
+}
 
 export interface BlobInfo {
   digest: Digest
@@ -19,12 +24,12 @@ export interface ImageRecord {
  * store: digests are validated before any path is built.
  */
 export interface ContentProvider {
-  listImages(signal?: AbortSignal): Promise<ImageRecord[]>
+  listImages(options?: SignalOptions): Promise<ImageRecord[]>
   /** Resolves an image name such as `docker.io/library/nginx:1.27` to its target digest. */
-  resolve(name: string, signal?: AbortSignal): Promise<Digest | undefined>
-  stat(digest: Digest, signal?: AbortSignal): Promise<BlobInfo | undefined>
-  /** Throws ContentNotFoundError when the blob is absent. The range must lie within the blob. */
-  open(digest: Digest, range: ByteRange | undefined, signal?: AbortSignal): Promise<Readable>
+  resolve(name: string, options?: SignalOptions): Promise<Digest | undefined>
+  stat(digest: Digest, options?: SignalOptions): Promise<BlobInfo | undefined>
+  /** Throws ContentNotFoundError when the blob is absent. The range (default: all) must lie within the blob. */
+  open(digest: Digest, options?: OpenOptions): Promise<Readable>
 }
 
 export type ContentEvent =
@@ -36,7 +41,8 @@ export type ContentEvent =
  * it whenever events may have been missed, e.g. after a reconnect to containerd.
  */
 export interface ContentWatcher {
-  watch(signal: AbortSignal): AsyncIterable<ContentEvent>
+  /** Runs until `signal` aborts. */
+  watch(options?: SignalOptions): AsyncIterable<ContentEvent>
 }
 
 export class ContentNotFoundError extends Error {

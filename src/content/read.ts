@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream'
 import type { Digest } from '../oci/digest.js'
+import type { SignalOptions } from '../util/abort.js'
 import type { ContentProvider } from './provider.js'
 
 /** Reads a whole stream into memory, refusing more than `limit` bytes. */
@@ -18,8 +19,8 @@ export async function collect(stream: Readable, limit: number): Promise<Buffer> 
 }
 
 /** Reads a small blob (a manifest or config) whole; undefined if absent or over the limit. */
-export async function readSmallBlob(provider: ContentProvider, digest: Digest, limit: number, signal?: AbortSignal): Promise<Buffer | undefined> {
-  const info = await provider.stat(digest, signal)
+export async function readSmallBlob(provider: ContentProvider, digest: Digest, limit: number, options: SignalOptions = {}): Promise<Buffer | undefined> {
+  const info = await provider.stat(digest, options)
   if (!info || info.size > limit) return undefined
-  return collect(await provider.open(digest, undefined, signal), limit)
+  return collect(await provider.open(digest, options), limit)
 }

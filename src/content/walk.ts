@@ -18,10 +18,11 @@ export interface ContentInventory {
 const MAX_INDEX_DEPTH = 4
 
 /** Walks every image index → manifest → config/layers and keeps the digests present locally; `excluded` images are skipped. */
-export async function takeInventory(provider: ContentProvider, signal?: AbortSignal, excluded: (name: string) => boolean = () => false): Promise<ContentInventory> {
+export async function takeInventory(provider: ContentProvider, options: { signal?: AbortSignal; excluded?: (name: string) => boolean } = {}): Promise<ContentInventory> {
+  const { signal, excluded = () => false } = options
   const inventory: ContentInventory = { blobs: new Map(), tags: new Map(), images: 0, problems: [] }
   const visited = new Set<string>()
-  for (const image of await provider.listImages(signal)) {
+  for (const image of await provider.listImages({ signal })) {
     signal?.throwIfAborted()
     if (excluded(image.name)) continue
     inventory.images++
@@ -47,11 +48,11 @@ async function walkDescriptor(provider: ContentProvider, digest: Digest, invento
   if (inventory.blobs.has(digest)) return true
   if (visited.has(digest)) return false
   visited.add(digest)
-  const info = await provider.stat(digest, signal)
+  const info = await provider.stat(digest, { signal })
   if (!info) return false
   inventory.blobs.set(digest, info)
   if (depth > MAX_INDEX_DEPTH) return true
-  const bytes = await readSmallBlob(provider, digest, MAX_MANIFEST_SIZE, signal)
+  const bytes = await readSmallBlob(provider, digest, MAX_MANIFEST_SIZE, { signal })
   const manifest = bytes && parseManifest(bytes)
   if (!manifest) return true
   for (const child of manifest.manifests) {
@@ -59,7 +60,7 @@ async function walkDescriptor(provider: ContentProvider, digest: Digest, invento
   }
   for (const child of manifest.blobs) {
     if (!isDigest(child.digest)) continue
-    const blob = await provider.stat(child.digest, signal)
+    const blob = await provider.stat(child.digest, { signal })
     if (blob) inventory.blobs.set(child.digest, blob)
   }
   return true

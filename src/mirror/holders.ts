@@ -1,4 +1,7 @@
 import type { PeerAddress, Router } from '../routing/router.js'
+import type { SignalOptions } from '../util/abort.js'
+import { systemClock, type Clock } from '../util/clock.js'
+import { Wakeup } from '../util/wakeup.js'
 
 /**
  * A DHT lookup running in the background: holders are kept in the order found, and callers
@@ -7,20 +10,24 @@ import type { PeerAddress, Router } from '../routing/router.js'
 export class HolderSearch {
   readonly found: PeerAddress[] = []
   private finished = false
-  private readonly waiters = new Set<() => void>()
+  private readonly now: () => number
+  private readonly changed: Wakeup
 
-  constructor(router: Router, key: string, signal: AbortSignal) {
+  constructor(router: Router, key: string, options: SignalOptions & { clock?: Clock } = {}) {
+    const clock = options.clock ?? systemClock
+    const changed = this.changed = new Wakeup(clock)
+    this.now = () => clock.now()
     void (async () => {
       try {
-        for await (const peer of router.lookup(key, signal)) {
+        for await (const peer of router.lookup(key, { signal: options.signal })) {
           this.found.push(peer)
-          this.wake()
+          changed.notify()
         }
       } catch {
         // a failed lookup just finds nobody
       } finally {
         this.finished = true
-        this.wake()
+        changed.notify()
       }
     })()
   }
@@ -31,24 +38,12 @@ export class HolderSearch {
 
   /** The holder at `index` (0 = first), or undefined if the lookup ends or `timeoutMs` passes first. */
   async nth(index: number, timeoutMs: number): Promise<PeerAddress | undefined> {
-    const deadline = Date.now() + timeoutMs
+    const deadline = this.now() + timeoutMs
     while (this.found.length <= index && !this.finished) {
-      const remaining = deadline - Date.now()
+      const remaining = deadline - this.now()
       if (remaining <= 0) return undefined
-      await new Promise<void>((resolve) => {
-        const done = (): void => {
-          clearTimeout(timer)
-          this.waiters.delete(done)
-          resolve()
-        }
-        const timer = setTimeout(done, remaining)
-        this.waiters.add(done)
-      })
+      await this.changed.wait({ timeoutMs: remaining })
     }
     return this.found[index]
-  }
-
-  private wake(): void {
-    for (const waiter of [...this.waiters]) waiter()
   }
 }

@@ -7,6 +7,7 @@ import { peerKey, type PeerAddress } from '../routing/router.js'
 import { DigestMismatchError } from '../swarm/blob-stream.js'
 import type { HolderSearch } from './holders.js'
 import type { PeerClient } from './peer-client.js'
+import type { SignalOptions } from '../util/abort.js'
 
 export class NoSourceError extends Error {
   constructor(digest: string, why: string) {
@@ -35,7 +36,8 @@ export interface HttpSourceComponents {
  * stalls, the next continues from the same offset. A whole-blob stream is hashed as it goes and
  * its last chunk is held back until the digest matches.
  */
-export async function* httpBlobChunks(components: HttpSourceComponents, init: HttpSourceInit, signal: AbortSignal): AsyncGenerator<Buffer> {
+export async function* httpBlobChunks(components: HttpSourceComponents, init: HttpSourceInit, options: SignalOptions = {}): AsyncGenerator<Buffer> {
+  const signal = options.signal ?? new AbortController().signal
   const { range, digest, size } = init
   const hash = range.start === 0 && range.end === size - 1 ? createHash('sha256') : undefined
   let position = range.start
@@ -49,7 +51,7 @@ export async function* httpBlobChunks(components: HttpSourceComponents, init: Ht
     const unanswered = setTimeout(() => attempt.abort(new Error(`no answer for ${init.stallMs} ms`)), init.stallMs)
     try {
       const partial = position !== 0 || range.end !== size - 1
-      const body = await components.peers.openBlob(peer, init.name, digest, partial ? { start: position, end: range.end } : undefined, size, attempt.signal)
+      const body = await components.peers.openBlob(peer, { name: init.name, digest, size, range: partial ? { start: position, end: range.end } : undefined }, { signal: attempt.signal })
       clearTimeout(unanswered)
       if (!body) continue
       for await (const chunk of withStallTimeout(body, init.stallMs, attempt)) {

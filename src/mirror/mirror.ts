@@ -9,15 +9,16 @@ import { BlobUnknownError, ManifestUnknownError } from '../oci/errors.js'
 import { MAX_MANIFEST_SIZE, parseManifest } from '../oci/mediatype.js'
 import { parseRange, type ByteRange } from '../oci/range.js'
 import { tagReference } from '../oci/reference.js'
+import type { TransferLedger } from '../observe/ledger.js'
 import type { Metrics } from '../observe/metrics.js'
 import { peerKey, type Router } from '../routing/router.js'
 import { SwarmBlobStream } from '../swarm/blob-stream.js'
-import type { SwarmState } from '../swarm/state.js'
 import type { Swarm } from '../swarm/swarm.js'
 import { HolderSearch } from './holders.js'
 import { collectChunks, httpBlobChunks, startedStream } from './http-source.js'
 import type { PeerClient } from './peer-client.js'
 import type { SwarmJoins } from './swarm-join.js'
+import type { SignalOptions } from '../util/abort.js'
 
 export interface MirrorInit {
   /** How long a DHT lookup may take to find a first holder before the answer is 404. */
@@ -39,7 +40,7 @@ export interface MirrorComponents {
   peers: PeerClient
   swarm: Swarm
   joins: SwarmJoins
-  state: SwarmState
+  ledger: TransferLedger
   logger: Logger
   metrics: Metrics
 }
@@ -51,7 +52,6 @@ export interface BlobRequest {
   head: boolean
   /** Set (to the peer's address) when another node asks: local content only. */
   fromPeer: string | undefined
-  signal: AbortSignal
 }
 
 export interface ManifestRequest {
@@ -59,7 +59,6 @@ export interface ManifestRequest {
   reference: { digest: Digest } | { tag: string }
   registry: string | undefined
   fromPeer: string | undefined
-  signal: AbortSignal
 }
 
 export interface BlobAnswer {
@@ -78,6 +77,8 @@ export interface ManifestAnswer {
 
 const MAX_MANIFEST_HOLDERS = 3
 
+type Signalled<T> = T & { signal: AbortSignal }
+
 /** Where each requested byte comes from: this node, one holder over HTTP, or the swarm. */
 export class Mirror {
   private httpTransfers = 0
@@ -88,18 +89,18 @@ export class Mirror {
    * Every request gets an answer: if none is ready (headers) within the resolve timeout plus
    * two stall timeouts, the work is cancelled and the answer is 404, so containerd goes upstream.
    */
-  blob(request: BlobRequest): Promise<BlobAnswer> {
-    return this.answerInTime(request.signal, (signal) => this.findBlob({ ...request, signal }),
+  blob(request: BlobRequest, options: SignalOptions = {}): Promise<BlobAnswer> {
+    return this.answerInTime(options.signal, (signal) => this.findBlob({ ...request, signal }),
       () => new BlobUnknownError(request.digest, 'no source delivered in time'))
   }
 
-  manifest(request: ManifestRequest): Promise<ManifestAnswer> {
+  manifest(request: ManifestRequest, options: SignalOptions = {}): Promise<ManifestAnswer> {
     const label = 'digest' in request.reference ? request.reference.digest : request.reference.tag
-    return this.answerInTime(request.signal, (signal) => this.findManifest({ ...request, signal }),
+    return this.answerInTime(options.signal, (signal) => this.findManifest({ ...request, signal }),
       () => new ManifestUnknownError(label, 'no source delivered in time'))
   }
 
-  private async answerInTime<T>(lifetime: AbortSignal, work: (signal: AbortSignal) => Promise<T>, late: () => Error): Promise<T> {
+  private async answerInTime<T>(lifetime: AbortSignal | undefined, work: (signal: AbortSignal) => Promise<T>, late: () => Error): Promise<T> {
     const deadline = this.init.resolveTimeoutMs + 2 * this.init.stallTimeoutMs
     const cancel = new AbortController()
     let timer: NodeJS.Timeout | undefined
@@ -110,14 +111,14 @@ export class Mirror {
       }, deadline)
     })
     try {
-      return await Promise.race([work(AbortSignal.any([lifetime, cancel.signal])), expired])
+      return await Promise.race([work(lifetime ? AbortSignal.any([lifetime, cancel.signal]) : cancel.signal), expired])
     } finally {
       clearTimeout(timer)
     }
   }
 
-  private async findBlob(request: BlobRequest): Promise<BlobAnswer> {
-    const local = await this.components.content.stat(request.digest, request.signal)
+  private async findBlob(request: Signalled<BlobRequest>): Promise<BlobAnswer> {
+    const local = await this.components.content.stat(request.digest, { signal: request.signal })
     if (local) return this.localBlob(request, local)
     if (request.fromPeer) throw new BlobUnknownError(request.digest, 'blob is not on this node')
     const holders = await this.findHolders(request.digest, request.signal, (why) => new BlobUnknownError(request.digest, why))
@@ -145,14 +146,14 @@ export class Mirror {
     return { size, range, body: stream, source: 'swarm' }
   }
 
-  private async findManifest(request: ManifestRequest): Promise<ManifestAnswer> {
+  private async findManifest(request: Signalled<ManifestRequest>): Promise<ManifestAnswer> {
     const { reference, registry } = request
     const label = 'digest' in reference ? reference.digest : registry ? tagReference(registry, request.name, reference.tag) : reference.tag
     if ('tag' in reference && !this.init.resolveTags) throw new ManifestUnknownError(reference.tag, 'tag resolution is disabled on this node (--resolve-tags=false)')
     if ('tag' in reference && registry === undefined) throw new ManifestUnknownError(reference.tag, 'resolving a tag needs the registry in ?ns=<registry>, as containerd sends it')
     if ('tag' in reference && this.init.registryFilters?.some((filter) => filter.test(label))) throw new ManifestUnknownError(label, 'excluded by --registry-filters')
-    const digest = 'digest' in reference ? reference.digest : await this.components.content.resolve(label, request.signal)
-    const bytes = digest && await readSmallBlob(this.components.content, digest, MAX_MANIFEST_SIZE, request.signal)
+    const digest = 'digest' in reference ? reference.digest : await this.components.content.resolve(label, { signal: request.signal })
+    const bytes = digest && await readSmallBlob(this.components.content, digest, MAX_MANIFEST_SIZE, { signal: request.signal })
     const manifest = bytes && parseManifest(bytes)
     if (digest && bytes && manifest) return { digest, mediaType: manifest.mediaType, bytes, source: 'local' }
     if (request.fromPeer) throw new ManifestUnknownError(label, 'manifest is not on this node')
@@ -162,7 +163,8 @@ export class Mirror {
       if (!peer) break
       try {
         const wanted = 'digest' in reference ? reference.digest : reference.tag
-        const answer = await this.components.peers.fetchManifest(peer, request.name, wanted, registry, AbortSignal.any([request.signal, AbortSignal.timeout(this.init.stallTimeoutMs)]))
+        const answer = await this.components.peers.fetchManifest(peer, { name: request.name, reference: wanted, registry },
+          { signal: AbortSignal.any([request.signal, AbortSignal.timeout(this.init.stallTimeoutMs)]) })
         if (answer) return { ...answer, source: 'peer' }
       } catch (err) {
         this.components.logger.warn({ peer: peerKey(peer), reference: label, err: (err as Error).message }, 'peer could not give the manifest')
@@ -171,12 +173,12 @@ export class Mirror {
     throw new ManifestUnknownError(label)
   }
 
-  private async localBlob(request: BlobRequest, info: BlobInfo): Promise<BlobAnswer> {
+  private async localBlob(request: Signalled<BlobRequest>, info: BlobInfo): Promise<BlobAnswer> {
     const range = parseRange(request.rangeHeader, info.size)
     if (request.head) return { size: info.size, range, body: undefined, source: 'local' }
     let body: Readable
     try {
-      body = await this.components.content.open(request.digest, range, request.signal)
+      body = await this.components.content.open(request.digest, { range, signal: request.signal })
     } catch (err) {
       if (err instanceof ContentNotFoundError) throw new BlobUnknownError(request.digest)
       throw err
@@ -187,10 +189,10 @@ export class Mirror {
 
   /** Uploads to peers share the node's upload limit with the BitTorrent wire, and are counted. */
   private throttledUpload(body: Readable, digest: Digest, peer: string): Readable {
-    const { state, metrics, swarm } = this.components
+    const { ledger, metrics, swarm } = this.components
     const counter = new Transform({
       transform(chunk: Buffer, _encoding, done) {
-        state.apply({ type: 'served', digest, peer, bytes: chunk.length })
+        ledger.record({ type: 'served', digest, peer, bytes: chunk.length })
         metrics.swarmBytes.inc({ direction: 'up', via: 'http' }, chunk.length)
         done(null, chunk)
       },
@@ -202,7 +204,7 @@ export class Mirror {
 
   private async findHolders(key: string, signal: AbortSignal, notFound: (why: string) => Error): Promise<HolderSearch> {
     const started = performance.now()
-    const holders = new HolderSearch(this.components.router, key, signal)
+    const holders = new HolderSearch(this.components.router, key, { signal })
     const first = await holders.nth(0, this.init.resolveTimeoutMs)
     this.components.metrics.resolveDuration.observe({ router: 'dht' }, (performance.now() - started) / 1000)
     if (!first) {
@@ -212,12 +214,12 @@ export class Mirror {
     return holders
   }
 
-  private async sizeFromHolders(request: BlobRequest, holders: HolderSearch): Promise<number> {
+  private async sizeFromHolders(request: Signalled<BlobRequest>, holders: HolderSearch): Promise<number> {
     for (let index = 0; ; index++) {
       const peer = await holders.nth(index, this.init.stallTimeoutMs)
       if (!peer) throw new BlobUnknownError(request.digest, 'no holder answered for it')
       try {
-        const size = await this.components.peers.statBlob(peer, request.name, request.digest, AbortSignal.any([request.signal, AbortSignal.timeout(this.init.stallTimeoutMs)]))
+        const size = await this.components.peers.statBlob(peer, request, { signal: AbortSignal.any([request.signal, AbortSignal.timeout(this.init.stallTimeoutMs)]) })
         if (size !== undefined) return size
       } catch (err) {
         this.components.logger.debug({ peer: peerKey(peer), digest: request.digest, err: (err as Error).message }, 'holder did not answer HEAD')
@@ -225,11 +227,11 @@ export class Mirror {
     }
   }
 
-  private async fetchWhole(request: BlobRequest, holders: HolderSearch, size: number): Promise<Buffer> {
+  private async fetchWhole(request: Signalled<BlobRequest>, holders: HolderSearch, size: number): Promise<Buffer> {
     const record = this.recordHttpTransfer(request.digest, size)
     try {
       const bytes = await collectChunks(httpBlobChunks({ ...this.components, holders, onBytes: record.onBytes },
-        { name: request.name, digest: request.digest, size, range: { start: 0, end: size - 1 }, stallMs: this.init.stallTimeoutMs }, request.signal))
+        { name: request.name, digest: request.digest, size, range: { start: 0, end: size - 1 }, stallMs: this.init.stallTimeoutMs }, { signal: request.signal }))
       record.finish()
       return bytes
     } catch (err) {
@@ -238,10 +240,10 @@ export class Mirror {
     }
   }
 
-  private async streamFromHolders(request: BlobRequest, holders: HolderSearch, size: number, range: ByteRange): Promise<Readable> {
+  private async streamFromHolders(request: Signalled<BlobRequest>, holders: HolderSearch, size: number, range: ByteRange): Promise<Readable> {
     const record = this.recordHttpTransfer(request.digest, size)
     const chunks = httpBlobChunks({ ...this.components, holders, onBytes: record.onBytes },
-      { name: request.name, digest: request.digest, size, range, stallMs: this.init.stallTimeoutMs }, request.signal)
+      { name: request.name, digest: request.digest, size, range, stallMs: this.init.stallTimeoutMs }, { signal: request.signal })
     let stream: Readable
     try {
       stream = await startedStream(chunks)
@@ -254,20 +256,20 @@ export class Mirror {
   }
 
   private recordHttpTransfer(digest: Digest, size: number) {
-    const { state, metrics, logger } = this.components
+    const { ledger, metrics, logger } = this.components
     const key = `http:${digest}:${++this.httpTransfers}`
-    state.apply({ type: 'transfer-started', key, digest, size, role: 'http' })
+    ledger.record({ type: 'transfer-started', key, digest, size, role: 'http' })
     const started = performance.now()
     let finished = false
     return {
       onBytes: (peer: { host: string; port: number }, bytes: number) => {
         metrics.swarmBytes.inc({ direction: 'down', via: 'http' }, bytes)
-        state.apply({ type: 'bytes-received', key, peer: peerKey(peer), bytes })
+        ledger.record({ type: 'bytes-received', key, peer: peerKey(peer), bytes })
       },
       finish: (error?: Error) => {
         if (finished) return
         finished = true
-        state.apply({ type: 'transfer-finished', key, outcome: error ? 'failed' : 'complete', ...(error ? { error: error.message } : {}) })
+        ledger.record({ type: 'transfer-finished', key, outcome: error ? 'failed' : 'complete', ...(error ? { error: error.message } : {}) })
         const seconds = Number(((performance.now() - started) / 1000).toFixed(3))
         if (error) logger.warn({ digest, size, seconds, err: error.message }, 'transfer from a holder over HTTP failed')
         else logger.info({ digest, size, seconds }, 'transfer from a holder over HTTP complete')

@@ -3,6 +3,7 @@ import { collect } from '../content/read.js'
 import { isDigest, sha256Digest, type Digest } from '../oci/digest.js'
 import { MAX_MANIFEST_SIZE, parseManifest } from '../oci/mediatype.js'
 import { contentRange, type ByteRange } from '../oci/range.js'
+import type { SignalOptions } from '../util/abort.js'
 import { METAINFO_PATH, PEER_REQUEST_HEADER, WIRE_PORT_HEADER } from '../protocol/peer-api.js'
 import { peerKey, type PeerAddress } from '../routing/router.js'
 import { decodeMetainfo, MAX_METAINFO_BYTES, type Metainfo } from '../swarm/metainfo.js'
@@ -23,8 +24,9 @@ export interface PeerManifest {
 
 /** Requests to other nodes' registry API. Every call takes a signal that bounds it. */
 export class PeerClient {
-  async statBlob(peer: PeerAddress, name: string, digest: Digest, signal: AbortSignal): Promise<number | undefined> {
-    const response = await this.request(peer, `/v2/${name}/blobs/${digest}`, { method: 'HEAD', signal })
+  async statBlob(peer: PeerAddress, blob: { name: string; digest: Digest }, options: SignalOptions = {}): Promise<number | undefined> {
+    const { name, digest } = blob
+    const response = await this.request(peer, `/v2/${name}/blobs/${digest}`, { method: 'HEAD', signal: options.signal })
     if (response.status === 404) return undefined
     if (response.status !== 200) throw new PeerRequestError(peer, `HEAD ${digest}`, `status ${response.status}`)
     const size = Number(response.headers.get('content-length'))
@@ -32,10 +34,11 @@ export class PeerClient {
     return size
   }
 
-  /** The body of a blob or of a range of it; `undefined` if the peer does not have it. */
-  async openBlob(peer: PeerAddress, name: string, digest: Digest, range: ByteRange | undefined, size: number, signal: AbortSignal): Promise<Readable | undefined> {
+  /** The body of a blob of `size` bytes or of a range of it; `undefined` if the peer does not have it. */
+  async openBlob(peer: PeerAddress, blob: { name: string; digest: Digest; size: number; range?: ByteRange | undefined }, options: SignalOptions = {}): Promise<Readable | undefined> {
+    const { name, digest, size, range } = blob
     const headers: Record<string, string> = range ? { range: `bytes=${range.start}-${range.end}` } : {}
-    const response = await this.request(peer, `/v2/${name}/blobs/${digest}`, { signal, headers })
+    const response = await this.request(peer, `/v2/${name}/blobs/${digest}`, { signal: options.signal, headers })
     if (response.status === 404) {
       await response.body?.cancel()
       return undefined
@@ -53,9 +56,10 @@ export class PeerClient {
   }
 
   /** A manifest by tag or digest, checked against the digest the peer names. */
-  async fetchManifest(peer: PeerAddress, name: string, reference: string, registry: string | undefined, signal: AbortSignal): Promise<PeerManifest | undefined> {
+  async fetchManifest(peer: PeerAddress, manifest: { name: string; reference: string; registry?: string | undefined }, options: SignalOptions = {}): Promise<PeerManifest | undefined> {
+    const { name, reference, registry } = manifest
     const query = registry ? `?ns=${encodeURIComponent(registry)}` : ''
-    const response = await this.request(peer, `/v2/${name}/manifests/${reference}${query}`, { signal })
+    const response = await this.request(peer, `/v2/${name}/manifests/${reference}${query}`, { signal: options.signal })
     if (response.status === 404) return undefined
     if (response.status !== 200) throw new PeerRequestError(peer, `GET manifest ${reference}`, `status ${response.status}`)
     const bytes = await limitedBody(response, MAX_MANIFEST_SIZE, peer, reference)
@@ -64,14 +68,14 @@ export class PeerClient {
     if ((named && named !== digest) || (isDigest(reference) && reference !== digest)) {
       throw new PeerRequestError(peer, `GET manifest ${reference}`, 'content does not match its digest')
     }
-    const manifest = parseManifest(bytes)
-    if (!manifest) throw new PeerRequestError(peer, `GET manifest ${reference}`, 'not a manifest')
-    return { digest, mediaType: manifest.mediaType, bytes }
+    const parsed = parseManifest(bytes)
+    if (!parsed) throw new PeerRequestError(peer, `GET manifest ${reference}`, 'not a manifest')
+    return { digest, mediaType: parsed.mediaType, bytes }
   }
 
   /** A blob's metainfo and the peer's wire port; undefined if it cannot give them now. */
-  async fetchMetainfo(peer: PeerAddress, digest: Digest, signal: AbortSignal): Promise<{ metainfo: Metainfo; wirePort: number } | undefined> {
-    const response = await this.request(peer, `${METAINFO_PATH}${digest}`, { signal })
+  async fetchMetainfo(peer: PeerAddress, digest: Digest, options: SignalOptions = {}): Promise<{ metainfo: Metainfo; wirePort: number } | undefined> {
+    const response = await this.request(peer, `${METAINFO_PATH}${digest}`, { signal: options.signal })
     if (response.status === 404 || response.status === 503) {
       await response.body?.cancel()
       return undefined
@@ -83,11 +87,11 @@ export class PeerClient {
     return { metainfo, wirePort }
   }
 
-  private request(peer: PeerAddress, path: string, init: { method?: string; signal: AbortSignal; headers?: Record<string, string> }): Promise<Response> {
+  private request(peer: PeerAddress, path: string, init: { method?: string; signal?: AbortSignal | undefined; headers?: Record<string, string> }): Promise<Response> {
     const host = peer.host.includes(':') ? `[${peer.host}]` : peer.host
     return fetch(`http://${host}:${peer.port}${path}`, {
       method: init.method ?? 'GET',
-      signal: init.signal,
+      signal: init.signal ?? null,
       headers: { [PEER_REQUEST_HEADER]: '1', ...init.headers },
       redirect: 'error',
     })

@@ -35,6 +35,9 @@ export class SwarmJoins {
 
   constructor(private readonly components: SwarmJoinComponents, private readonly init: { stallMs: number }) {}
 
+  start(): void {}
+
+  /** Ends every discovery loop; joins started later run again. */
   stop(): void {
     this.stopped.abort()
     this.stopped = new AbortController()
@@ -46,13 +49,13 @@ export class SwarmJoins {
     if (running) return Promise.resolve(running)
     let join = this.pending.get(digest)
     if (!join) {
-      join = this.start(digest, holders).finally(() => this.pending.delete(digest))
+      join = this.begin(digest, holders).finally(() => this.pending.delete(digest))
       this.pending.set(digest, join)
     }
     return join
   }
 
-  private async start(digest: Digest, holders: HolderSearch): Promise<Download | undefined> {
+  private async begin(digest: Digest, holders: HolderSearch): Promise<Download | undefined> {
     const known = await this.components.metainfo.cached(digest)
     const first = await this.firstMetainfo(digest, holders, known)
     if (!first) return undefined
@@ -97,7 +100,7 @@ export class SwarmJoins {
     if (!contacted) this.contacted.set(digest, (contacted = new Set()))
     contacted.add(peerKey(peer))
     try {
-      const answer = await this.components.peers.fetchMetainfo(peer, digest, AbortSignal.any([AbortSignal.timeout(this.init.stallMs), this.stopped.signal]))
+      const answer = await this.components.peers.fetchMetainfo(peer, digest, { signal: AbortSignal.any([AbortSignal.timeout(this.init.stallMs), this.stopped.signal]) })
       if (!answer) return undefined
       if (known && answer.metainfo.infoHash !== known.infoHash) {
         this.components.logger.warn({ peer: peerKey(peer), digest, theirs: answer.metainfo.infoHash, ours: known.infoHash }, 'peer has different metainfo; ignoring it')
@@ -122,7 +125,7 @@ export class SwarmJoins {
           if (answer) await this.components.swarm.fetch(metainfo, [answer.wire]).catch(() => {})
         }
         await sleep(DISCOVERY_INTERVAL_MS, undefined, { signal })
-        search = new HolderSearch(this.components.router, digest, AbortSignal.any([AbortSignal.timeout(DISCOVERY_INTERVAL_MS), signal]))
+        search = new HolderSearch(this.components.router, digest, { signal: AbortSignal.any([AbortSignal.timeout(DISCOVERY_INTERVAL_MS), signal]) })
         await search.nth(Number.MAX_SAFE_INTEGER, DISCOVERY_INTERVAL_MS)
       }
     } catch {

@@ -13,7 +13,7 @@ export interface ContentSource {
   content: ContentProvider
   watcher: ContentWatcher
   /** Resolves once the source can serve; throws if it never will (misconfigured containerd). */
-  ready(signal: AbortSignal): Promise<void>
+  ready(options?: { signal?: AbortSignal }): Promise<void>
   close(): void
 }
 
@@ -27,9 +27,9 @@ export function contentSource(config: RegistryConfig, logger: Logger): ContentSo
   return {
     content: new ContainerdContentProvider({ client }, { contentPath: config.containerdContentPath }),
     watcher: new ContainerdEventWatcher({ client, logger }),
-    async ready(signal) {
+    async ready(options) {
       if (!config.verifyContainerdConfig) return
-      await checkContainerd(cri, { configFile: config.containerdConfigFile, registryConfigPath: config.containerdRegistryConfigPath }, logger, signal)
+      await checkContainerd(cri, { configFile: config.containerdConfigFile, registryConfigPath: config.containerdRegistryConfigPath }, logger, options)
     },
     close() {
       client.close()

@@ -1,113 +1,159 @@
-import { networkInterfaces } from 'node:os'
 import type { Logger } from 'pino'
-import type { RegistryConfig } from '../config/commands.js'
-import { contentSource, type ContentSource } from './content-source.js'
 import { Mirror } from '../mirror/mirror.js'
 import { MetainfoService } from '../mirror/metainfo-service.js'
 import { PeerClient } from '../mirror/peer-client.js'
 import { SwarmJoins } from '../mirror/swarm-join.js'
-import { formatHostPort, type DialAddress } from '../net/address.js'
+import { formatHostPort, type HostPort } from '../net/address.js'
 import { HttpServer } from '../net/http-server.js'
+import { TransferLedger } from '../observe/ledger.js'
 import { componentLogger } from '../observe/logger.js'
-import { createMetricsApp } from '../status/metrics-app.js'
-import { createMetricsRegistry } from '../observe/metrics.js'
-import { Measurer } from '../status/measure.js'
+import { createMetricsRegistry, type Metrics, type Registry } from '../observe/metrics.js'
 import { createRegistryApp } from '../registry/app.js'
 import { Advertiser } from '../routing/advertiser.js'
-import { DnsBootstrap, StaticBootstrap, type Bootstrap } from '../routing/bootstrap.js'
-import { DhtRouter } from '../routing/dht.js'
+import type { DhtStats } from '../routing/dht.js'
+import type { Router } from '../routing/router.js'
+import { createMetricsApp } from '../status/metrics-app.js'
+import { Measurer } from '../status/measure.js'
+import type { StatsSources } from '../status/stats.js'
+import { BanPolicy } from '../swarm/ban-policy.js'
 import { MetainfoCache } from '../swarm/metainfo-cache.js'
-import { SwarmState } from '../swarm/state.js'
-import { WebTorrentSwarm } from '../swarm/webtorrent-swarm.js'
+import type { Swarm } from '../swarm/swarm.js'
+import type { SwarmComponents } from '../swarm/webtorrent-swarm.js'
+import { systemClock, type Clock } from '../util/clock.js'
+import type { Service } from '../util/service.js'
+import type { ContentSource } from './content-source.js'
 
-/** One shoal node: every component of `shoal registry`, wired, behind start()/stop(). */
+/** The parts that differ between the daemon (containerd, DHT, webtorrent) and tests (fakes). */
+export interface NodeAdapters {
+  source: ContentSource
+  /** `registryPort`: where peers reach this node's API, known once its server listens. */
+  router(components: { metrics: Metrics; registryPort: () => number }): Router & Service & { stats?(): DhtStats }
+  swarm(components: SwarmComponents): Swarm & Service
+}
+
+export interface NodeInit {
+  version: string
+  registryAddr: HostPort
+  /** Where /metrics, /stats and /debug are served; none when undefined. */
+  metricsAddr?: HostPort
+  dataDir: string
+  /** The host peers know this node by (stats). */
+  advertisedHost: string
+  resolveTimeoutMs: number
+  stallTimeoutMs: number
+  swarmMinSize: number
+  resolveTags: boolean
+  registryFilters: RegExp[]
+  singleSource: boolean
+  /** How long a peer's metainfo request may wait for this node to hash a blob. */
+  metainfoWaitMs?: number
+  /** Settings shown in /stats, without secrets. */
+  settings?: Record<string, unknown>
+  clock?: Clock
+}
+
+const EMPTY_DHT_STATS: DhtStats = { nodes: 0, bootstrapPeers: [], lastBootstrap: null, announcedKeys: 0, announcesSent: 0, announceFailures: 0, droppedPackets: 0, table: [] }
+
+/** One shoal node: every component of `shoal registry`, wired once, for the daemon and the tests. */
 export class ShoalNode {
-  readonly source: ContentSource
-  readonly state = new SwarmState()
+  readonly clock: Clock
+  readonly ledger: TransferLedger
+  readonly bans: BanPolicy
+  readonly prometheus: Registry
+  readonly metrics: Metrics
   readonly metainfo: MetainfoCache
-  readonly swarm: WebTorrentSwarm
+  readonly swarm: Swarm & Service
+  readonly router: Router & Service & { stats?(): DhtStats }
   readonly advertiser: Advertiser
-  readonly router: DhtRouter
+  readonly joins: SwarmJoins
+  readonly mirror: Mirror
   private readonly registryServer: HttpServer
-  private readonly metricsServer: HttpServer
+  private readonly metricsServer: HttpServer | undefined
+  private readonly startOrder: Service[]
+  private readonly stopOrder: Service[]
   private sourceReady = false
-  private readonly startedAt = new Date()
+  private readonly startedAt: Date
 
-  constructor(config: RegistryConfig, private readonly logger: Logger, version: string) {
-    const { registry: promRegistry, metrics } = createMetricsRegistry()
-    this.source = contentSource(config, componentLogger(logger, 'containerd'))
-    const content = this.source.content
-    this.metainfo = new MetainfoCache({ content, logger: componentLogger(logger, 'metainfo'), metrics }, { dataDir: config.dataDir })
-    const identity = nodeIdentity(config)
-    this.swarm = new WebTorrentSwarm({ content, metainfo: this.metainfo, state: this.state, logger: componentLogger(logger, 'swarm'), metrics },
-      { dataDir: config.dataDir, wirePort: config.p2pAddr.port, identity, uploadLimit: config.uploadLimit })
-    const router = this.router = new DhtRouter({ bootstrap: bootstrapOf(config), logger: componentLogger(logger, 'dht'), metrics },
-      { listen: config.p2pAddr, announcePort: () => this.registryServer.address()?.port ?? config.registryAddr.port })
-    this.advertiser = new Advertiser({ content, watcher: this.source.watcher, router, logger: componentLogger(logger, 'advertiser'), metrics,
-      prefetch: (blobs) => this.metainfo.prefetch(blobs) }, { resolveTags: config.resolveTags, prefetchMinSize: config.swarmMinSize, registryFilters: config.registryFilters })
+  constructor(adapters: NodeAdapters, private readonly init: NodeInit, private readonly logger: Logger) {
+    const clock = this.clock = init.clock ?? systemClock
+    this.startedAt = new Date(clock.now())
+    const { registry, metrics } = createMetricsRegistry()
+    this.prometheus = registry
+    this.metrics = metrics
+    const log = (component: string): Logger => componentLogger(logger, component)
+    const { content, watcher } = adapters.source
+    this.ledger = new TransferLedger(clock)
+    this.bans = new BanPolicy(clock)
+    this.metainfo = new MetainfoCache({ content, logger: log('metainfo'), metrics }, { dataDir: init.dataDir })
+    this.swarm = adapters.swarm({ content, metainfo: this.metainfo, ledger: this.ledger, bans: this.bans, logger: log('swarm'), metrics })
+    const router = this.router = adapters.router({ metrics, registryPort: () => this.registryServer.address()?.port ?? init.registryAddr.port })
+    this.advertiser = new Advertiser({ content, watcher, router, logger: log('advertiser'), metrics, prefetch: (blobs) => this.metainfo.prefetch(blobs) },
+      { resolveTags: init.resolveTags, prefetchMinSize: init.swarmMinSize, registryFilters: init.registryFilters })
     const peers = new PeerClient()
-    const joins = new SwarmJoins({ router, peers, swarm: this.swarm, metainfo: this.metainfo, advertiser: this.advertiser, logger: componentLogger(logger, 'swarm') },
-      { stallMs: config.stallTimeout })
-    const mirror = new Mirror({ content, router, peers, swarm: this.swarm, joins, state: this.state, logger: componentLogger(logger, 'mirror'), metrics },
-      { resolveTimeoutMs: config.mirrorResolveTimeout, swarmMinSize: config.swarmMinSize, stallTimeoutMs: config.stallTimeout, resolveTags: config.resolveTags,
-        registryFilters: config.registryFilters, singleSource: config.singleSource })
-    const metainfoService = new MetainfoService({ content, swarm: this.swarm, metainfo: this.metainfo, logger })
-    const registryApp = createRegistryApp({ mirror, metainfo: metainfoService, logger: componentLogger(logger, 'registry'), metrics, state: this.state, ready: () => this.ready() })
-    this.registryServer = new HttpServer({ logger }, { address: config.registryAddr, listener: registryApp.callback() })
-    const stats = {
-      node: () => ({ version, startedAt: this.startedAt.toISOString(), registryAddress: formatHostPort(config.registryAddr),
-        metricsAddress: formatHostPort(config.metricsAddr), p2pAddress: `${identity.host}:${this.swarm.wirePort()}`, peerId: `${identity.host}:${config.p2pAddr.port}` }),
-      state: this.state,
-      dht: () => router.stats(),
-      advertised: () => ({ digests: this.advertiser.inventory?.blobs.size ?? 0, tags: this.advertiser.inventory?.tags.size ?? 0,
-        images: this.advertiser.inventory?.images ?? 0, lastSync: this.advertiser.lastSync?.toISOString() ?? null }),
-      config: { ...config, registryFilters: config.registryFilters.map(String) },
+    this.joins = new SwarmJoins({ router, peers, swarm: this.swarm, metainfo: this.metainfo, advertiser: this.advertiser, logger: log('swarm') },
+      { stallMs: init.stallTimeoutMs })
+    this.mirror = new Mirror({ content, router, peers, swarm: this.swarm, joins: this.joins, ledger: this.ledger, logger: log('mirror'), metrics },
+      { resolveTimeoutMs: init.resolveTimeoutMs, swarmMinSize: init.swarmMinSize, stallTimeoutMs: init.stallTimeoutMs, resolveTags: init.resolveTags,
+        registryFilters: init.registryFilters, singleSource: init.singleSource })
+    const metainfoService = new MetainfoService({ content, swarm: this.swarm, metainfo: this.metainfo, logger: log('metainfo') },
+      init.metainfoWaitMs === undefined ? {} : { waitMs: init.metainfoWaitMs })
+    const registryApp = createRegistryApp({ mirror: this.mirror, metainfo: metainfoService, logger: log('registry'), metrics, ledger: this.ledger, ready: () => this.ready() })
+    this.registryServer = new HttpServer({ logger }, { address: init.registryAddr, listener: registryApp.callback() })
+    this.metricsServer = init.metricsAddr && new HttpServer({ logger }, { address: init.metricsAddr, listener: this.metricsApp(init.metricsAddr).callback() })
+    const source: Service = {
+      start: async (options) => {
+        await adapters.source.ready(options?.signal ? { signal: options.signal } : {})
+        this.sourceReady = true
+      },
+      stop: () => adapters.source.close(),
     }
-    const measurer = new Measurer({ state: this.state, logger: componentLogger(logger, 'measure') }, { registryUrl: () => this.ownRegistryUrl(config) })
-    this.metricsServer = new HttpServer({ logger }, { address: config.metricsAddr, listener: createMetricsApp({ registry: promRegistry, stats, measurer }).callback() })
-  }
-
-  /** This node's registry API: its bound address, or loopback when bound to every address. */
-  private ownRegistryUrl(config: RegistryConfig): string {
-    const bound = config.registryAddr.host
-    const host = !bound || bound === '0.0.0.0' ? '127.0.0.1' : bound === '::' ? '::1' : bound
-    return `http://${formatHostPort({ host, port: this.registryServer.address()?.port ?? config.registryAddr.port })}`
+    const servers = [this.registryServer, ...(this.metricsServer ? [this.metricsServer] : [])]
+    // The servers answer probes while containerd is awaited, and stop taking requests first.
+    this.startOrder = [...servers, source, this.metainfo, this.swarm, router, this.advertiser, this.joins]
+    this.stopOrder = [this.advertiser, this.joins, ...servers, router, this.swarm, this.metainfo, source]
   }
 
   ready(): boolean {
     return this.sourceReady && this.router.ready()
   }
 
-  async start(signal: AbortSignal): Promise<void> {
-    const registryAddress = await this.registryServer.start()
-    const metricsAddress = await this.metricsServer.start()
-    this.logger.info({ registry: registryAddress, metrics: metricsAddress }, 'listening')
-    await this.source.ready(signal)
-    this.sourceReady = true
-    await this.swarm.start()
-    await this.router.start()
-    this.advertiser.start()
+  async start(options: { signal?: AbortSignal } = {}): Promise<void> {
+    for (const service of this.startOrder) {
+      options.signal?.throwIfAborted()
+      await service.start(options)
+      if (service === this.registryServer) this.logger.info({ registry: this.registryServer.address(), metrics: this.metricsServer?.address() }, 'listening')
+    }
   }
 
   async stop(): Promise<void> {
-    await this.advertiser.stop()
-    this.metainfo.stop()
-    await this.registryServer.stop()
-    await this.router.stop()
-    await this.swarm.stop()
-    await this.metricsServer.stop()
-    this.source.close()
+    for (const service of this.stopOrder) await service.stop()
   }
-}
 
-function bootstrapOf(config: RegistryConfig): Bootstrap {
-  if (config.bootstrapKind === 'dns') return new DnsBootstrap(config.dnsBootstrapDomain, config.p2pAddr.port)
-  return new StaticBootstrap(config.staticBootstrapPeers)
-}
+  /** The bound registry API address. */
+  registryAddress(): HostPort {
+    return { host: this.init.registryAddr.host, port: this.registryServer.address()?.port ?? this.init.registryAddr.port }
+  }
 
-/** The address peers know this node by: the p2p host if one is set, else its first external IPv4. */
-function nodeIdentity(config: RegistryConfig): DialAddress {
-  const host = config.p2pAddr.host && config.p2pAddr.host !== '0.0.0.0' ? config.p2pAddr.host
-    : Object.values(networkInterfaces()).flat().find((address) => address && address.family === 'IPv4' && !address.internal)?.address ?? '127.0.0.1'
-  return { host, port: config.p2pAddr.port }
+  /** This node's registry API: its bound address, or loopback when bound to every address. */
+  registryUrl(): string {
+    const bound = this.init.registryAddr.host
+    const host = !bound || bound === '0.0.0.0' ? '127.0.0.1' : bound === '::' ? '::1' : bound
+    return `http://${formatHostPort({ host, port: this.registryAddress().port })}`
+  }
+
+  private metricsApp(metricsAddr: HostPort) {
+    const { init, router } = this
+    const stats: StatsSources = {
+      node: () => ({ version: init.version, startedAt: this.startedAt.toISOString(), registryAddress: formatHostPort(init.registryAddr),
+        metricsAddress: formatHostPort(metricsAddr), p2pAddress: `${init.advertisedHost}:${this.swarm.wirePort()}`, peerId: `${init.advertisedHost}:${this.swarm.wirePort()}` }),
+      ledger: this.ledger,
+      bans: () => this.bans.banned(),
+      dht: () => router.stats?.() ?? EMPTY_DHT_STATS,
+      advertised: () => ({ digests: this.advertiser.inventory?.blobs.size ?? 0, tags: this.advertiser.inventory?.tags.size ?? 0,
+        images: this.advertiser.inventory?.images ?? 0, lastSync: this.advertiser.lastSync?.toISOString() ?? null }),
+      config: init.settings ?? {},
+    }
+    const measurer = new Measurer({ ledger: this.ledger, logger: componentLogger(this.logger, 'measure') }, { registryUrl: () => this.registryUrl() })
+    return createMetricsApp({ registry: this.prometheus, stats, measurer })
+  }
 }

@@ -4,12 +4,11 @@ import { BlobUnknownError, ManifestUnknownError } from '../oci/errors.js'
 import { OCTET_STREAM } from '../oci/mediatype.js'
 import { contentRange, rangeLength } from '../oci/range.js'
 import { INFOHASH_HEADER, PEER_REQUEST_HEADER, SOURCE_HEADER, WIRE_PORT_HEADER } from '../protocol/peer-api.js'
-import type { MirrorSource } from '../swarm/state.js'
 import type { Logger } from 'pino'
 import type { MetainfoService } from '../mirror/metainfo-service.js'
 import type { Mirror } from '../mirror/mirror.js'
+import type { MirrorSource, TransferLedger } from '../observe/ledger.js'
 import type { Metrics } from '../observe/metrics.js'
-import type { SwarmState } from '../swarm/state.js'
 import { requestSignal } from '../net/request-signal.js'
 
 export interface RegistryComponents {
@@ -17,7 +16,7 @@ export interface RegistryComponents {
   metainfo: MetainfoService
   logger: Logger
   metrics: Metrics
-  state: SwarmState
+  ledger: TransferLedger
   /** Whether this node is ready to serve (answers /readyz). */
   ready: () => boolean
 }
@@ -31,8 +30,8 @@ export async function serveBlob(ctx: Context, components: RegistryComponents, re
   const fromPeer = peerOf(ctx)
   const started = performance.now()
   const answer = await countedMirrorRequest(components, request.registry, fromPeer, () => components.mirror.blob({
-    name: request.name, digest: request.digest, rangeHeader: ctx.request.headers.range, head: ctx.method === 'HEAD', fromPeer, signal: requestSignal(ctx),
-  }))
+    name: request.name, digest: request.digest, rangeHeader: ctx.request.headers.range, head: ctx.method === 'HEAD', fromPeer,
+  }, { signal: requestSignal(ctx) }))
   ctx.set('Docker-Content-Digest', request.digest)
   ctx.set('Accept-Ranges', 'bytes')
   ctx.set(SOURCE_HEADER, answer.source)
@@ -50,7 +49,7 @@ export async function serveManifest(ctx: Context, components: RegistryComponents
   request: { name: string; reference: { digest: Digest } | { tag: string }; registry: string | undefined }): Promise<void> {
   const fromPeer = peerOf(ctx)
   const answer = await countedMirrorRequest(components, request.registry, fromPeer, () =>
-    components.mirror.manifest({ ...request, fromPeer, signal: requestSignal(ctx) }))
+    components.mirror.manifest({ ...request, fromPeer }, { signal: requestSignal(ctx) }))
   ctx.set('Docker-Content-Digest', answer.digest)
   ctx.set(SOURCE_HEADER, answer.source)
   ctx.type = answer.mediaType
@@ -62,7 +61,7 @@ export async function serveManifest(ctx: Context, components: RegistryComponents
 }
 
 export async function serveMetainfo(ctx: Context, components: RegistryComponents, digest: Digest): Promise<void> {
-  const answer = await components.metainfo.answer(digest, requestSignal(ctx))
+  const answer = await components.metainfo.answer(digest, { signal: requestSignal(ctx) })
   if (!answer) throw new BlobUnknownError(digest, 'this node neither holds nor downloads the blob')
   ctx.set(WIRE_PORT_HEADER, String(answer.wirePort))
   ctx.set(INFOHASH_HEADER, answer.metainfo.infoHash)
@@ -72,7 +71,7 @@ export async function serveMetainfo(ctx: Context, components: RegistryComponents
 
 /** Records how the local containerd's request was answered, with the body bytes it gets. */
 function recordAnswer(ctx: Context, components: RegistryComponents, fromPeer: string | undefined, source: MirrorSource): void {
-  if (!fromPeer) components.state.apply({ type: 'mirror-answered', source, bytes: ctx.method === 'HEAD' ? 0 : ctx.length })
+  if (!fromPeer) components.ledger.record({ type: 'mirror-answered', source, bytes: ctx.method === 'HEAD' ? 0 : ctx.length })
 }
 
 /** Counts containerd's requests as hits (served, from here or peers) and misses (404). */
@@ -84,7 +83,7 @@ async function countedMirrorRequest<T>(components: RegistryComponents, registry:
   } catch (err) {
     if (!fromPeer && (err instanceof BlobUnknownError || err instanceof ManifestUnknownError)) {
       components.metrics.mirrorRequests.inc({ registry: registry ?? '', cache: 'miss' })
-      components.state.apply({ type: 'mirror-answered', source: 'upstream-fallback', bytes: 0 })
+      components.ledger.record({ type: 'mirror-answered', source: 'upstream-fallback', bytes: 0 })
     }
     throw err
   }

@@ -79,7 +79,7 @@ export class Advertiser {
 
   private async watchLoop(signal: AbortSignal): Promise<void> {
     try {
-      for await (const event of this.components.watcher.watch(signal)) {
+      for await (const event of this.components.watcher.watch({ signal })) {
         this.components.logger.debug({ event }, 'content event')
         this.dirty = true
         this.wake?.()
@@ -119,7 +119,7 @@ export class Advertiser {
   private async sync(signal?: AbortSignal): Promise<void> {
     const { content, router, logger, metrics } = this.components
     const filters = this.init.registryFilters ?? []
-    const inventory = await takeInventory(content, signal, (name) => filters.some((filter) => filter.test(name)))
+    const inventory = await takeInventory(content, { signal, excluded: (name) => filters.some((filter) => filter.test(name)) })
     const keys = new Set<string>(inventory.blobs.keys())
     if (this.init.resolveTags) for (const tag of inventory.tags.keys()) keys.add(tag)
     const added = [...keys].filter((key) => !this.advertised.has(key))

@@ -1,11 +1,12 @@
 import { promises as dns } from 'node:dns'
 import type { DialAddress } from '../net/address.js'
+import type { SignalOptions } from '../util/abort.js'
 
 /** Where the DHT finds its first nodes. Never the public BitTorrent routers. */
 export interface Bootstrap {
   readonly kind: 'static' | 'dns'
   /** Addresses of other nodes' DHT sockets (possibly including this node's own). */
-  addresses(signal?: AbortSignal): Promise<DialAddress[]>
+  addresses(options?: SignalOptions): Promise<DialAddress[]>
 }
 
 export class StaticBootstrap implements Bootstrap {

@@ -6,6 +6,8 @@ import type { Metrics } from '../observe/metrics.js'
 import type { Bootstrap } from './bootstrap.js'
 import { guardedKrpcSocket } from './krpc-guard.js'
 import { peerKey, routingTarget, type PeerAddress, type Router } from './router.js'
+import type { SignalOptions } from '../util/abort.js'
+import { Wakeup } from '../util/wakeup.js'
 
 /** Records live 2/3–4/3 of this at other nodes (bittorrent-dht's maxAge). */
 export const DEFAULT_RECORD_TTL_MS = 30 * 60_000
@@ -111,38 +113,36 @@ export class DhtRouter implements Router {
     return this.dht !== undefined && (this.dht.nodes.count() > 0 || this.bootstrapPeers.length === 0)
   }
 
-  async *lookup(key: string, signal: AbortSignal): AsyncIterable<PeerAddress> {
+  async *lookup(key: string, options: SignalOptions = {}): AsyncIterable<PeerAddress> {
+    const { signal } = options
     const dht = this.dht
-    if (!dht || signal.aborted) return
+    if (!dht || signal?.aborted) return
     const target = routingTarget(key)
     const queue: PeerAddress[] = []
     const seen = new Set<string>()
     let complete = false
-    let wake: (() => void) | undefined
+    const changed = new Wakeup()
     const onPeer = (peer: { host: string; port: number }, infoHash: Uint8Array): void => {
       if (!target.equals(infoHash) || this.isSelf(peer) || seen.has(peerKey(peer))) return
       seen.add(peerKey(peer))
       queue.push({ host: peer.host, port: peer.port })
-      wake?.()
+      changed.notify()
     }
-    const onAbort = (): void => wake?.()
     dht.on('peer', onPeer)
-    signal.addEventListener('abort', onAbort)
     const cancel = dht.lookup(target, () => {
       complete = true
-      wake?.()
+      changed.notify()
     })
     try {
       for (;;) {
         const next = queue.shift()
         if (next) yield next
-        else if (complete || signal.aborted) return
-        else await new Promise<void>((resolve) => { wake = resolve })
+        else if (complete || signal?.aborted) return
+        else await changed.wait({ signal })
       }
     } finally {
       cancel()
       dht.off('peer', onPeer)
-      signal.removeEventListener('abort', onAbort)
     }
   }
 

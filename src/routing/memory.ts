@@ -1,3 +1,5 @@
+import type { SignalOptions } from '../util/abort.js'
+import type { Service } from '../util/service.js'
 import { peerKey, type PeerAddress, type Router } from './router.js'
 
 /** Shared state of in-memory routers, standing in for the DHT in unit tests. */
@@ -9,18 +11,25 @@ export class MemoryRoutingNetwork {
   }
 }
 
-export class MemoryRouter implements Router {
+export class MemoryRouter implements Router, Service {
   private readonly keys = new Set<string>()
 
   constructor(private readonly network: MemoryRoutingNetwork, private readonly self: PeerAddress) {}
+
+  start(): void {}
+
+  /** Withdraws everything: a stopped node holds nothing as far as the others can tell. */
+  stop(): void {
+    this.withdraw([...this.keys])
+  }
 
   ready(): boolean {
     return true
   }
 
-  async *lookup(key: string, signal: AbortSignal): AsyncIterable<PeerAddress> {
+  async *lookup(key: string, options: SignalOptions = {}): AsyncIterable<PeerAddress> {
     for (const peer of this.network.records.get(key)?.values() ?? []) {
-      if (signal.aborted) return
+      if (options.signal?.aborted) return
       if (peerKey(peer) !== peerKey(this.self)) yield peer
     }
   }

@@ -1,3 +1,4 @@
+import type { SignalOptions } from '../util/abort.js'
 import { createHash } from 'node:crypto'
 
 /** Where a peer's HTTP API answers. Records carry it: nodes need not share ports. */
@@ -18,7 +19,7 @@ export interface Router {
   /** Whether lookups can find anything: a non-empty routing table, or this is the only node. */
   ready(): boolean
   /** Holders of `key` as they are found, never this node; ends when the lookup is complete or `signal` aborts. */
-  lookup(key: string, signal: AbortSignal): AsyncIterable<PeerAddress>
+  lookup(key: string, options?: SignalOptions): AsyncIterable<PeerAddress>
   /** Announces the keys now and keeps them announced until withdrawn. */
   advertise(keys: Iterable<string>): void
   /** Stops announcing the keys; records at other nodes expire by themselves. */

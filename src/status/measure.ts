@@ -2,7 +2,7 @@ import type { Logger } from 'pino'
 import { SOURCE_HEADER } from '../protocol/peer-api.js'
 import { INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, MAX_MANIFEST_SIZE, parseManifest } from '../oci/mediatype.js'
 import { parseImageName, type ImageReference } from '../oci/reference.js'
-import type { SwarmState, TransferState } from '../swarm/state.js'
+import type { TransferLedger, TransferState } from '../observe/ledger.js'
 
 export const MEASURE_TIMEOUT_MS = 10 * 60_000
 const BLOB_CONCURRENCY = 3
@@ -52,7 +52,7 @@ export interface MeasureInit {
 export class Measurer {
   private running = false
 
-  constructor(private readonly components: { state: SwarmState; logger: Logger }, private readonly init: MeasureInit) {}
+  constructor(private readonly components: { ledger: TransferLedger; logger: Logger }, private readonly init: MeasureInit) {}
 
   async measure(input: string, signal: AbortSignal): Promise<Measurement> {
     const reference = parseImageName(input.trim())
@@ -126,8 +126,8 @@ export class Measurer {
   }
 
   private latestTransfer(digest: string, since: number): TransferState | undefined {
-    const { state } = this.components
-    return [...state.transfers.values(), ...state.recentTransfers()]
+    const { ledger } = this.components
+    return [...ledger.transfers.values(), ...ledger.recentTransfers()]
       .filter((transfer) => transfer.digest === digest && transfer.role !== 'seed' && transfer.startedAt >= since - 1000)
       .sort((a, b) => b.startedAt - a.startedAt)[0]
   }

@@ -1,5 +1,5 @@
 import type { DhtStats } from '../routing/dht.js'
-import type { SwarmState, TransferState } from '../swarm/state.js'
+import type { TransferLedger, TransferState } from '../observe/ledger.js'
 
 /** Bumped on any incompatible change to the /stats document (see docs/stats.md). */
 export const STATS_VERSION = 1
@@ -15,7 +15,9 @@ export interface NodeInfo {
 
 export interface StatsSources {
   node: () => NodeInfo
-  state: SwarmState
+  ledger: TransferLedger
+  /** Peers banned now, with when the ban ends. */
+  bans: () => { peer: string; until: string }[]
   dht: () => DhtStats
   advertised: () => { digests: number; tags: number; images: number; lastSync: string | null }
   /** The settings in effect, without secrets. */
@@ -49,19 +51,19 @@ export interface TransferStats {
 }
 
 export function buildStats(sources: StatsSources) {
-  const { state } = sources
+  const { ledger } = sources
   return {
     version: STATS_VERSION,
     generatedAt: new Date().toISOString(),
     node: sources.node(),
     dht: sources.dht(),
     advertised: sources.advertised(),
-    transfers: [...state.transfers.values()].map(transferStats),
-    recent: state.recentTransfers().map(transferStats),
-    served: [...state.served].map(([digest, peers]) => ({ digest, peers: [...peers].map(([peer, bytes]) => ({ peer, bytes })) })),
-    bans: state.bannedPeers(),
-    totals: { ...state.totals },
-    mirror: structuredClone(state.mirror),
+    transfers: [...ledger.transfers.values()].map(transferStats),
+    recent: ledger.recentTransfers().map(transferStats),
+    served: [...ledger.served].map(([digest, peers]) => ({ digest, peers: [...peers].map(([peer, bytes]) => ({ peer, bytes })) })),
+    bans: sources.bans(),
+    totals: { ...ledger.totals },
+    mirror: structuredClone(ledger.mirror),
     config: sources.config,
   }
 }

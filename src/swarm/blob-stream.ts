@@ -28,7 +28,7 @@ export class SwarmBlobStream extends Readable {
 
   /** Waits until the first bytes can be sent: before this, no HTTP headers go out. */
   async firstBytesReady(): Promise<void> {
-    await this.download.waitForPiece(this.pieceAt(this.position), this.stallMs, this.controller.signal)
+    await this.download.waitForPiece(this.pieceAt(this.position), this.stallMs, { signal: this.controller.signal })
   }
 
   override _read(): void {
@@ -47,10 +47,10 @@ export class SwarmBlobStream extends Readable {
   private async pump(): Promise<void> {
     const { length, digest } = this.download.metainfo
     while (this.position <= this.range.end) {
-      await this.download.waitForPiece(this.pieceAt(this.position), this.stallMs, this.controller.signal)
+      await this.download.waitForPiece(this.pieceAt(this.position), this.stallMs, { signal: this.controller.signal })
       const size = this.download.readableBytes(this.position, Math.min(READ_BATCH_BYTES, this.range.end + 1 - this.position))
       if (this.position + size === length) {
-        await this.download.waitForAll(this.stallMs, this.controller.signal)
+        await this.download.waitForAll(this.stallMs, { signal: this.controller.signal })
         if (!(await this.download.verdict)) throw new DigestMismatchError(digest)
       }
       const chunk = await this.download.read(this.position, size)

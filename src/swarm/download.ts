@@ -1,14 +1,17 @@
 import { createHash } from 'node:crypto'
 import type { DownloadFile } from './download-store.js'
 import { pieceCount, type Metainfo } from './metainfo.js'
+import type { SignalOptions } from '../util/abort.js'
+import { systemClock, type Clock } from '../util/clock.js'
+import { Wakeup } from '../util/wakeup.js'
 
 /** Largest single read from the download file, for hashing and for streaming. */
 export const READ_BATCH_BYTES = 8 * 1024 * 1024
 
 export class StallError extends Error {
+  override readonly name = 'StallError'
   constructor(digest: string, piece: number, ms: number) {
     super(`no progress on ${digest} for ${ms} ms (waiting for piece ${piece})`)
-    this.name = 'StallError'
   }
 }
 
@@ -16,10 +19,19 @@ export class StallError extends Error {
 export const URGENT_AFTER_MS = 2_000
 
 export class DownloadFailedError extends Error {
-  constructor(digest: string, why: string) {
-    super(`download of ${digest} failed: ${why}`)
-    this.name = 'DownloadFailedError'
+  override readonly name = 'DownloadFailedError'
+  constructor(digest: string, why: string, options?: ErrorOptions) {
+    super(`download of ${digest} failed: ${why}`, options)
   }
+}
+
+export interface DownloadComponents {
+  file: DownloadFile
+  /** The reader needs this piece next: fetch it (and a few after it) first. */
+  onCritical?: (piece: number) => void
+  /** A reader has waited URGENT_AFTER_MS for this piece: let it come from anywhere. */
+  onUrgent?: (piece: number) => void
+  clock?: Clock
 }
 
 /**
@@ -31,7 +43,11 @@ export class Download {
   readonly pieces: number
   private readonly verified: Uint8Array
   private verifiedCount = 0
-  private readonly waiters = new Set<() => void>()
+  readonly file: DownloadFile
+  private readonly changed: Wakeup
+  private readonly clock: Clock
+  private readonly onCritical: (piece: number) => void
+  private readonly onUrgent: (piece: number) => void
   private readonly hash = createHash('sha256')
   private hashedPieces = 0
   private hashing = false
@@ -40,10 +56,15 @@ export class Download {
   /** Whether the whole blob hashes to its digest; settles once every piece is verified. */
   readonly verdict: Promise<boolean>
   consumers = 0
-  lastActivity = Date.now()
+  lastActivity: number
 
-  constructor(readonly metainfo: Metainfo, readonly file: DownloadFile, private readonly onCritical: (piece: number) => void,
-    private readonly onUrgent: (piece: number) => void = () => {}) {
+  constructor(readonly metainfo: Metainfo, components: DownloadComponents) {
+    this.file = components.file
+    this.clock = components.clock ?? systemClock
+    this.changed = new Wakeup(this.clock)
+    this.onCritical = components.onCritical ?? (() => {})
+    this.onUrgent = components.onUrgent ?? (() => {})
+    this.lastActivity = this.clock.now()
     this.pieces = pieceCount(metainfo)
     this.verified = new Uint8Array(this.pieces)
     this.verdict = new Promise((resolve) => { this.settleVerdict = resolve })
@@ -61,8 +82,8 @@ export class Download {
     if (piece < 0 || piece >= this.pieces || this.verified[piece]) return
     this.verified[piece] = 1
     this.verifiedCount++
-    this.lastActivity = Date.now()
-    this.wake()
+    this.lastActivity = this.clock.now()
+    this.changed.notify()
     void this.advanceHash()
   }
 
@@ -74,18 +95,20 @@ export class Download {
     if (this.failure) return
     this.failure = error
     this.settleVerdict(false)
-    this.wake()
+    this.changed.notify()
   }
 
   /** Resolves once `piece` is verified; throws on failure, abort, or no new piece for `stallMs`. */
-  async waitForPiece(piece: number, stallMs: number, signal?: AbortSignal): Promise<void> {
+  async waitForPiece(piece: number, stallMs: number, options: SignalOptions = {}): Promise<void> {
+    const { signal } = options
+    const now = (): number => this.clock.now()
     if (!this.isVerified(piece)) this.onCritical(piece)
     let progressAt = this.verifiedCount
-    let deadline = Date.now() + stallMs
-    const urgentAt = Date.now() + URGENT_AFTER_MS
+    let deadline = now() + stallMs
+    const urgentAt = now() + URGENT_AFTER_MS
     let urgent = false
     while (!this.isVerified(piece)) {
-      if (!urgent && Date.now() >= urgentAt) {
+      if (!urgent && now() >= urgentAt) {
         this.onUrgent(piece)
         urgent = true
       }
@@ -93,18 +116,18 @@ export class Download {
       signal?.throwIfAborted()
       if (this.verifiedCount !== progressAt) {
         progressAt = this.verifiedCount
-        deadline = Date.now() + stallMs
+        deadline = now() + stallMs
       }
-      const remaining = deadline - Date.now()
+      const remaining = deadline - now()
       if (remaining <= 0) throw new StallError(this.metainfo.digest, piece, stallMs)
-      await this.sleepUntilChange(urgent ? remaining : Math.min(remaining, Math.max(0, urgentAt - Date.now())), signal)
+      await this.changed.wait({ timeoutMs: urgent ? remaining : Math.min(remaining, Math.max(0, urgentAt - now())), signal })
     }
   }
 
   /** Resolves once every piece is verified, with the same stall rule as waitForPiece. */
-  async waitForAll(stallMs: number, signal?: AbortSignal): Promise<void> {
+  async waitForAll(stallMs: number, options: SignalOptions = {}): Promise<void> {
     for (let piece = 0; piece < this.pieces; piece++) {
-      if (!this.isVerified(piece)) await this.waitForPiece(piece, stallMs, signal)
+      if (!this.isVerified(piece)) await this.waitForPiece(piece, stallMs, options)
     }
   }
 
@@ -122,24 +145,6 @@ export class Download {
 
   read(position: number, length: number): Promise<Buffer> {
     return this.file.read(position, length)
-  }
-
-  private sleepUntilChange(ms: number, signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer)
-        this.waiters.delete(done)
-        signal?.removeEventListener('abort', done)
-        resolve()
-      }
-      const timer = setTimeout(done, ms)
-      this.waiters.add(done)
-      signal?.addEventListener('abort', done, { once: true })
-    })
-  }
-
-  private wake(): void {
-    for (const waiter of [...this.waiters]) waiter()
   }
 
   /** Feeds the verified prefix to SHA-256, in file order, and settles the verdict at the end. */

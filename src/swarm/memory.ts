@@ -23,8 +23,20 @@ export class MemorySwarm implements Swarm {
   private readonly seeds = new Map<Digest, Metainfo>()
   private readonly downloads = new Map<Digest, Download>()
 
-  constructor(private readonly components: { content: ContentProvider; network: MemorySwarmNetwork }, private readonly init: { address: DialAddress; dataDir: string }) {
-    components.network.swarms.set(`${init.address.host}:${init.address.port}`, this)
+  /** `address` may be a getter: it is read when the swarm starts (e.g. once a server has its port). */
+  constructor(private readonly components: { content: ContentProvider; network: MemorySwarmNetwork }, private readonly init: { address: DialAddress; dataDir: string }) {}
+
+  /** Joins the network under the address; a swarm that is not started cannot be fetched from. */
+  start(): void {
+    this.components.network.swarms.set(this.key(), this)
+  }
+
+  stop(): void {
+    if (this.components.network.swarms.get(this.key()) === this) this.components.network.swarms.delete(this.key())
+  }
+
+  private key(): string {
+    return `${this.init.address.host}:${this.init.address.port}`
   }
 
   async seed(metainfo: Metainfo): Promise<void> {
@@ -38,7 +50,7 @@ export class MemorySwarm implements Swarm {
   async fetch(metainfo: Metainfo, peers: DialAddress[]): Promise<Download> {
     let download = this.downloads.get(metainfo.digest)
     if (!download) {
-      download = new Download(metainfo, new DownloadFile(downloadPath(this.init.dataDir, metainfo), metainfo), () => {})
+      download = new Download(metainfo, { file: new DownloadFile(downloadPath(this.init.dataDir, metainfo), metainfo) })
       this.downloads.set(metainfo.digest, download)
     }
     void this.pull(download, peers)
@@ -63,7 +75,7 @@ export class MemorySwarm implements Swarm {
     if (seeded) {
       const start = index * seeded.pieceLength
       const end = Math.min(start + seeded.pieceLength, seeded.length) - 1
-      return collect(await this.components.content.open(digest, { start, end }), seeded.pieceLength)
+      return collect(await this.components.content.open(digest, { range: { start, end } }), seeded.pieceLength)
     }
     const download = this.downloads.get(digest)
     if (!download?.isVerified(index)) return undefined

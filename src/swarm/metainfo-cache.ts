@@ -5,6 +5,7 @@ import type { BlobInfo, ContentProvider } from '../content/provider.js'
 import { ContentNotFoundError } from '../content/provider.js'
 import { digestAlgorithm, digestHex, type Digest } from '../oci/digest.js'
 import type { Metrics } from '../observe/metrics.js'
+import { abortable, type SignalOptions } from '../util/abort.js'
 import { Semaphore } from '../util/semaphore.js'
 import { computeMetainfo, decodeMetainfo, InvalidMetainfoError, MAX_METAINFO_BYTES, type Metainfo } from './metainfo.js'
 
@@ -59,7 +60,7 @@ export class MetainfoCache {
   }
 
   /** Cached metainfo, or computed now from the local content (one read, deduplicated). */
-  async obtain(digest: Digest, signal?: AbortSignal): Promise<Metainfo> {
+  async obtain(digest: Digest, options: SignalOptions = {}): Promise<Metainfo> {
     const known = await this.cached(digest)
     this.components.metrics.metainfoCache.inc({ result: known ? 'hit' : 'miss' })
     if (known) return known
@@ -68,7 +69,7 @@ export class MetainfoCache {
       pending = this.semaphore.run(() => this.compute(digest)).finally(() => this.computing.delete(digest))
       this.computing.set(digest, pending)
     }
-    return signal ? abortable(pending, signal) : pending
+    return abortable(pending, options.signal)
   }
 
   /** Keeps metainfo learned from a peer once the blob it describes has been verified. */
@@ -81,6 +82,10 @@ export class MetainfoCache {
   prefetch(blobs: BlobInfo[]): void {
     this.prefetchQueue.push(...blobs)
     if (!this.prefetching) void this.drainPrefetch()
+  }
+
+  start(): void {
+    this.stopped = false
   }
 
   stop(): void {
@@ -109,7 +114,7 @@ export class MetainfoCache {
     const info = await content.stat(digest)
     if (!info) throw new ContentNotFoundError(digest)
     const started = performance.now()
-    const metainfo = await computeMetainfo(digest, info.size, await content.open(digest, undefined))
+    const metainfo = await computeMetainfo(digest, info.size, await content.open(digest))
     const seconds = (performance.now() - started) / 1000
     metrics.metainfoHashSeconds.observe(seconds)
     metrics.metainfoHashedBytes.inc(info.size)
@@ -136,13 +141,4 @@ export class MetainfoCache {
   private pathOf(digest: Digest): string {
     return join(this.init.dataDir, 'metainfo', digestAlgorithm(digest), `${digestHex(digest)}.torrent`)
   }
-}
-
-function abortable<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason)
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason)
-    signal.addEventListener('abort', onAbort, { once: true })
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
-  })
 }

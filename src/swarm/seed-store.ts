@@ -67,7 +67,7 @@ export function seedStoreClass(options: SeedStoreOptions) {
       pending = (async () => {
         const start = index * metainfo.pieceLength
         const end = Math.min(start + metainfo.pieceLength, metainfo.length) - 1
-        const piece = await collect(await content.open(metainfo.digest, { start, end }), metainfo.pieceLength)
+        const piece = await collect(await content.open(metainfo.digest, { range: { start, end } }), metainfo.pieceLength)
         if (!createHash('sha1').update(piece).digest().equals(pieceHash(metainfo, index))) {
           onCorruptPiece(index)
           throw new PieceVerificationError(metainfo.digest, index)

@@ -3,14 +3,16 @@ import type { DialAddress } from '../net/address.js'
 import type { Digest } from '../oci/digest.js'
 import type { Download } from './download.js'
 import type { Metainfo } from './metainfo.js'
+import type { SignalOptions } from '../util/abort.js'
+import type { Service } from '../util/service.js'
 
 /** Sharing blobs with other nodes piece by piece. */
-export interface Swarm {
+export interface Swarm extends Service {
   /** Makes a blob this node holds available to peers; resolves once they can connect. */
-  seed(metainfo: Metainfo): Promise<void>
+  seed(metainfo: Metainfo, options?: SignalOptions): Promise<void>
   unseed(digest: Digest): void
   /** Joins the download of a blob (starting it if needed) and connects to these peers. */
-  fetch(metainfo: Metainfo, peers: DialAddress[]): Promise<Download>
+  fetch(metainfo: Metainfo, peers: DialAddress[], options?: SignalOptions): Promise<Download>
   /** The download in progress for a digest, whose metainfo later requesters can get from us. */
   downloading(digest: Digest): Download | undefined
   /** The TCP port of the BitTorrent wire, which peers learn from our HTTP API. */

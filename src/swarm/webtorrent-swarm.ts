@@ -5,7 +5,11 @@ import WebTorrent, { type Torrent, type Wire } from 'webtorrent'
 import type { ContentProvider } from '../content/provider.js'
 import type { DialAddress } from '../net/address.js'
 import type { Digest } from '../oci/digest.js'
+import type { LedgerEvent, TransferLedger } from '../observe/ledger.js'
 import type { Metrics } from '../observe/metrics.js'
+import { abortable, type SignalOptions } from '../util/abort.js'
+import { systemClock, type Clock } from '../util/clock.js'
+import type { Ban, BanPolicy } from './ban-policy.js'
 import { Download, DownloadFailedError } from './download.js'
 import { DownloadFile, clearDownloads, downloadPath } from './download-store.js'
 import { pieceCount, type Metainfo } from './metainfo.js'
@@ -13,7 +17,6 @@ import type { MetainfoCache } from './metainfo-cache.js'
 import { decodePeerId, encodePeerId } from './peer-id.js'
 import { PieceCache, seedStoreClass } from './seed-store.js'
 import { Stripes } from './stripes.js'
-import type { SwarmAction, SwarmEvent, SwarmState } from './state.js'
 import type { Swarm } from './swarm.js'
 
 export const DEFAULT_SEED_IDLE_MS = 10 * 60_000
@@ -59,9 +62,11 @@ interface Entry {
 export interface SwarmComponents {
   content: ContentProvider
   metainfo: MetainfoCache
-  state: SwarmState
+  ledger: TransferLedger
+  bans: BanPolicy
   logger: Logger
   metrics: Metrics
+  clock?: Clock
 }
 
 /** CRC32 of every 16 KiB block of a verified piece, to compare with what suspects sent. */
@@ -86,10 +91,12 @@ export class WebTorrentSwarm implements Swarm {
   private readonly pieceCache: PieceCache
   private housekeeping: NodeJS.Timeout | undefined
   private readonly label: string
+  private readonly clock: Clock
 
   constructor(private readonly components: SwarmComponents, private readonly init: WebTorrentSwarmInit) {
     this.pieceCache = new PieceCache(init.pieceCacheBytes ?? DEFAULT_PIECE_CACHE_BYTES)
     this.label = `${init.identity.host}:${init.wirePort}`
+    this.clock = components.clock ?? systemClock
   }
 
   async start(): Promise<void> {
@@ -137,33 +144,33 @@ export class WebTorrentSwarm implements Swarm {
     return this.entries.get(digest)?.download
   }
 
-  async seed(metainfo: Metainfo): Promise<void> {
+  async seed(metainfo: Metainfo, options: SignalOptions = {}): Promise<void> {
     const existing = this.entries.get(metainfo.digest)
     if (existing) {
-      existing.lastUsed = Date.now()
-      return existing.ready
+      existing.lastUsed = this.clock.now()
+      return abortable(existing.ready, options.signal)
     }
     const store = seedStoreClass({
       metainfo, content: this.components.content, cache: this.pieceCache,
       onCorruptPiece: (piece) => this.components.logger.error({ digest: metainfo.digest, piece }, 'local content does not match its metainfo; piece withheld'),
     })
-    await this.add(metainfo, 'seed', { store, skipVerify: true }).ready
+    await abortable(this.add(metainfo, 'seed', { store, skipVerify: true }).ready, options.signal)
   }
 
   unseed(digest: Digest): void {
     if (this.entries.get(digest)?.role === 'seed') void this.remove(digest, 'complete')
   }
 
-  async fetch(metainfo: Metainfo, peers: DialAddress[]): Promise<Download> {
+  async fetch(metainfo: Metainfo, peers: DialAddress[], options: SignalOptions = {}): Promise<Download> {
     let entry = this.entries.get(metainfo.digest)
     if (!entry) {
       const file = new DownloadFile(downloadPath(this.init.dataDir, metainfo), metainfo)
       const bitfield = new Uint8Array(Math.ceil(pieceCount(metainfo) / 8))
       entry = this.add(metainfo, 'download', { store: file.storeClass(), bitfield, strategy: 'sequential' }, file)
     }
-    await entry.ready
+    await abortable(entry.ready, options.signal)
     if (!entry.download) throw new DownloadFailedError(metainfo.digest, 'this node already holds the blob and only seeds it')
-    entry.lastUsed = Date.now()
+    entry.lastUsed = this.clock.now()
     this.connect(entry.torrent, peers)
     return entry.download
   }
@@ -182,11 +189,14 @@ export class WebTorrentSwarm implements Swarm {
       torrent.once('error', (err: Error) => reject(err))
     })
     ready.catch(() => {})
-    const entry: Entry = { key, role, metainfo, torrent, ready, startedAt: Date.now(), lastUsed: Date.now(), ...(file ? { file } : {}) }
+    const entry: Entry = { key, role, metainfo, torrent, ready, startedAt: this.clock.now(), lastUsed: this.clock.now(), ...(file ? { file } : {}) }
     if (file) {
       const stripes = entry.stripes = new Stripes(torrent, this.label, peerLabel)
-      entry.download = new Download(metainfo, file, (piece) => torrent.critical(piece, Math.min(piece + CRITICAL_WINDOW, pieceCount(metainfo) - 1)),
-        (piece) => stripes.markUrgent(piece))
+      entry.download = new Download(metainfo, {
+        file, clock: this.clock,
+        onCritical: (piece) => torrent.critical(piece, Math.min(piece + CRITICAL_WINDOW, pieceCount(metainfo) - 1)),
+        onUrgent: (piece) => stripes.markUrgent(piece),
+      })
     }
     this.entries.set(metainfo.digest, entry)
     this.emit({ type: 'transfer-started', key, digest: metainfo.digest, infoHash: metainfo.infoHash, size: metainfo.length, pieceLength: metainfo.pieceLength, role })
@@ -202,12 +212,11 @@ export class WebTorrentSwarm implements Swarm {
       download?.markVerified(piece)
       if (!download) return
       this.components.metrics.swarmPieces.inc({ result: 'verified' })
-      if (!this.components.state.needsGoodBlocks(key, piece)) {
-        this.emit({ type: 'piece-verified', key, piece })
+      if (!this.components.bans.needsGoodBlocks(key, piece)) {
+        this.pieceVerified(entry, piece)
         return
       }
-      void goodBlockCrcs(download, piece).then((goodBlocks) => this.emit({ type: 'piece-verified', key, piece, goodBlocks }),
-        () => this.emit({ type: 'piece-verified', key, piece }))
+      void goodBlockCrcs(download, piece).then((goodBlocks) => this.pieceVerified(entry, piece, goodBlocks), () => this.pieceVerified(entry, piece))
     })
     torrent.on('warning', (err: Error) => {
       const failed = FAILED_PIECE.exec(err.message)
@@ -215,6 +224,7 @@ export class WebTorrentSwarm implements Swarm {
       this.components.metrics.swarmPieces.inc({ result: 'failed' })
       this.components.logger.warn({ digest: entry.metainfo.digest, piece: Number(failed[1]) }, 'piece failed SHA-1 verification')
       this.emit({ type: 'piece-failed', key, piece: Number(failed[1]) })
+      this.carryOut(this.components.bans.pieceFailed(key, Number(failed[1]), entry.metainfo.digest))
     })
     torrent.on('done', () => {
       if (!download) return
@@ -229,7 +239,7 @@ export class WebTorrentSwarm implements Swarm {
 
   private onWire(entry: Entry, wire: Wire): void {
     const peer = peerLabel(wire)
-    if (this.components.state.isBanned(peer)) {
+    if (this.components.bans.isBanned(peer)) {
       wire.destroy()
       return
     }
@@ -243,10 +253,11 @@ export class WebTorrentSwarm implements Swarm {
     this.emit({ type: 'peer-connected', key, peer })
     wire.on('piece', (piece: number, offset: number, block: Uint8Array) => {
       this.components.metrics.swarmBytes.inc({ direction: 'down', via: 'wire' }, block.length)
-      this.emit({ type: 'bytes-received', key, peer, bytes: block.length, block: { piece, offset, length: block.length, crc: crc32(block) } })
+      this.emit({ type: 'bytes-received', key, peer, bytes: block.length })
+      this.components.bans.blockReceived(key, peer, { piece, offset, length: block.length, crc: crc32(block) })
     })
     wire.on('upload', (bytes: number) => {
-      entry.lastUsed = Date.now()
+      entry.lastUsed = this.clock.now()
       this.components.metrics.swarmBytes.inc({ direction: 'up', via: 'wire' }, bytes)
       this.emit({ type: 'bytes-sent', key, peer, bytes })
     })
@@ -273,7 +284,7 @@ export class WebTorrentSwarm implements Swarm {
   private connect(torrent: Torrent, peers: DialAddress[]): void {
     for (const peer of peers) {
       const address = `${peer.host}:${peer.port}`
-      if (!this.components.state.isBanned(address) && !torrent.destroyed) torrent.addPeer(address)
+      if (!this.components.bans.isBanned(address) && !torrent.destroyed) torrent.addPeer(address)
     }
   }
 
@@ -284,30 +295,39 @@ export class WebTorrentSwarm implements Swarm {
       await this.remove(metainfo.digest, 'failed', 'digest mismatch')
       return
     }
-    entry.finishedAt = Date.now()
+    entry.finishedAt = this.clock.now()
     this.emit({ type: 'transfer-completed', key: entry.key })
     await this.components.metainfo.remember(metainfo)
     this.components.logger.info({ digest: metainfo.digest, size: metainfo.length, seconds: (entry.finishedAt - entry.startedAt) / 1000 }, 'download complete and verified')
   }
 
-  private emit(event: SwarmEvent): void {
-    for (const action of this.components.state.apply(event)) this.carryOut(action)
+  private emit(event: LedgerEvent): void {
+    this.components.ledger.record(event)
   }
 
-  private carryOut(action: SwarmAction): void {
-    this.components.metrics.swarmPeerBans.inc()
-    this.components.logger.warn({ peer: action.peer, until: new Date(action.untilMs).toISOString(), reason: action.reason }, 'banning peer')
-    for (const entry of this.entries.values()) {
-      for (const wire of [...entry.torrent.wires]) {
-        if (peerLabel(wire) === action.peer) wire.destroy()
+  private pieceVerified(entry: Entry, piece: number, goodBlocks?: Map<number, number>): void {
+    const { source, verifiedBytes, bans } = this.components.bans.pieceVerified(entry.key, piece, goodBlocks, entry.metainfo.digest)
+    this.emit({ type: 'piece-verified', key: entry.key, piece, source, verifiedBytes })
+    this.carryOut(bans)
+  }
+
+  private carryOut(bans: Ban[]): void {
+    for (const ban of bans) {
+      this.components.metrics.swarmPeerBans.inc()
+      this.emit({ type: 'peer-banned', peer: ban.peer })
+      this.components.logger.warn({ peer: ban.peer, until: new Date(ban.untilMs).toISOString(), reason: ban.reason }, 'banning peer')
+      for (const entry of this.entries.values()) {
+        for (const wire of [...entry.torrent.wires]) {
+          if (peerLabel(wire) === ban.peer) wire.destroy()
+        }
+        entry.torrent.removePeer(ban.peer)
       }
-      entry.torrent.removePeer(action.peer)
     }
   }
 
   /** Drops idle seeds, finished downloads containerd has committed, and abandoned downloads. */
   private async tidy(): Promise<void> {
-    const now = Date.now()
+    const now = this.clock.now()
     const linger = this.init.lingerMs ?? DEFAULT_LINGER_MS
     for (const [digest, entry] of [...this.entries]) {
       if (entry.role === 'seed') {
@@ -331,6 +351,7 @@ export class WebTorrentSwarm implements Swarm {
     this.entries.delete(digest)
     this.components.metrics.swarmsActive.dec({ role: entry.role })
     this.emit({ type: 'transfer-finished', key: entry.key, outcome, ...(error ? { error } : {}) })
+    this.components.bans.forget(entry.key)
     await new Promise<void>((resolve) => entry.torrent.destroy({ destroyStore: false }, () => resolve()))
     await entry.file?.remove()
   }

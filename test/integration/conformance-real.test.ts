@@ -6,7 +6,8 @@ import { createMetricsRegistry } from '../../src/observe/metrics.js'
 import { StaticBootstrap } from '../../src/routing/bootstrap.js'
 import { DhtRouter } from '../../src/routing/dht.js'
 import { MetainfoCache } from '../../src/swarm/metainfo-cache.js'
-import { SwarmState } from '../../src/swarm/state.js'
+import { TransferLedger } from '../../src/observe/ledger.js'
+import { BanPolicy } from '../../src/swarm/ban-policy.js'
 import { WebTorrentSwarm } from '../../src/swarm/webtorrent-swarm.js'
 import { freePort, freeUdpPort } from '../support/ports.js'
 import { silentLogger } from '../support/registry-app.js'
@@ -32,7 +33,7 @@ swarmConformance('webtorrent on loopback', async (content: MemoryContentProvider
     const wirePort = await freePort()
     const nodeContent = i === 0 ? content : new MemoryContentProvider()
     const metainfo = new MetainfoCache({ content: nodeContent, logger: silentLogger, metrics }, { dataDir: join(dir, String(i)) })
-    const swarm = new WebTorrentSwarm({ content: nodeContent, metainfo, state: new SwarmState(), logger: silentLogger, metrics },
+    const swarm = new WebTorrentSwarm({ content: nodeContent, metainfo, ledger: new TransferLedger(), bans: new BanPolicy(), logger: silentLogger, metrics },
       { dataDir: join(dir, String(i)), wirePort, identity: { host: '127.0.0.1', port: wirePort } })
     await swarm.start()
     swarms.push(swarm)

@@ -11,7 +11,7 @@ import { silentLogger } from '../support/registry-app.js'
 
 async function collect(router: DhtRouter, key: string, timeoutMs = 2000): Promise<PeerAddress[]> {
   const found: PeerAddress[] = []
-  for await (const peer of router.lookup(key, AbortSignal.timeout(timeoutMs))) found.push(peer)
+  for await (const peer of router.lookup(key, { signal: AbortSignal.timeout(timeoutMs) })) found.push(peer)
   return found
 }
 

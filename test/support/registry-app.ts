@@ -1,21 +1,13 @@
 import { mkdtemp, rm } from 'node:fs/promises'
-import type { IncomingMessage, ServerResponse } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
-import type { ContentProvider } from '../../src/content/provider.js'
-import { Mirror } from '../../src/mirror/mirror.js'
-import { MetainfoService } from '../../src/mirror/metainfo-service.js'
-import { PeerClient } from '../../src/mirror/peer-client.js'
-import { SwarmJoins } from '../../src/mirror/swarm-join.js'
-import { HttpServer } from '../../src/net/http-server.js'
+import type { ContentProvider, ContentWatcher } from '../../src/content/provider.js'
+import { ShoalNode } from '../../src/node/node.js'
+import type { TransferLedger } from '../../src/observe/ledger.js'
 import { createLogger } from '../../src/observe/logger.js'
-import { createMetricsRegistry } from '../../src/observe/metrics.js'
-import { createRegistryApp } from '../../src/registry/app.js'
 import { MemoryRoutingNetwork, type MemoryRouter } from '../../src/routing/memory.js'
 import { MemorySwarm, MemorySwarmNetwork } from '../../src/swarm/memory.js'
-import { MetainfoCache } from '../../src/swarm/metainfo-cache.js'
-import { SwarmState } from '../../src/swarm/state.js'
 
 export const silentLogger = createLogger('silent')
 
@@ -48,45 +40,47 @@ export interface TestNodeInit {
 export interface RunningRegistry {
   url: string
   port: number
-  metrics: ReturnType<typeof createMetricsRegistry>
-  state: SwarmState
+  node: ShoalNode
+  metrics: { registry: ShoalNode['prometheus']; metrics: ShoalNode['metrics'] }
+  ledger: TransferLedger
   router: MemoryRouter
   swarm: MemorySwarm
   stop(): Promise<void>
 }
 
 /**
- * A node in this process: the real registry app, mirror and peer HTTP client over in-memory
- * routing and swarm fakes. Nodes sharing `routing` and `swarms` find and fetch from each other.
+ * A node in this process, wired by the same composition root as the daemon (ShoalNode) over
+ * in-memory routing and swarm fakes. Nodes sharing `routing` and `swarms` find and fetch from each other.
  */
-export async function startRegistryApp(content: ContentProvider, init: TestNodeInit = {}): Promise<RunningRegistry> {
-  const metrics = createMetricsRegistry()
+export async function startRegistryApp(content: ContentProvider & Partial<ContentWatcher>, init: TestNodeInit = {}): Promise<RunningRegistry> {
   const logger = init.logger ?? silentLogger
   const dataDir = await mkdtemp(join(tmpdir(), 'shoal-node-'))
-  let listener: (req: IncomingMessage, res: ServerResponse) => void = (_req, res) => res.end()
-  const server = new HttpServer({ logger }, { address: { host: '127.0.0.1', port: 0 }, listener: (req, res) => listener(req, res) })
-  const { port } = await server.start()
-  const router = (init.routing ?? new MemoryRoutingNetwork()).router({ host: '127.0.0.1', port })
-  const swarm = new MemorySwarm({ content, network: init.swarms ?? new MemorySwarmNetwork() }, { address: { host: '127.0.0.1', port }, dataDir })
-  const state = new SwarmState()
-  const metainfo = new MetainfoCache({ content, logger, metrics: metrics.metrics }, { dataDir })
-  const peers = new PeerClient()
-  const holds = { hold: (key: string) => router.advertise([key]), release: () => {} }
-  const stallMs = init.stallTimeoutMs ?? 2000
-  const joins = new SwarmJoins({ router, peers, swarm, metainfo, advertiser: holds, logger }, { stallMs })
-  const mirror = new Mirror({ content, router, peers, swarm, joins, state, logger, metrics: metrics.metrics }, {
-    resolveTimeoutMs: init.resolveTimeoutMs ?? 200, swarmMinSize: init.swarmMinSize ?? 1 << 20, stallTimeoutMs: stallMs, resolveTags: init.resolveTags ?? true,
-    singleSource: init.singleSource ?? false, registryFilters: init.registryFilters ?? [],
-  })
-  const metainfoService = new MetainfoService({ content, swarm, metainfo, logger }, init.metainfoWaitMs === undefined ? {} : { waitMs: init.metainfoWaitMs })
-  const app = createRegistryApp({ mirror, metainfo: metainfoService, logger, metrics: metrics.metrics, state, ready: () => true })
-  listener = app.callback()
+  const routing = init.routing ?? new MemoryRoutingNetwork()
+  let router: MemoryRouter | undefined
+  let swarm: MemorySwarm | undefined
+  const watcher: ContentWatcher = content.watch ? (content as ContentWatcher) : { async *watch() { yield { type: 'resync' } } }
+  const node: ShoalNode = new ShoalNode({
+    source: { content, watcher, ready: async () => {}, close: () => {} },
+    router: ({ registryPort }) => (router = routing.router(lazyAddress(registryPort))),
+    swarm: ({ content: swarmContent }): MemorySwarm => (swarm = new MemorySwarm({ content: swarmContent, network: init.swarms ?? new MemorySwarmNetwork() }, { address: lazyAddress(() => node.registryAddress().port), dataDir })),
+  }, {
+    version: 'test', registryAddr: { host: '127.0.0.1', port: 0 }, dataDir, advertisedHost: '127.0.0.1',
+    resolveTimeoutMs: init.resolveTimeoutMs ?? 200, stallTimeoutMs: init.stallTimeoutMs ?? 2000, swarmMinSize: init.swarmMinSize ?? 1 << 20,
+    resolveTags: init.resolveTags ?? true, registryFilters: init.registryFilters ?? [], singleSource: init.singleSource ?? false,
+    ...(init.metainfoWaitMs === undefined ? {} : { metainfoWaitMs: init.metainfoWaitMs }),
+  }, logger)
+  await node.start()
+  const { port } = node.registryAddress()
   return {
-    url: `http://127.0.0.1:${port}`, port, metrics, state, router, swarm,
+    url: `http://127.0.0.1:${port}`, port, node, metrics: { registry: node.prometheus, metrics: node.metrics }, ledger: node.ledger, router: router!, swarm: swarm!,
     async stop() {
-      joins.stop()
-      await server.stop()
+      await node.stop()
       await rm(dataDir, { recursive: true, force: true })
     },
   }
+}
+
+/** 127.0.0.1 with a port read when used: the registry port, known once the node listens. */
+function lazyAddress(port: () => number): { host: string; port: number } {
+  return { host: '127.0.0.1', get port() { return port() } }
 }

@@ -11,7 +11,7 @@ export interface RouterSubject {
 
 async function lookupAll(router: Router, key: string): Promise<string[]> {
   const found: string[] = []
-  for await (const peer of router.lookup(key, AbortSignal.timeout(2000))) found.push(`${peer.host}:${peer.port}`)
+  for await (const peer of router.lookup(key, { signal: AbortSignal.timeout(2000) })) found.push(`${peer.host}:${peer.port}`)
   return found.sort()
 }
 
@@ -56,7 +56,7 @@ export function routerConformance(adapter: string, setup: () => Promise<RouterSu
 
     it('ends a lookup at once when its signal is already aborted', async () => {
       const found: PeerAddress[] = []
-      for await (const peer of subject.routers[2]!.lookup('sha256:one', AbortSignal.abort())) found.push(peer)
+      for await (const peer of subject.routers[2]!.lookup('sha256:one', { signal: AbortSignal.abort() })) found.push(peer)
       assert.deepEqual(found, [])
     })
 

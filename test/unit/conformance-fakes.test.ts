@@ -16,6 +16,8 @@ swarmConformance('in-memory fake', async (content) => {
   const dir = await mkdtemp(join(tmpdir(), 'shoal-memswarm-'))
   const network = new MemorySwarmNetwork()
   const addresses = [1, 2, 3].map((i) => ({ host: `10.0.0.${i}`, port: 6881 }))
-  const [seeder, ...downloaders] = addresses.map((address, i) => new MemorySwarm({ content, network }, { address, dataDir: join(dir, String(i)) }))
+  const swarms = addresses.map((address, i) => new MemorySwarm({ content, network }, { address, dataDir: join(dir, String(i)) }))
+  for (const swarm of swarms) swarm.start()
+  const [seeder, ...downloaders] = swarms
   return { seeder: seeder!, downloaders, addresses, stop: () => rm(dir, { recursive: true, force: true }) }
 })
