@@ -6,10 +6,11 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { Switch } from '../test/e2e/netns.js'
 import { proxyFetch, type Fetcher } from '../test/e2e/proxy-client.js'
-import { startProcess, waitFor, type Managed } from '../test/support/processes.js'
+import { startProcess, type Managed } from '../test/support/processes.js'
 import { startShoal, type ShoalProcess } from '../test/support/shoal.js'
 import { pushImage, startUpstreamRegistry, type UpstreamRegistry } from '../test/support/upstream.js'
 import type { TestImage } from '../test/support/images.js'
+import { eventually } from '../test/support/eventually.js'
 
 const exec = promisify(execFile)
 const PROXY_SERVER = fileURLToPath(new URL('../test/e2e/proxy-server.js', import.meta.url))
@@ -54,7 +55,7 @@ export class HerdBed {
     await this.net.create()
     const control = await this.net.attach('ctl', CONTROL_OCTET)
     this.proxy = startProcess('proxy', 'ip', ['netns', 'exec', control, process.execPath, PROXY_SERVER, join(this.dir, 'proxy.sock')], join(this.dir, 'proxy.log'))
-    await waitFor('the control proxy', () => existsSync(join(this.dir, 'proxy.sock')))
+    await eventually('the control proxy', () => existsSync(join(this.dir, 'proxy.sock')))
     this.upstreamNs = await this.net.attach('up', UPSTREAM_OCTET)
     for (let index = 1; index <= nodes; index++) {
       const ns = await this.net.attach(`n${index}`, index)
@@ -72,7 +73,7 @@ export class HerdBed {
 
   async startUpstream(image: TestImage): Promise<void> {
     this.upstream = await startUpstreamRegistry(join(this.dir, 'upstream'), { host: `127.77.0.${UPSTREAM_OCTET}`, port: 5000 }, { netns: this.upstreamNs })
-    await waitFor('the upstream registry', async () => (await this.fetch(`${this.upstreamUrl}/v2/`)).status === 200, 20_000)
+    await eventually('the upstream registry', async () => (await this.fetch(`${this.upstreamUrl}/v2/`)).status === 200, 20_000)
     await pushImage(this.upstreamUrl, image, this.fetch)
   }
 
@@ -88,7 +89,7 @@ export class HerdBed {
       })
     }
     for (const node of this.nodes) {
-      await waitFor(`shoal on node ${node.index}`, async () => (await this.fetch(`http://${node.address}:5000/readyz`).catch(() => undefined))?.status === 200, 30_000, 200)
+      await eventually(`shoal on node ${node.index}`, async () => (await this.fetch(`http://${node.address}:5000/readyz`).catch(() => undefined))?.status === 200, 30_000, 200)
     }
   }
 

@@ -13,10 +13,11 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { removeStaleNamespaces } from '../test/e2e/netns.js'
 import { buildImage, writeOciLayout, type TestImage } from '../test/support/images.js'
-import { removeTestDir, waitFor } from '../test/support/processes.js'
+import { removeTestDir } from '../test/support/processes.js'
 import { HerdBed, type BedNode } from './herd-bed.js'
 import { cpuSeconds } from './proc.js'
 import { summariseProfiles, type ProfileSummary } from './profile.js'
+import { eventually } from '../test/support/eventually.js'
 
 export type HerdMode = 'swarm' | 'single-source' | 'upstream'
 
@@ -79,7 +80,7 @@ async function runOne(dir: string, image: TestImage, nodes: number, mode: HerdMo
         else process.env['SHOAL_NODE_ARGS'] = nodeArgs
       }
       for (const node of requesters) {
-        await waitFor(`node ${node.index} to find the holder`, async () =>
+        await eventually(`node ${node.index} to find the holder`, async () =>
           (await bed.fetch(`http://${node.address}:5000/v2/${image.repository}/blobs/${layer.digest}?ns=registry.test`, { method: 'HEAD' })).status === 200, 30_000, 250)
       }
       url = (node) => `http://${node.address}:5000/v2/${image.repository}/blobs/${layer.digest}?ns=registry.test`

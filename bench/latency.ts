@@ -18,7 +18,8 @@ import { parseDialAddress } from '../src/net/address.js'
 import { startLoopbackCluster, stats, stopCluster, type LoopbackNode } from '../test/support/cluster.js'
 import { buildImage, type TestImage } from '../test/support/images.js'
 import { freeUdpPort } from '../test/support/ports.js'
-import { removeTestDir, waitFor } from '../test/support/processes.js'
+import { removeTestDir } from '../test/support/processes.js'
+import { eventually } from '../test/support/eventually.js'
 
 const FILLER_HOST = '127.0.0.1'
 const MISSING_SAMPLES = 20
@@ -86,8 +87,8 @@ export async function runLatency(dhtNodes = 60): Promise<LatencyRow[]> {
     const bootstrap = fillers.slice(0, 5).map((filler) => filler.address).join(',')
     nodes = await startLoopbackCluster({ dir, base: 200, contents: [images, []], args: () => ['--static-bootstrap-peers', bootstrap] })
     const [holder, requester] = nodes as [LoopbackNode, LoopbackNode]
-    await waitFor('the DHT to fill', async () => ((await stats(requester)).dht['nodes'] as number) >= Math.min(Math.floor(dhtNodes / 3), 20), 60_000, 500)
-    await waitFor('the holder to advertise', async () => ((await stats(holder)).dht['announcedKeys'] as number) >= images.length * 3, 60_000, 500)
+    await eventually('the DHT to fill', async () => ((await stats(requester)).dht['nodes'] as number) >= Math.min(Math.floor(dhtNodes / 3), 20), 60_000, 500)
+    await eventually('the holder to advertise', async () => ((await stats(holder)).dht['announcedKeys'] as number) >= images.length * 3, 60_000, 500)
     const missing: number[] = []
     for (let i = 0; i < MISSING_SAMPLES; i++) missing.push(await timeTo404(requester))
     const firstBytes: number[] = []

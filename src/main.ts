@@ -9,6 +9,7 @@ import { runConfiguration } from './commands/configuration.js'
 import { runMetainfo } from './commands/metainfo.js'
 import { runRegistry } from './commands/registry.js'
 import { runStatus } from './commands/status.js'
+import { describeError } from './util/errors.js'
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
 
@@ -36,8 +37,8 @@ async function runUntilSignalled(logger: Logger, run: (signal: AbortSignal) => P
     await run(controller.signal)
   } catch (err) {
     if (controller.signal.aborted && (err as Error).name === 'AbortError') return
-    logger.fatal({ err: { type: (err as Error).name, message: (err as Error).message } }, 'failed')
-    process.stderr.write(`shoal: ${(err as Error).message}\n`)
+    logger.fatal({ err }, 'failed')
+    process.stderr.write(`shoal: ${describeError(err)}\n`)
     process.exitCode = 1
   }
 }
@@ -62,7 +63,7 @@ status.action(async () => {
   try {
     await runStatus(await resolveOptions(status, STATUS_OPTIONS), new AbortController().signal)
   } catch (err) {
-    process.stderr.write(`shoal status: ${(err as Error).message}\n`)
+    process.stderr.write(`shoal status: ${describeError(err)}\n`)
     process.exitCode = 1
   }
 })
@@ -74,7 +75,7 @@ program.command('metainfo').argument('<file>', 'any local file, e.g. a blob from
     try {
       await runMetainfo(file)
     } catch (err) {
-      process.stderr.write(`shoal metainfo: ${(err as Error).message}\n`)
+      process.stderr.write(`shoal metainfo: ${describeError(err)}\n`)
       process.exitCode = 1
     }
   })

@@ -3,13 +3,13 @@ import type { ConfigurationConfig } from '../config/commands.js'
 import { CriClient } from '../containerd/cri.js'
 import { configureMirrors } from '../containerd/mirror-config.js'
 import { checkContainerd } from '../containerd/check.js'
+import { ShoalError } from '../util/errors.js'
 
 export const CONFIGURATION_CONTAINERD_WAIT_MS = 60_000
 
-export class MissingMirrorTargetsError extends Error {
+export class MissingMirrorTargetsError extends ShoalError {
   constructor() {
     super("--mirror-targets is required: the URL(s) at which this node's containerd reaches shoal, e.g. http://127.0.0.1:30020")
-    this.name = 'MissingMirrorTargetsError'
   }
 }
 

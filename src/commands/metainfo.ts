@@ -1,11 +1,11 @@
 import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { buildMetainfo, hashBlob, pieceCount } from '../swarm/metainfo.js'
+import { ShoalError } from '../util/errors.js'
 
-export class NotARegularFileError extends Error {
+export class NotARegularFileError extends ShoalError {
   constructor(path: string, why: string) {
     super(`${path}: ${why}`)
-    this.name = 'NotARegularFileError'
   }
 }
 

@@ -2,9 +2,9 @@ import type { StatusConfig } from '../config/commands.js'
 import { InvalidValueError } from '../config/values.js'
 import { STATS_VERSION, type StatsDocument } from '../status/stats.js'
 import { renderStatus } from '../status/status-table.js'
+import { ShoalError } from '../util/errors.js'
 
-export class NodeUnreachableError extends Error {
-  override name = 'NodeUnreachableError'
+export class NodeUnreachableError extends ShoalError {
 }
 
 /** `http://host:port` from `host:port`, `:port` or a URL. */

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { InvalidArgumentError, Option, type Command } from 'commander'
 import { parse as parseToml } from 'smol-toml'
 import { InvalidValueError, parseBoolean, splitList } from './values.js'
+import { ShoalError } from '../util/errors.js'
 
 /**
  * One setting: a flag `--kebab-case` of its key, the same name upper-cased as an environment
@@ -32,10 +33,9 @@ export function envName(key: string): string {
   return flagName(key).replace(/-/g, '_').toUpperCase()
 }
 
-export class ConfigFileError extends Error {
+export class ConfigFileError extends ShoalError {
   constructor(path: string, why: string) {
     super(`config file ${path}: ${why}`)
-    this.name = 'ConfigFileError'
   }
 }
 

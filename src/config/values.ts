@@ -1,12 +1,12 @@
 import { parseMirroredRegistry, parseOriginUrl, type MirroredRegistry } from '../oci/registry-url.js'
 import { parseHostPort, type HostPort } from '../net/address.js'
 import { LOG_LEVELS, type LogLevel } from '../observe/logger.js'
+import { ShoalError } from '../util/errors.js'
 
 /** A value that does not parse; its message is shown to the user as is. */
-export class InvalidValueError extends Error {
+export class InvalidValueError extends ShoalError {
   constructor(message: string) {
     super(message)
-    this.name = 'InvalidValueError'
   }
 }
 

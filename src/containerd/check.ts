@@ -24,7 +24,7 @@ export async function checkContainerd(cri: CriClient, init: { configFile: string
       return version
     } catch (err) {
       if (!isUnreachable(err) || Date.now() + wait > deadline) throw err
-      logger.warn({ socket: cri.socket, err: (err as Error).message, retryInMs: wait }, 'containerd is not reachable yet')
+      logger.warn({ socket: cri.socket, err, retryInMs: wait }, 'containerd is not reachable yet')
       await sleep(wait, undefined, { signal })
       wait = Math.min(wait * 2, CONTAINERD_RETRY_MAX_MS)
     }

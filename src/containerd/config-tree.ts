@@ -1,5 +1,6 @@
 import { chmod, lstat, mkdir, readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
+import { ShoalError } from '../util/errors.js'
 
 /** A snapshot of a small directory tree (containerd's registry config path) in memory. */
 export type TreeEntry =
@@ -11,10 +12,9 @@ export type Tree = Map<string, TreeEntry>
 const MAX_ENTRIES = 10_000
 const MAX_FILE_BYTES = 16 * 1024 * 1024
 
-export class ConfigTreeTooLargeError extends Error {
+export class ConfigTreeTooLargeError extends ShoalError {
   constructor(root: string, why: string) {
     super(`${root} is not a registry config directory shoal can manage: ${why}`)
-    this.name = 'ConfigTreeTooLargeError'
   }
 }
 

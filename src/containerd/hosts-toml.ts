@@ -1,4 +1,5 @@
 import { parse, stringify } from 'smol-toml'
+import { ShoalError } from '../util/errors.js'
 
 export const DEFAULT_HOST_DIR = '_default'
 export const HOSTS_FILE = 'hosts.toml'
@@ -29,10 +30,9 @@ export function renderHostsToml(input: HostsTomlInput): string {
   return HOSTS_HEADER + stringify(document)
 }
 
-export class InvalidHostsTomlError extends Error {
+export class InvalidHostsTomlError extends ShoalError {
   constructor(path: string, cause: unknown) {
     super(`cannot parse ${path}: ${(cause as Error).message.split('\n')[0]}`)
-    this.name = 'InvalidHostsTomlError'
   }
 }
 

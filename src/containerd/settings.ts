@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises'
 import { dirname, isAbsolute, join } from 'node:path'
 import { glob } from './glob.js'
 import { parse } from 'smol-toml'
+import { ShoalError } from '../util/errors.js'
 
 /** The two containerd settings shoal depends on, and where they were read. */
 export interface ContainerdSettings {
@@ -20,10 +21,9 @@ export const DEFAULT_CONTAINERD_CONFIG = '/etc/containerd/config.toml'
 /** containerd 2.x's default config_path; 1.x has none. */
 export const CONTAINERD2_DEFAULT_CONFIG_PATH = '/etc/containerd/certs.d:/etc/docker/certs.d'
 
-export class ContainerdConfigParseError extends Error {
+export class ContainerdConfigParseError extends ShoalError {
   constructor(file: string, cause: unknown) {
     super(`cannot parse containerd config ${file}: ${(cause as Error).message.split('\n')[0]}`)
-    this.name = 'ContainerdConfigParseError'
   }
 }
 

@@ -2,6 +2,7 @@ import type { SignalOptions } from '../util/abort.js'
 import { resolve } from 'node:path'
 import type { CriClient } from './cri.js'
 import { loadConfigFiles, majorVersion, settingsFromConfigFiles, settingsFromCriStatus, type ContainerdSettings } from './settings.js'
+import { ShoalError } from '../util/errors.js'
 
 export type Distribution = 'talos' | 'eks' | 'gke' | 'k3s' | 'generic'
 
@@ -10,10 +11,9 @@ export type ConfigProblem =
   | { kind: 'config-path-mismatch'; expected: string; actual: string[] }
   | { kind: 'discard-unpacked-layers' }
 
-export class ContainerdMisconfiguredError extends Error {
+export class ContainerdMisconfiguredError extends ShoalError {
   constructor(readonly problems: ConfigProblem[], readonly settings: ContainerdSettings, readonly containerdVersion: string) {
     super(explainProblems(problems, settings, containerdVersion))
-    this.name = 'ContainerdMisconfiguredError'
   }
 }
 

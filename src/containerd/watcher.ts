@@ -48,7 +48,7 @@ export class ContainerdEventWatcher implements ContentWatcher {
         logger.warn('containerd event stream ended; resubscribing')
       } catch (err) {
         if (signal.aborted) return
-        logger.warn({ err: (err as Error).message, retryInMs: backoff }, 'containerd event stream failed; resubscribing')
+        logger.warn({ err, retryInMs: backoff }, 'containerd event stream failed; resubscribing')
       }
       try {
         await sleep(backoff, undefined, { signal })
@@ -68,7 +68,7 @@ function toContentEvent(envelope: { topic: string; event: { value: Buffer } | nu
     const name = decodeImageEventName(envelope.event.value)
     return name ? { type, name } : undefined
   } catch (err) {
-    logger.warn({ topic: envelope.topic, err: (err as Error).message }, 'ignoring undecodable containerd event')
+    logger.warn({ topic: envelope.topic, err }, 'ignoring undecodable containerd event')
     return undefined
   }
 }

@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream'
 import type { Digest } from '../oci/digest.js'
 import type { ByteRange } from '../oci/range.js'
 import type { SignalOptions } from '../util/abort.js'
+import { ShoalError } from '../util/errors.js'
 
 export interface OpenOptions extends SignalOptions {
   range?: ByteRange | undefined
@@ -45,9 +46,8 @@ export interface ContentWatcher {
   watch(options?: SignalOptions): AsyncIterable<ContentEvent>
 }
 
-export class ContentNotFoundError extends Error {
+export class ContentNotFoundError extends ShoalError {
   constructor(readonly digest: string) {
     super(`content ${digest} not found`)
-    this.name = 'ContentNotFoundError'
   }
 }

@@ -8,11 +8,11 @@ import { DigestMismatchError } from '../swarm/blob-stream.js'
 import type { HolderSearch } from './holders.js'
 import type { PeerClient } from './peer-client.js'
 import type { SignalOptions } from '../util/abort.js'
+import { ShoalError } from '../util/errors.js'
 
-export class NoSourceError extends Error {
+export class NoSourceError extends ShoalError {
   constructor(digest: string, why: string) {
     super(`no peer could deliver ${digest}: ${why}`)
-    this.name = 'NoSourceError'
   }
 }
 
@@ -64,7 +64,7 @@ export async function* httpBlobChunks(components: HttpSourceComponents, init: Ht
       }
     } catch (err) {
       if (signal.aborted) throw err
-      components.logger.warn({ peer: peerKey(peer), digest, position, err: (err as Error).message }, 'peer stream failed; trying the next holder')
+      components.logger.warn({ peer: peerKey(peer), digest, position, err }, 'peer stream failed; trying the next holder')
     } finally {
       clearTimeout(unanswered)
       signal.removeEventListener('abort', onAbort)

@@ -141,7 +141,7 @@ export class Mirror {
       await stream.firstBytesReady()
     } catch (err) {
       stream.destroy()
-      throw new BlobUnknownError(request.digest, `the swarm delivered nothing: ${(err as Error).message}`)
+      throw new BlobUnknownError(request.digest, 'the swarm delivered nothing', { cause: err })
     }
     return { size, range, body: stream, source: 'swarm' }
   }
@@ -167,7 +167,7 @@ export class Mirror {
           { signal: AbortSignal.any([request.signal, AbortSignal.timeout(this.init.stallTimeoutMs)]) })
         if (answer) return { ...answer, source: 'peer' }
       } catch (err) {
-        this.components.logger.warn({ peer: peerKey(peer), reference: label, err: (err as Error).message }, 'peer could not give the manifest')
+        this.components.logger.warn({ peer: peerKey(peer), reference: label, err }, 'peer could not give the manifest')
       }
     }
     throw new ManifestUnknownError(label)
@@ -222,7 +222,7 @@ export class Mirror {
         const size = await this.components.peers.statBlob(peer, request, { signal: AbortSignal.any([request.signal, AbortSignal.timeout(this.init.stallTimeoutMs)]) })
         if (size !== undefined) return size
       } catch (err) {
-        this.components.logger.debug({ peer: peerKey(peer), digest: request.digest, err: (err as Error).message }, 'holder did not answer HEAD')
+        this.components.logger.debug({ peer: peerKey(peer), digest: request.digest, err }, 'holder did not answer HEAD')
       }
     }
   }
@@ -236,7 +236,7 @@ export class Mirror {
       return bytes
     } catch (err) {
       record.finish(err as Error)
-      throw new BlobUnknownError(request.digest, (err as Error).message)
+      throw new BlobUnknownError(request.digest, 'no holder delivered it over HTTP', { cause: err })
     }
   }
 
@@ -249,7 +249,7 @@ export class Mirror {
       stream = await startedStream(chunks)
     } catch (err) {
       record.finish(err as Error)
-      throw new BlobUnknownError(request.digest, (err as Error).message)
+      throw new BlobUnknownError(request.digest, 'no holder delivered it over HTTP', { cause: err })
     }
     stream.once('close', () => record.finish(stream.errored ?? undefined))
     return stream
@@ -271,7 +271,7 @@ export class Mirror {
         finished = true
         ledger.record({ type: 'transfer-finished', key, outcome: error ? 'failed' : 'complete', ...(error ? { error: error.message } : {}) })
         const seconds = Number(((performance.now() - started) / 1000).toFixed(3))
-        if (error) logger.warn({ digest, size, seconds, err: error.message }, 'transfer from a holder over HTTP failed')
+        if (error) logger.warn({ digest, size, seconds, err: error }, 'transfer from a holder over HTTP failed')
         else logger.info({ digest, size, seconds }, 'transfer from a holder over HTTP complete')
       },
     }

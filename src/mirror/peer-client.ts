@@ -7,12 +7,11 @@ import type { SignalOptions } from '../util/abort.js'
 import { METAINFO_PATH, PEER_REQUEST_HEADER, WIRE_PORT_HEADER } from '../protocol/peer-api.js'
 import { peerKey, type PeerAddress } from '../routing/router.js'
 import { decodeMetainfo, MAX_METAINFO_BYTES, type Metainfo } from '../swarm/metainfo.js'
+import { ShoalError } from '../util/errors.js'
 
-
-export class PeerRequestError extends Error {
-  constructor(peer: PeerAddress, what: string, why: string) {
-    super(`peer ${peerKey(peer)} ${what}: ${why}`)
-    this.name = 'PeerRequestError'
+export class PeerRequestError extends ShoalError {
+  constructor(peer: PeerAddress, what: string, why: string, options?: ErrorOptions) {
+    super(`peer ${peerKey(peer)} ${what}: ${why}`, options)
   }
 }
 
@@ -108,6 +107,6 @@ async function limitedBody(response: Response, limit: number, peer: PeerAddress,
   try {
     return await collect(Readable.fromWeb(response.body as never), limit)
   } catch (err) {
-    throw new PeerRequestError(peer, what, (err as Error).message)
+    throw new PeerRequestError(peer, what, 'unreadable answer', { cause: err })
   }
 }

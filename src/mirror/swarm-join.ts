@@ -108,7 +108,7 @@ export class SwarmJoins {
       }
       return { metainfo: answer.metainfo, wire: { host: peer.host, port: answer.wirePort } }
     } catch (err) {
-      this.components.logger.debug({ peer: peerKey(peer), digest, err: (err as Error).message }, 'metainfo request failed')
+      this.components.logger.debug({ peer: peerKey(peer), digest, err }, 'metainfo request failed')
       return undefined
     }
   }

@@ -1,3 +1,4 @@
+import { ShoalError } from '../util/errors.js'
 /** A listen or dial address: `:5000`, `0.0.0.0:5000`, `127.0.0.1:5000`, `[::1]:5000`, `node-1:5000`. */
 export interface HostPort {
   /** Undefined for `:port` (all interfaces). */
@@ -5,10 +6,9 @@ export interface HostPort {
   port: number
 }
 
-export class InvalidAddressError extends Error {
+export class InvalidAddressError extends ShoalError {
   constructor(value: string, why: string) {
     super(`${JSON.stringify(value)} is not an address: ${why} (expected [host]:port, e.g. :5000 or 10.0.0.1:5000)`)
-    this.name = 'InvalidAddressError'
   }
 }
 

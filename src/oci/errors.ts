@@ -1,3 +1,4 @@
+import { ShoalError } from '../util/errors.js'
 /**
  * Errors a registry client can be told about. Each renders as an OCI distribution error body
  * (`{"errors":[{"code","message","detail"}]}`) in one middleware; see registry/errors.ts.
@@ -15,30 +16,26 @@ export type OciErrorCode =
   | 'UNAVAILABLE'
   | 'UNKNOWN'
 
-export class OciError extends Error {
+export class OciError extends ShoalError {
   readonly headers: Record<string, string>
-  constructor(
-    readonly status: number,
-    readonly code: OciErrorCode,
-    message: string,
-    readonly detail?: Record<string, unknown>,
-    headers: Record<string, string> = {},
-  ) {
-    super(message)
-    this.name = new.target.name
-    this.headers = headers
+  readonly detail: Record<string, unknown> | undefined
+  constructor(readonly status: number, readonly code: OciErrorCode, message: string,
+    extra: { detail?: Record<string, unknown> | undefined; headers?: Record<string, string>; cause?: unknown } = {}) {
+    super(message, extra.cause === undefined ? undefined : { cause: extra.cause })
+    this.detail = extra.detail
+    this.headers = extra.headers ?? {}
   }
 }
 
 export class BlobUnknownError extends OciError {
-  constructor(digest: string, why = 'blob is not available from this node or its peers') {
-    super(404, 'BLOB_UNKNOWN', why, { digest })
+  constructor(digest: string, why = 'blob is not available from this node or its peers', options: ErrorOptions = {}) {
+    super(404, 'BLOB_UNKNOWN', why, { detail: { digest }, cause: options.cause })
   }
 }
 
 export class ManifestUnknownError extends OciError {
-  constructor(reference: string, why = 'manifest is not available from this node or its peers') {
-    super(404, 'MANIFEST_UNKNOWN', why, { reference })
+  constructor(reference: string, why = 'manifest is not available from this node or its peers', options: ErrorOptions = {}) {
+    super(404, 'MANIFEST_UNKNOWN', why, { detail: { reference }, cause: options.cause })
   }
 }
 
@@ -50,21 +47,20 @@ export class NameInvalidError extends OciError {
 
 export class DigestInvalidError extends OciError {
   constructor(value: string, why = 'not a digest of the form sha256:<64 hex> or sha512:<128 hex>') {
-    super(400, 'DIGEST_INVALID', why, { digest: value.slice(0, 200) })
+    super(400, 'DIGEST_INVALID', why, { detail: { digest: value.slice(0, 200) } })
   }
 }
 
 export class TagInvalidError extends OciError {
   constructor(value: string) {
-    super(400, 'TAG_INVALID', 'tags are [A-Za-z0-9_][A-Za-z0-9._-]{0,127}', { tag: value.slice(0, 200) })
+    super(400, 'TAG_INVALID', 'tags are [A-Za-z0-9_][A-Za-z0-9._-]{0,127}', { detail: { tag: value.slice(0, 200) } })
   }
 }
 
 /** 416: malformed, multiple or unsatisfiable byte ranges. */
 export class RangeInvalidError extends OciError {
   constructor(why: string, size?: number) {
-    super(416, 'RANGE_INVALID', why, size === undefined ? undefined : { size },
-      size === undefined ? {} : { 'Content-Range': `bytes */${size}` })
+    super(416, 'RANGE_INVALID', why, size === undefined ? {} : { detail: { size }, headers: { 'Content-Range': `bytes */${size}` } })
   }
 }
 
@@ -76,8 +72,8 @@ export class UnsupportedError extends OciError {
 
 /** A dependency (containerd, the routing layer) is not usable right now. */
 export class UnavailableError extends OciError {
-  constructor(why: string) {
-    super(503, 'UNAVAILABLE', why)
+  constructor(why: string, options: ErrorOptions = {}) {
+    super(503, 'UNAVAILABLE', why, { cause: options.cause })
   }
 }
 

@@ -1,13 +1,13 @@
+import { ShoalError } from '../util/errors.js'
 /** A registry shoal mirrors: `host` names its hosts.toml directory, `server` is its upstream. */
 export interface MirroredRegistry {
   host: string
   server: string
 }
 
-export class InvalidRegistryUrlError extends Error {
+export class InvalidRegistryUrlError extends ShoalError {
   constructor(value: string, why: string) {
     super(`${JSON.stringify(value)} is not a registry URL: ${why} (expected e.g. https://docker.io or http://10.0.0.9:5000)`)
-    this.name = 'InvalidRegistryUrlError'
   }
 }
 

@@ -1,6 +1,7 @@
 import type { Context, Next } from 'koa'
 import type { Logger } from 'pino'
 import { API_VERSION, API_VERSION_HEADER, errorBody, OciError } from '../oci/errors.js'
+import { describeError } from '../util/errors.js'
 
 export { API_VERSION, API_VERSION_HEADER }
 
@@ -15,7 +16,7 @@ export function ociErrors(logger: Logger) {
       await next()
     } catch (err) {
       if (ctx.headerSent) {
-        logger.warn({ err: (err as Error).message, path: ctx.path }, 'response aborted after headers were sent')
+        logger.warn({ err, path: ctx.path }, 'response aborted after headers were sent')
         ctx.req.socket.destroy()
         return
       }
@@ -26,7 +27,7 @@ export function ociErrors(logger: Logger) {
       ctx.status = oci?.status ?? 500
       ctx.set(API_VERSION_HEADER, API_VERSION)
       for (const [name, value] of Object.entries(oci?.headers ?? {})) ctx.set(name, value)
-      ctx.body = oci ? errorBody(oci.code, oci.message, oci.detail) : errorBody('UNKNOWN', 'internal error; see the shoal log')
+      ctx.body = oci ? errorBody(oci.code, describeError(oci), oci.detail) : errorBody('UNKNOWN', 'internal error; see the shoal log')
     }
   }
 }

@@ -4,6 +4,7 @@ import type { BlobInfo, ContentProvider, ContentWatcher } from '../content/provi
 import { takeInventory, type ContentInventory } from '../content/walk.js'
 import type { Metrics } from '../observe/metrics.js'
 import type { Router } from './router.js'
+import { Wakeup } from '../util/wakeup.js'
 
 export const DEFAULT_RESYNC_INTERVAL_MS = 5 * 60_000
 export const DEFAULT_DEBOUNCE_MS = 250
@@ -40,7 +41,7 @@ export class Advertiser {
   private readonly transient = new Set<string>()
   private advertised = new Set<string>()
   private dirty = false
-  private wake: (() => void) | undefined
+  private readonly changed = new Wakeup()
   private loops: Promise<void>[] = []
   inventory: ContentInventory | undefined
   lastSync: Date | undefined
@@ -57,7 +58,7 @@ export class Advertiser {
   async stop(): Promise<void> {
     this.controller?.abort()
     this.controller = undefined
-    this.wake?.()
+    this.changed.notify()
     await Promise.allSettled(this.loops)
     this.loops = []
   }
@@ -82,10 +83,10 @@ export class Advertiser {
       for await (const event of this.components.watcher.watch({ signal })) {
         this.components.logger.debug({ event }, 'content event')
         this.dirty = true
-        this.wake?.()
+        this.changed.notify()
       }
     } catch (err) {
-      if (!signal.aborted) this.components.logger.error({ err: (err as Error).message }, 'content watcher stopped')
+      if (!signal.aborted) this.components.logger.error({ err }, 'content watcher stopped')
     }
   }
 
@@ -101,18 +102,11 @@ export class Advertiser {
           nextFull = Date.now() + (this.init.resyncIntervalMs ?? DEFAULT_RESYNC_INTERVAL_MS)
         } catch (err) {
           if (signal.aborted) return
-          this.components.logger.warn({ err: (err as Error).message, retryInMs: RETRY_MS }, 'could not list content to advertise')
+          this.components.logger.warn({ err, retryInMs: RETRY_MS }, 'could not list content to advertise')
           nextFull = Date.now() + RETRY_MS
         }
       }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.max(0, nextFull - Date.now()))
-        this.wake = () => {
-          clearTimeout(timer)
-          resolve()
-        }
-        if (this.dirty || signal.aborted) this.wake()
-      })
+      if (!this.dirty) await this.changed.wait({ timeoutMs: nextFull - Date.now(), signal })
     }
   }
 

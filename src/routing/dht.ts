@@ -8,6 +8,7 @@ import { guardedKrpcSocket } from './krpc-guard.js'
 import { peerKey, routingTarget, type PeerAddress, type Router } from './router.js'
 import type { SignalOptions } from '../util/abort.js'
 import { Wakeup } from '../util/wakeup.js'
+import { ShoalError } from '../util/errors.js'
 
 /** Records live 2/3–4/3 of this at other nodes (bittorrent-dht's maxAge). */
 export const DEFAULT_RECORD_TTL_MS = 30 * 60_000
@@ -30,10 +31,9 @@ export interface DhtRouterInit {
   queryTimeoutMs?: number
 }
 
-export class DhtStartError extends Error {
+export class DhtStartError extends ShoalError {
   constructor(address: HostPort, cause: Error) {
-    super(`cannot open the DHT socket on udp ${address.host ?? '0.0.0.0'}:${address.port}: ${cause.message}`)
-    this.name = 'DhtStartError'
+    super(`cannot open the DHT socket on udp ${address.host ?? '0.0.0.0'}:${address.port}`, { cause })
   }
 }
 
@@ -90,8 +90,8 @@ export class DhtRouter implements Router {
       dht.once('error', (err: Error) => reject(new DhtStartError(this.init.listen, err)))
       dht.listen(this.init.listen.port, this.init.listen.host, () => resolve())
     })
-    dht.on('error', (err: Error) => this.components.logger.error({ err: err.message }, 'DHT socket error'))
-    dht.on('warning', (err: Error) => this.components.logger.debug({ err: err.message }, 'DHT warning'))
+    dht.on('error', (err: Error) => this.components.logger.error({ err }, 'DHT socket error'))
+    dht.on('warning', (err: Error) => this.components.logger.debug({ err }, 'DHT warning'))
     dht.on('node', () => this.onNode())
     this.dht = dht
     this.timers = [setInterval(() => this.schedule(this.keys), this.init.reannounceIntervalMs ?? DEFAULT_REANNOUNCE_MS)]
@@ -266,7 +266,7 @@ export class DhtRouter implements Router {
       this.bootstrapPeers = addresses.filter((address) => !(address.port === this.init.listen.port && this.selfHosts.has(address.host)))
       this.lastBootstrap = new Date()
     } catch (err) {
-      this.components.logger.warn({ kind: this.components.bootstrap.kind, err: (err as Error).message }, 'bootstrap lookup failed; keeping the previous peers')
+      this.components.logger.warn({ kind: this.components.bootstrap.kind, err }, 'bootstrap lookup failed; keeping the previous peers')
     }
   }
 

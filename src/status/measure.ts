@@ -3,17 +3,16 @@ import { SOURCE_HEADER } from '../protocol/peer-api.js'
 import { INDEX_MEDIA_TYPES, MANIFEST_MEDIA_TYPES, MAX_MANIFEST_SIZE, parseManifest } from '../oci/mediatype.js'
 import { parseImageName, type ImageReference } from '../oci/reference.js'
 import type { TransferLedger, TransferState } from '../observe/ledger.js'
+import { ShoalError } from '../util/errors.js'
 
 export const MEASURE_TIMEOUT_MS = 10 * 60_000
 const BLOB_CONCURRENCY = 3
 const ACCEPT = [...MANIFEST_MEDIA_TYPES].join(', ')
 
-export class MeasureInputError extends Error {
-  override name = 'MeasureInputError'
+export class MeasureInputError extends ShoalError {
 }
 
-export class MeasureBusyError extends Error {
-  override name = 'MeasureBusyError'
+export class MeasureBusyError extends ShoalError {
   constructor() {
     super('a measurement is already running on this node')
   }

@@ -1,11 +1,11 @@
 import { Readable } from 'node:stream'
 import type { ByteRange } from '../oci/range.js'
 import { READ_BATCH_BYTES, type Download } from './download.js'
+import { ShoalError } from '../util/errors.js'
 
-export class DigestMismatchError extends Error {
+export class DigestMismatchError extends ShoalError {
   constructor(digest: string) {
     super(`assembled blob does not hash to ${digest}; aborting the response`)
-    this.name = 'DigestMismatchError'
   }
 }
 

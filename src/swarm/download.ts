@@ -4,12 +4,12 @@ import { pieceCount, type Metainfo } from './metainfo.js'
 import type { SignalOptions } from '../util/abort.js'
 import { systemClock, type Clock } from '../util/clock.js'
 import { Wakeup } from '../util/wakeup.js'
+import { ShoalError } from '../util/errors.js'
 
 /** Largest single read from the download file, for hashing and for streaming. */
 export const READ_BATCH_BYTES = 8 * 1024 * 1024
 
-export class StallError extends Error {
-  override readonly name = 'StallError'
+export class StallError extends ShoalError {
   constructor(digest: string, piece: number, ms: number) {
     super(`no progress on ${digest} for ${ms} ms (waiting for piece ${piece})`)
   }
@@ -18,8 +18,7 @@ export class StallError extends Error {
 /** A reader blocked this long on one piece lets it come from anywhere, holders included. */
 export const URGENT_AFTER_MS = 2_000
 
-export class DownloadFailedError extends Error {
-  override readonly name = 'DownloadFailedError'
+export class DownloadFailedError extends ShoalError {
   constructor(digest: string, why: string, options?: ErrorOptions) {
     super(`download of ${digest} failed: ${why}`, options)
   }

@@ -98,7 +98,7 @@ export class MemorySwarm implements Swarm {
         }
       }
     } catch (err) {
-      download.fail(new DownloadFailedError(metainfo.digest, (err as Error).message))
+      download.fail(new DownloadFailedError(metainfo.digest, 'a piece could not be stored', { cause: err }))
     }
   }
 }

@@ -54,7 +54,7 @@ export class MetainfoCache {
       this.keep(metainfo)
       return metainfo
     } catch (err) {
-      this.components.logger.warn({ digest, err: (err as Error).message }, 'ignoring a damaged metainfo cache file')
+      this.components.logger.warn({ digest, err }, 'ignoring a damaged metainfo cache file')
       return undefined
     }
   }
@@ -101,7 +101,7 @@ export class MetainfoCache {
         try {
           await this.obtain(blob.digest)
         } catch (err) {
-          if (!(err instanceof ContentNotFoundError)) this.components.logger.warn({ digest: blob.digest, err: (err as Error).message }, 'metainfo prefetch failed')
+          if (!(err instanceof ContentNotFoundError)) this.components.logger.warn({ digest: blob.digest, err }, 'metainfo prefetch failed')
         }
       }
     } finally {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import bencode from 'bencode'
 import { digestAlgorithm, type Digest } from '../oci/digest.js'
+import { ShoalError } from '../util/errors.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
@@ -41,18 +42,16 @@ export function torrentName(digest: Digest): string {
   return digest.replace(':', '-')
 }
 
-export class InvalidMetainfoError extends Error {
-  constructor(why: string) {
-    super(`invalid metainfo: ${why}`)
-    this.name = 'InvalidMetainfoError'
+export class InvalidMetainfoError extends ShoalError {
+  constructor(why: string, options?: ErrorOptions) {
+    super(`invalid metainfo: ${why}`, options)
   }
 }
 
 /** The bytes read do not match the digest they were read under. */
-export class ContentMismatchError extends Error {
+export class ContentMismatchError extends ShoalError {
   constructor(readonly digest: string, why: string) {
     super(`content of ${digest} ${why}`)
-    this.name = 'ContentMismatchError'
   }
 }
 
@@ -122,7 +121,7 @@ export function decodeMetainfo(bytes: Uint8Array, expected: Digest): Metainfo {
   try {
     decoded = bencode.decode(bytes)
   } catch (err) {
-    throw new InvalidMetainfoError(`not bencode (${(err as Error).message})`)
+    throw new InvalidMetainfoError('not bencode', { cause: err })
   }
   const info = (decoded as { info?: unknown } | undefined)?.info
   if (typeof info !== 'object' || info === null || Array.isArray(info) || info instanceof Uint8Array) throw new InvalidMetainfoError('no info dictionary')

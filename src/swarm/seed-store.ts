@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto'
 import type { ContentProvider } from '../content/provider.js'
 import { collect } from '../content/read.js'
 import { pieceCount, pieceHash, type Metainfo } from './metainfo.js'
+import { ShoalError } from '../util/errors.js'
 
 type Callback<T> = (err: Error | null, value?: T) => void
 
@@ -33,10 +34,9 @@ export class PieceCache {
   }
 }
 
-export class PieceVerificationError extends Error {
+export class PieceVerificationError extends ShoalError {
   constructor(digest: string, index: number) {
     super(`piece ${index} of ${digest} in the local content store does not match its SHA-1; not serving it`)
-    this.name = 'PieceVerificationError'
   }
 }
 

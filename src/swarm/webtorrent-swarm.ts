@@ -116,7 +116,7 @@ export class WebTorrentSwarm implements Swarm {
         resolve()
       })
     })
-    client.on('error', (err: Error) => this.components.logger.error({ err: err.message }, 'BitTorrent client error'))
+    client.on('error', (err: Error) => this.components.logger.error({ err }, 'BitTorrent client error'))
     this.client = client
     this.housekeeping = setInterval(() => void this.tidy(), HOUSEKEEPING_MS)
     this.housekeeping.unref()
@@ -231,8 +231,8 @@ export class WebTorrentSwarm implements Swarm {
       void download.verdict.then((matches) => this.onDownloadDone(entry, matches))
     })
     torrent.on('error', (err: Error) => {
-      this.components.logger.error({ digest: entry.metainfo.digest, err: err.message }, 'torrent failed')
-      download?.fail(new DownloadFailedError(entry.metainfo.digest, err.message))
+      this.components.logger.error({ digest: entry.metainfo.digest, err }, 'torrent failed')
+      download?.fail(new DownloadFailedError(entry.metainfo.digest, 'the torrent failed', { cause: err }))
       void this.remove(entry.metainfo.digest, 'failed', err.message)
     })
   }

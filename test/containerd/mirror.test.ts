@@ -9,9 +9,10 @@ import { startContainerd, type ContainerdNode } from '../support/containerd.js'
 import { rootTestsUnavailable } from '../support/environment.js'
 import { buildImage } from '../support/images.js'
 import { freePort } from '../support/ports.js'
-import { waitFor } from '../support/processes.js'
+
 import { metricValue, runShoal, startShoal, type ShoalProcess } from '../support/shoal.js'
 import { pushImage, startUpstreamRegistry, type UpstreamRegistry } from '../support/upstream.js'
+import { eventually } from '../support/eventually.js'
 
 const skip = rootTestsUnavailable(['containerd', 'docker-registry'])
 
@@ -102,7 +103,7 @@ describe('shoal as the mirror of a real containerd', { skip }, () => {
     assert.ok(down.status >= 500, `with containerd down the answer is a 5xx, so containerd's retry goes upstream (got ${down.status})`)
     const restarted = await startContainerd(containerd.dir)
     containerd = restarted
-    await waitFor('shoal serving again', async () =>
+    await eventually('shoal serving again', async () =>
       (await fetch(`${shoal.registryUrl}/v2/${image.repository}/blobs/${image.config.digest}`)).status === 200, 20_000)
     assert.equal(shoal.process.child.exitCode, null)
   })

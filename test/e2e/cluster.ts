@@ -3,11 +3,12 @@ import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { startContainerd, type ContainerdNode } from '../support/containerd.js'
-import { startProcess, waitFor, type Managed } from '../support/processes.js'
+import { startProcess, type Managed } from '../support/processes.js'
 import { runShoal, startShoal, type ShoalProcess } from '../support/shoal.js'
 import { startUpstreamRegistry, type UpstreamRegistry } from '../support/upstream.js'
 import { Switch } from './netns.js'
 import { proxyFetch, type Fetcher } from './proxy-client.js'
+import { eventually } from '../support/eventually.js'
 
 const PROXY_SERVER = fileURLToPath(new URL('./proxy-server.js', import.meta.url))
 export const UPSTREAM_OCTET = 100
@@ -63,7 +64,7 @@ export class E2eCluster {
     await this.net.create()
     const control = await this.net.attach('ctl', CONTROL_OCTET)
     this.proxy = startProcess('proxy', 'ip', ['netns', 'exec', control, process.execPath, PROXY_SERVER, join(this.init.dir, 'proxy.sock')], join(this.init.dir, 'proxy.log'))
-    await waitFor('the control proxy', () => existsSync(join(this.init.dir, 'proxy.sock')))
+    await eventually('the control proxy', () => existsSync(join(this.init.dir, 'proxy.sock')))
     this.upstreamNs = await this.net.attach('up', UPSTREAM_OCTET)
     await this.startUpstream()
     for (let index = 1; index <= this.init.nodes; index++) this.nodes.push(await this.startNode(index))
@@ -83,7 +84,7 @@ export class E2eCluster {
   async startUpstream(): Promise<void> {
     this.upstream = await startUpstreamRegistry(join(this.init.dir, 'upstream'), { host: `127.77.0.${UPSTREAM_OCTET}`, port: REGISTRY_PORT },
       { netns: this.upstreamNs, accessLog: true })
-    await waitFor('the upstream registry', async () => (await this.fetch(`${this.upstreamUrl}/v2/`)).status === 200, 20_000)
+    await eventually('the upstream registry', async () => (await this.fetch(`${this.upstreamUrl}/v2/`)).status === 200, 20_000)
   }
 
   async stopUpstream(): Promise<void> {
@@ -109,7 +110,7 @@ export class E2eCluster {
   }
 
   async waitReady(node: E2eNode, timeoutMs = 30_000): Promise<void> {
-    await waitFor(`shoal on node ${node.index} ready`, async () => {
+    await eventually(`shoal on node ${node.index} ready`, async () => {
       if (node.shoal?.process.child.exitCode !== null) throw new Error(`shoal on node ${node.index} exited; see ${node.dir}/shoal.log`)
       return (await this.fetch(`${node.registryUrl}/readyz`)).status === 200
     }, timeoutMs, 200)

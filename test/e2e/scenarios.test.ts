@@ -6,12 +6,13 @@ import { after, before, describe, it } from 'node:test'
 import { readTree } from '../../src/containerd/config-tree.js'
 import { rootTestsUnavailable } from '../support/environment.js'
 import { buildImage, type TestImage } from '../support/images.js'
-import { removeTestDir, waitFor } from '../support/processes.js'
+import { removeTestDir } from '../support/processes.js'
 import { runShoal } from '../support/shoal.js'
 import { pushImage } from '../support/upstream.js'
 import { E2eCluster, P2P_PORT, type E2eNode } from './cluster.js'
 import { removeStaleNamespaces } from './netns.js'
 import { allWithin, bytesFromPeers, lineCount, upstreamBytesByClient } from './observe.js'
+import { eventually } from '../support/eventually.js'
 
 const skip = rootTestsUnavailable(['containerd', 'docker-registry', 'ip', 'tc'])
 const MiB = 1024 * 1024
@@ -25,7 +26,7 @@ describe('shoal on a 4-node cluster with real containerd', { skip, timeout: 600_
   const node = (index: number): E2eNode => cluster.nodes[index - 1]!
   const digests = (image: TestImage): Set<string> => new Set(image.blobs.map((blob) => blob.digest))
   /** Until `from`'s shoal can resolve the image's tag through its peers (what containerd asks first). */
-  const resolvable = (from: E2eNode, image: TestImage): Promise<void> => waitFor(`${image.name} resolvable from node ${from.index}`, async () =>
+  const resolvable = (from: E2eNode, image: TestImage): Promise<unknown> => eventually(`${image.name} resolvable from node ${from.index}`, async () =>
     (await cluster.fetch(`${from.registryUrl}/v2/${image.repository}/manifests/${image.tag}?ns=${cluster.upstreamHost}`, { method: 'HEAD' })).status === 200, 20_000, 200)
 
   before(async () => {
@@ -53,7 +54,7 @@ describe('shoal on a 4-node cluster with real containerd', { skip, timeout: 600_
     const fast = allWithin(metrics, 'shoal_http_request_duration_seconds', { code: '404' }, '0.5')
     assert.ok(fast.count >= 3, `containerd asked shoal first (${fast.count} 404s)`)
     assert.equal(fast.within, fast.count, 'every 404 was answered within 0.5 s')
-    await waitFor('node 1 to advertise the image', async () =>
+    await eventually('node 1 to advertise the image', async () =>
       ((await cluster.stats(node(1)))['advertised'] as { digests: number }).digests >= images['big']!.blobs.length, 20_000)
     await resolvable(node(2), images['big']!)
   })
@@ -99,7 +100,7 @@ describe('shoal on a 4-node cluster with real containerd', { skip, timeout: 600_
     await resolvable(node(3), image)
     const layer = image.layers[0]!.digest
     const pulling = cluster.pull(node(3), image.name)
-    await waitFor('node 3 to be a quarter into the layer', async () => {
+    await eventually('node 3 to be a quarter into the layer', async () => {
       const transfers = (await cluster.stats(node(3)))['transfers'] as { digest: string; received: number }[]
       return (transfers.find((transfer) => transfer.digest === layer)?.received ?? 0) > 64 * MiB
     }, 60_000, 100)
@@ -140,7 +141,7 @@ describe('shoal on a 4-node cluster with real containerd', { skip, timeout: 600_
     await node(1).shoal!.stop()
     await cluster.startShoal(node(1))
     await cluster.waitReady(node(1))
-    await waitFor('node 1 to advertise again', async () =>
+    await eventually('node 1 to advertise again', async () =>
       ((await cluster.stats(node(1)))['advertised'] as { digests: number }).digests >= image.blobs.length, 15_000)
     await resolvable(node(3), image)
     await cluster.pull(node(3), image.name)

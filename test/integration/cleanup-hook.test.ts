@@ -4,8 +4,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { freePort } from '../support/ports.js'
-import { removeTestDir, startProcess, waitFor, type Managed } from '../support/processes.js'
+import { removeTestDir, startProcess, type Managed } from '../support/processes.js'
 import { runShoal, SHOAL_MAIN } from '../support/shoal.js'
+import { eventually } from '../support/eventually.js'
 
 describe("the chart's post-delete cleanup: cleanup --probe-addr and cleanup-wait", () => {
   let dir: string
@@ -38,7 +39,7 @@ describe("the chart's post-delete cleanup: cleanup --probe-addr and cleanup-wait
     assert.match(await readFile(join(configPath, 'docker.io', 'hosts.toml'), 'utf8'), /127\.0\.0\.1:30020/)
     probe = startProcess('cleanup', process.execPath, [SHOAL_MAIN, 'cleanup', '--containerd-registry-config-path', configPath,
       '--probe-addr', `127.0.0.1:${port}`], join(dir, 'cleanup.log'))
-    await waitFor('the cleanup probe', async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.status === 200)
+    await eventually('the cleanup probe', async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.status === 200)
     assert.equal(await readFile(join(configPath, 'docker.io', 'hosts.toml'), 'utf8'), 'server = "https://registry-1.docker.io"\n')
     const waited = await runShoal(['cleanup-wait', '--dns-domain', 'localhost', '--probe-port', String(port), '--timeout', '30s'])
     assert.equal(waited.code, 0, waited.stderr)

@@ -8,7 +8,8 @@ import { PIECE_MAP_COLUMNS } from '../../src/status/debug-page.js'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { startLoopbackCluster, stopCluster, type LoopbackNode } from '../support/cluster.js'
 import { buildImage } from '../support/images.js'
-import { removeTestDir, waitFor } from '../support/processes.js'
+import { removeTestDir } from '../support/processes.js'
+import { eventually } from '../support/eventually.js'
 
 /** Debian's chromium package; the wrapper in /usr/bin adds flags playwright does not need. */
 const CHROMIUM = ['/usr/lib/chromium/chromium', '/usr/bin/chromium'].find((path) => existsSync(path))
@@ -56,7 +57,7 @@ describe('the /debug page in headless Chromium during a transfer', { skip: !CHRO
     await page.fill('#reference', image.name)
     await page.click('#measure button')
     let partial = { coloured: 0, total: 0 }
-    await waitFor('the piece map to be part-drawn', async () => {
+    await eventually('the piece map to be part-drawn', async () => {
       partial = await pieceMapPixels(page, layer.digest)
       return partial.coloured > 0
     }, 20_000, 200)
@@ -70,7 +71,7 @@ describe('the /debug page in headless Chromium during a transfer', { skip: !CHRO
     await page.locator('#measure-table tbody tr').first().waitFor({ timeout: 60_000 })
     const rows = await page.locator('#measure-table tbody tr').allTextContents()
     assert.ok(rows.some((row) => row.includes(layer.digest.slice(7, 19)) && row.includes('swarm')), rows.join('\n'))
-    await waitFor('the piece map to be complete', async () => {
+    await eventually('the piece map to be complete', async () => {
       const pixels = await pieceMapPixels(page, layer.digest)
       return pixels.coloured === pixels.total
     }, 10_000, 200)

@@ -6,6 +6,7 @@ import { createMetricsRegistry } from '../../src/observe/metrics.js'
 import { StaticBootstrap } from '../../src/routing/bootstrap.js'
 import { DhtRouter } from '../../src/routing/dht.js'
 import type { PeerAddress } from '../../src/routing/router.js'
+import { eventually } from '../support/eventually.js'
 import { freeUdpPort } from '../support/ports.js'
 import { silentLogger } from '../support/registry-app.js'
 
@@ -38,31 +39,21 @@ describe('DHT router on loopback', () => {
   })
 
   it('becomes ready once its routing table has a node; the lone first node is ready at once', async () => {
-    const deadline = Date.now() + 5000
-    while (!routers.every((router) => router.ready()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
-    assert.ok(routers.every((router) => router.ready()))
+    await eventually('every router ready', () => routers.every((router) => router.ready()), 5000)
     assert.ok(routers.slice(1).every((router) => router.stats().nodes > 0))
   })
 
   it('finds the holders of a key, never itself, with the port of their HTTP API', async () => {
     routers[1]!.advertise(['sha256:abc'])
     routers[3]!.advertise(['sha256:abc'])
-    let found: PeerAddress[] = []
-    for (let attempt = 0; attempt < 20 && found.length < 2; attempt++) {
-      found = await collect(routers[4]!, 'sha256:abc')
-      if (found.length < 2) await new Promise((resolve) => setTimeout(resolve, 100))
-    }
+    const found = await eventually('both holders found', async () => { const peers = await collect(routers[4]!, 'sha256:abc'); return peers.length >= 2 && peers }, 5000)
     assert.deepEqual(found.map((peer) => `${peer.host}:${peer.port}`).sort(), [`${hosts[1]}:5001`, `${hosts[3]}:5003`])
     const fromHolder = await collect(routers[1]!, 'sha256:abc')
     assert.deepEqual(fromHolder.map((peer) => `${peer.host}:${peer.port}`), [`${hosts[3]}:5003`])
   })
 
   it('finds a key the first node advertised before any other node existed', async () => {
-    let found: PeerAddress[] = []
-    for (let attempt = 0; attempt < 40 && found.length === 0; attempt++) {
-      found = await collect(routers[4]!, 'sha256:early')
-      if (found.length === 0) await new Promise((resolve) => setTimeout(resolve, 100))
-    }
+    const found = await eventually('the early key found', async () => { const peers = await collect(routers[4]!, 'sha256:early'); return peers.length > 0 && peers }, 5000)
     assert.deepEqual(found.map((peer) => `${peer.host}:${peer.port}`), [`${hosts[0]}:5000`])
   })
 
@@ -97,14 +88,9 @@ describe('DHT router on loopback', () => {
       for (const host of hosts) await new Promise<void>((resolve) => socket.send(packet, port, host, () => resolve()))
     }
     socket.close()
-    await new Promise((resolve) => setTimeout(resolve, 200))
-    assert.ok(routers.every((router) => router.stats().droppedPackets >= packets.length - 1), 'the guard dropped them')
+    await eventually('the guard to drop them', () => routers.every((router) => router.stats().droppedPackets >= packets.length - 1), 5000)
     routers[2]!.advertise(['sha256:after-fuzz'])
-    let found: PeerAddress[] = []
-    for (let attempt = 0; attempt < 20 && found.length === 0; attempt++) {
-      found = await collect(routers[0]!, 'sha256:after-fuzz')
-      if (found.length === 0) await new Promise((resolve) => setTimeout(resolve, 100))
-    }
+    const found = await eventually('the key advertised after the fuzz', async () => { const peers = await collect(routers[0]!, 'sha256:after-fuzz'); return peers.length > 0 && peers }, 5000)
     assert.deepEqual(found.map((peer) => `${peer.host}:${peer.port}`), [`${hosts[2]}:5002`])
   })
 })

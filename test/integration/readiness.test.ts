@@ -4,8 +4,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { freePort, freeUdpPort } from '../support/ports.js'
-import { removeTestDir, waitFor } from '../support/processes.js'
+import { removeTestDir } from '../support/processes.js'
 import { runShoal, startShoal, type ShoalProcess } from '../support/shoal.js'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { EMPTY_TABLE_RETRY_MS } from '../../src/routing/dht.js'
+import { eventually } from '../support/eventually.js'
 
 describe('readiness follows the DHT routing table', () => {
   let dir: string
@@ -30,9 +33,12 @@ describe('readiness follows the DHT routing table', () => {
         '--static-bootstrap-peers', `${lone}:${loneDht}`],
     })
     started.push(node)
-    await waitFor('joiner to listen', async () => (await fetch(`${node.registryUrl}/livez`)).ok)
-    await new Promise((resolve) => setTimeout(resolve, 1500))
-    assert.equal((await fetch(`${node.registryUrl}/readyz`)).status, 503)
+    await eventually('joiner to listen', async () => (await fetch(`${node.registryUrl}/livez`)).ok)
+    // Not ready through more than one bootstrap retry (EMPTY_TABLE_RETRY_MS) while its only peer is silent.
+    for (let probe = 0; probe < 15; probe++) {
+      assert.equal((await fetch(`${node.registryUrl}/readyz`)).status, 503)
+      await sleep(EMPTY_TABLE_RETRY_MS / 10)
+    }
 
     const first = await startShoal({
       dir, name: 'lone', registryAddr: `${lone}:${await freePort(lone)}`, metricsAddr: `${lone}:${await freePort(lone)}`,
@@ -40,7 +46,7 @@ describe('readiness follows the DHT routing table', () => {
     })
     started.push(first)
     assert.equal((await fetch(`${first.registryUrl}/readyz`)).status, 200, 'a node without bootstrap peers is alone, so ready')
-    await waitFor('joiner to become ready', async () => (await fetch(`${node.registryUrl}/readyz`)).status === 200, 10_000)
+    await eventually('joiner to become ready', async () => (await fetch(`${node.registryUrl}/readyz`)).status === 200, 10_000)
   })
 
   it('refuses --bootstrap-kind dns without a domain', async () => {

@@ -8,8 +8,9 @@ import { computeMetainfo } from '../../src/swarm/metainfo.js'
 import { startLoopbackCluster, stats, stopCluster, type LoopbackNode, type TransferView } from '../support/cluster.js'
 import { buildImage, type TestImage } from '../support/images.js'
 import { freePort, freeUdpPort } from '../support/ports.js'
-import { removeTestDir, waitFor } from '../support/processes.js'
+import { removeTestDir } from '../support/processes.js'
 import { RoguePeer } from '../support/rogue-peer.js'
+import { eventually } from '../support/eventually.js'
 
 const MiB = 1024 * 1024
 
@@ -116,7 +117,7 @@ describe('a holder that serves corrupted pieces', () => {
   })
 
   it('detects the bad pieces, bans the peer and still delivers the right bytes', async () => {
-    await waitFor('the rogue peer to be findable', async () => {
+    await eventually('the rogue peer to be findable', async () => {
       const response = await fetch(`${nodes[1]!.shoal.metricsUrl}/stats`)
       return response.ok
     })

@@ -2,7 +2,8 @@ import { access, mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ContainerdClient } from '../../src/containerd/client.js'
 import { CriClient } from '../../src/containerd/cri.js'
-import { startProcess, waitFor, type Managed } from './processes.js'
+import { startProcess, type Managed } from './processes.js'
+import { eventually } from './eventually.js'
 
 export interface ContainerdNode {
   dir: string
@@ -36,7 +37,7 @@ export async function startContainerd(dir: string, init: ContainerdInit = {}): P
   const process = startProcess('containerd', command, args, join(dir, 'containerd.log'))
   const cri = new CriClient(socket)
   const client = new ContainerdClient({ socket, namespace: 'k8s.io' })
-  await waitFor('containerd socket', async () => {
+  await eventually('containerd socket', async () => {
     await access(socket)
     await cri.version()
     return true

@@ -62,20 +62,6 @@ function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   }
 }
 
-/** Polls `check` until it returns true; fails after `timeoutMs`. */
-export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 15_000, intervalMs = 100): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    try {
-      if (await check()) return
-    } catch {
-      // not yet
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
-    await sleep(intervalMs)
-  }
-}
-
 /** Removes a test's temp dir, unless SHOAL_KEEP_TEST_DIRS=1 (then says where it is, logs and all). */
 export async function removeTestDir(dir: string | undefined): Promise<void> {
   if (!dir) return

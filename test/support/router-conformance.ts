@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import type { PeerAddress, Router } from '../../src/routing/router.js'
+import { eventually } from './eventually.js'
 
 export interface RouterSubject {
   /** Routers of one network; router i announces port 5000+i in its records. */
@@ -15,14 +16,10 @@ async function lookupAll(router: Router, key: string): Promise<string[]> {
   return found.sort()
 }
 
-async function eventually(router: Router, key: string, expected: string[]): Promise<void> {
+async function eventuallyFinds(router: Router, key: string, expected: string[]): Promise<void> {
   let found: string[] = []
-  for (let attempt = 0; attempt < 50; attempt++) {
-    found = await lookupAll(router, key)
-    if (JSON.stringify(found) === JSON.stringify(expected)) return
-    await new Promise((resolve) => setTimeout(resolve, 100))
-  }
-  assert.deepEqual(found, expected)
+  await eventually(`${key} held by ${expected.join(', ') || 'nobody'}`, async () => JSON.stringify(found = await lookupAll(router, key)) === JSON.stringify(expected), 5000, 100)
+    .catch(() => assert.deepEqual(found, expected))
 }
 
 /** What the mirror and the advertiser rely on from any Router. */
@@ -36,18 +33,15 @@ export function routerConformance(adapter: string, setup: () => Promise<RouterSu
     after(() => subject?.stop())
 
     it('becomes ready', async () => {
-      for (let attempt = 0; attempt < 50 && !subject.routers.every((router) => router.ready()); attempt++) {
-        await new Promise((resolve) => setTimeout(resolve, 100))
-      }
-      assert.ok(subject.routers.every((router) => router.ready()))
+      await eventually('every router ready', () => subject.routers.every((router) => router.ready()), 5000)
     })
 
     it('finds every holder of a key, and never the asking node', async () => {
       subject.routers[0]!.advertise(['sha256:one'])
       subject.routers[1]!.advertise(['sha256:one', 'registry.test/app:v1'])
-      await eventually(subject.routers[2]!, 'sha256:one', [at(0), at(1)].sort())
-      await eventually(subject.routers[0]!, 'sha256:one', [at(1)])
-      await eventually(subject.routers[2]!, 'registry.test/app:v1', [at(1)])
+      await eventuallyFinds(subject.routers[2]!, 'sha256:one', [at(0), at(1)].sort())
+      await eventuallyFinds(subject.routers[0]!, 'sha256:one', [at(1)])
+      await eventuallyFinds(subject.routers[2]!, 'registry.test/app:v1', [at(1)])
     })
 
     it('ends a lookup for a key nobody has, with nothing', async () => {

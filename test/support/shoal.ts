@@ -1,7 +1,8 @@
 import { fileURLToPath } from 'node:url'
 import { join } from 'node:path'
 import { spawn } from 'node:child_process'
-import { startProcess, waitFor, type Managed } from './processes.js'
+import { startProcess, type Managed } from './processes.js'
+import { eventually } from './eventually.js'
 
 /** The built CLI, dist/src/main.js. */
 export const SHOAL_MAIN = fileURLToPath(new URL('../../src/main.js', import.meta.url))
@@ -37,7 +38,7 @@ export async function startShoal(init: ShoalInit): Promise<ShoalProcess> {
   const registryUrl = `http://${init.registryAddr}`
   const shoal = { process: managed, registryUrl, metricsUrl: `http://${init.metricsAddr}`, stop: () => managed.stop() }
   if (init.waitReady ?? true) {
-    await waitFor(`${init.name} ready`, async () => {
+    await eventually(`${init.name} ready`, async () => {
       if (managed.child.exitCode !== null) throw new Error(`${init.name} exited with ${managed.child.exitCode}; see ${managed.logPath}`)
       return (await fetch(`${registryUrl}/readyz`)).status === 200
     }, 20_000)

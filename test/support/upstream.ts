@@ -1,7 +1,8 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { TestBlob, TestImage } from './images.js'
-import { startProcess, waitFor, type Managed } from './processes.js'
+import { startProcess, type Managed } from './processes.js'
+import { eventually } from './eventually.js'
 
 export interface UpstreamRegistry {
   /** `host:port`, as it appears in image names. */
@@ -37,7 +38,7 @@ export async function startUpstreamRegistry(dir: string, address: { host: string
   const host = `${address.host}:${address.port}`
   const url = `http://${host}`
   const upstream = { host, url, process, stop: () => process.stop() }
-  if (!init.netns) await waitFor(`docker-registry on ${host}`, async () => (await fetch(`${url}/v2/`)).status === 200, 15_000)
+  if (!init.netns) await eventually(`docker-registry on ${host}`, async () => (await fetch(`${url}/v2/`)).status === 200, 15_000)
   return upstream
 }
 

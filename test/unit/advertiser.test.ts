@@ -5,11 +5,11 @@ import { createMetricsRegistry } from '../../src/observe/metrics.js'
 import { Advertiser } from '../../src/routing/advertiser.js'
 import { MemoryRoutingNetwork } from '../../src/routing/memory.js'
 import { buildImage } from '../support/images.js'
+import { eventually } from '../support/eventually.js'
 import { silentLogger } from '../support/registry-app.js'
 
-async function until(check: () => boolean, what: string): Promise<void> {
-  for (let attempt = 0; attempt < 100 && !check(); attempt++) await new Promise((resolve) => setTimeout(resolve, 20))
-  assert.ok(check(), what)
+function until(check: () => boolean, what: string): Promise<unknown> {
+  return eventually(what, check, 2000, 20)
 }
 
 describe('advertiser', () => {
