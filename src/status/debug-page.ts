@@ -13,7 +13,7 @@ table { border-collapse: collapse; margin-bottom: .5em; } td, th { padding: 2px 
 th { font-weight: 600; color: #555; } td.num, th.num { text-align: right; white-space: nowrap; } code { font-size: 12px; }
 .muted { color: #777; } .error { color: #b00; } .legend span { display: inline-block; margin-right: 1em; }
 .swatch { display: inline-block; width: 10px; height: 10px; margin-right: 4px; vertical-align: middle; }
-canvas.piece-map { display: block; border: 1px solid #ccc; background: #eee; margin: 2px 0 4px; image-rendering: pixelated; }
+canvas.piece-map { display: block; border: 1px solid #ccc; background: #eee; margin: 2px 0 4px; image-rendering: pixelated; max-width: min(100%, 60vw); height: auto; }
 form input[type=text] { width: 36em; } #measure-result { margin-top: .5em; }
 `
 

@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict'
+import { Readable } from 'node:stream'
+import { describe, it } from 'node:test'
+import { HolderSearch } from '../../src/mirror/holders.js'
+import { collectChunks, httpBlobChunks } from '../../src/mirror/http-source.js'
+import type { PeerClient } from '../../src/mirror/peer-client.js'
+import { sha256Digest } from '../../src/oci/digest.js'
+import type { ByteRange } from '../../src/oci/range.js'
+import { MemoryRoutingNetwork } from '../../src/routing/memory.js'
+import { DigestMismatchError } from '../../src/swarm/blob-stream.js'
+import { silentLogger } from '../support/registry-app.js'
+
+type Behaviour = (range: ByteRange | undefined) => Readable | undefined
+
+/** Holders on ports 1, 2, … each answering openBlob as its behaviour says. */
+function holders(digest: string, behaviours: Behaviour[]) {
+  const network = new MemoryRoutingNetwork()
+  behaviours.forEach((_, index) => network.router({ host: '10.0.0.1', port: index + 1 }).advertise([digest]))
+  const asked: string[] = []
+  const peers = {
+    async openBlob(peer: { port: number }, blob: { range?: ByteRange | undefined }) {
+      asked.push(`${peer.port}:${blob.range ? `${blob.range.start}-${blob.range.end}` : 'all'}`)
+      return behaviours[peer.port - 1]!(blob.range)
+    },
+  } as unknown as PeerClient
+  const search = new HolderSearch(network.router({ host: '10.0.0.9', port: 9 }), digest)
+  return { peers, search, asked }
+}
+
+const bytes = Buffer.from('0123456789'.repeat(1000))
+const digest = sha256Digest(bytes)
+const serve = (data: Buffer): Behaviour => (range) => Readable.from([range ? data.subarray(range.start, range.end + 1) : data])
+
+describe('blob bytes from holders over HTTP', () => {
+  it('takes the whole blob from the first holder and counts the bytes per peer', async () => {
+    const { peers, search } = holders(digest, [serve(bytes)])
+    const counted = new Map<number, number>()
+    const chunks = httpBlobChunks({ peers, holders: search, logger: silentLogger, onBytes: (peer, n) => counted.set(peer.port, (counted.get(peer.port) ?? 0) + n) },
+      { name: 'app', digest, size: bytes.length, range: { start: 0, end: bytes.length - 1 }, stallMs: 1000 })
+    assert.ok((await collectChunks(chunks)).equals(bytes))
+    assert.deepEqual([...counted], [[1, bytes.length]])
+  })
+
+  it('continues from the same offset with the next holder when one fails midway', async () => {
+    const failing: Behaviour = () => Readable.from((async function* () {
+      yield bytes.subarray(0, 4000)
+      throw new Error('connection reset')
+    })())
+    const { peers, search, asked } = holders(digest, [failing, serve(bytes)])
+    const chunks = httpBlobChunks({ peers, holders: search, logger: silentLogger, onBytes: () => {} },
+      { name: 'app', digest, size: bytes.length, range: { start: 0, end: bytes.length - 1 }, stallMs: 1000 })
+    assert.ok((await collectChunks(chunks)).equals(bytes))
+    assert.deepEqual(asked, ['1:all', `2:4000-${bytes.length - 1}`])
+  })
+
+  it('skips a holder that no longer has the blob', async () => {
+    const { peers, search } = holders(digest, [() => undefined, serve(bytes)])
+    const chunks = httpBlobChunks({ peers, holders: search, logger: silentLogger, onBytes: () => {} },
+      { name: 'app', digest, size: bytes.length, range: { start: 10, end: 19 }, stallMs: 1000 })
+    assert.equal((await collectChunks(chunks)).toString(), '0123456789')
+  })
+
+  it('never releases the last bytes of a whole blob that does not match its digest', async () => {
+    const wrong = Buffer.from(bytes)
+    wrong[5000] = 0
+    const { peers, search } = holders(digest, [serve(wrong)])
+    const released: Buffer[] = []
+    const chunks = httpBlobChunks({ peers, holders: search, logger: silentLogger, onBytes: () => {} },
+      { name: 'app', digest, size: bytes.length, range: { start: 0, end: bytes.length - 1 }, stallMs: 1000 })
+    await assert.rejects(async () => { for await (const chunk of chunks) released.push(chunk) }, DigestMismatchError)
+    assert.ok(Buffer.concat(released).length < bytes.length)
+  })
+})

@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, it } from 'node:test'
+import { MemoryContentProvider } from '../../src/content/memory.js'
+import { HolderSearch } from '../../src/mirror/holders.js'
+import type { PeerClient } from '../../src/mirror/peer-client.js'
+import { SwarmJoins } from '../../src/mirror/swarm-join.js'
+import { createMetricsRegistry } from '../../src/observe/metrics.js'
+import { MemoryRoutingNetwork } from '../../src/routing/memory.js'
+import { MemorySwarm, MemorySwarmNetwork } from '../../src/swarm/memory.js'
+import { MetainfoCache } from '../../src/swarm/metainfo-cache.js'
+import type { Metainfo } from '../../src/swarm/metainfo.js'
+import { silentLogger } from '../support/registry-app.js'
+import { blobWithMetainfo } from '../support/swarm-fixtures.js'
+
+async function setup(answers: (Metainfo | undefined)[]) {
+  const dir = await mkdtemp(join(tmpdir(), 'shoal-join-'))
+  const content = new MemoryContentProvider()
+  const network = new MemoryRoutingNetwork()
+  const { metrics } = createMetricsRegistry()
+  const swarm = new MemorySwarm({ content, network: new MemorySwarmNetwork() }, { address: { host: '10.0.0.9', port: 9 }, dataDir: dir })
+  swarm.start()
+  const asked: number[] = []
+  const peers = {
+    async fetchMetainfo(peer: { port: number }) {
+      asked.push(peer.port)
+      const metainfo = answers[peer.port - 1]
+      return metainfo && { metainfo, wirePort: 6000 + peer.port }
+    },
+  } as unknown as PeerClient
+  const held: string[] = []
+  const metainfo = new MetainfoCache({ content, logger: silentLogger, metrics }, { dataDir: dir })
+  const router = network.router({ host: '10.0.0.9', port: 9 })
+  const joins = new SwarmJoins({ router, peers, swarm, metainfo, advertiser: { hold: (key) => held.push(key), release: () => {} }, logger: silentLogger }, { stallMs: 500 })
+  const holders = (digest: string): HolderSearch => {
+    answers.forEach((_, index) => network.router({ host: '10.0.0.1', port: index + 1 }).advertise([digest]))
+    return new HolderSearch(router, digest)
+  }
+  return { joins, swarm, asked, held, holders, async stop() { joins.stop(); await rm(dir, { recursive: true, force: true }) } }
+}
+
+describe('swarm joins', () => {
+  it('starts one download per digest for concurrent requests and announces it while it runs', async () => {
+    const { metainfo } = await blobWithMetainfo(300_000)
+    const subject = await setup([metainfo])
+    try {
+      const [a, b] = await Promise.all([subject.joins.join(metainfo.digest, subject.holders(metainfo.digest)), subject.joins.join(metainfo.digest, subject.holders(metainfo.digest))])
+      assert.ok(a && a === b)
+      assert.equal(subject.swarm.downloading(metainfo.digest), a)
+      assert.deepEqual(subject.held, [metainfo.digest])
+    } finally {
+      await subject.stop()
+    }
+  })
+
+  it('answers undefined when no holder gives metainfo', async () => {
+    const { metainfo } = await blobWithMetainfo(300_000)
+    const subject = await setup([undefined, undefined])
+    try {
+      assert.equal(await subject.joins.join(metainfo.digest, subject.holders(metainfo.digest)), undefined)
+      assert.deepEqual(subject.asked.sort(), [1, 2])
+      assert.equal(subject.swarm.downloading(metainfo.digest), undefined)
+    } finally {
+      await subject.stop()
+    }
+  })
+
+  it('takes the first metainfo that answers when another holder has none', async () => {
+    const { metainfo } = await blobWithMetainfo(300_000)
+    const subject = await setup([undefined, metainfo])
+    try {
+      const download = await subject.joins.join(metainfo.digest, subject.holders(metainfo.digest))
+      assert.equal(download?.metainfo.infoHash, metainfo.infoHash)
+    } finally {
+      await subject.stop()
+    }
+  })
+})
