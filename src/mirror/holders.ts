@@ -10,13 +10,12 @@ import { Wakeup } from '../util/wakeup.js'
 export class HolderSearch {
   readonly found: PeerAddress[] = []
   private finished = false
-  private readonly now: () => number
+  private readonly clock: Clock
   private readonly changed: Wakeup
 
   constructor(router: Router, key: string, options: SignalOptions & { clock?: Clock } = {}) {
-    const clock = options.clock ?? systemClock
-    const changed = this.changed = new Wakeup(clock)
-    this.now = () => clock.now()
+    this.clock = options.clock ?? systemClock
+    const changed = this.changed = new Wakeup(this.clock)
     void (async () => {
       try {
         for await (const peer of router.lookup(key, { signal: options.signal })) {
@@ -38,9 +37,9 @@ export class HolderSearch {
 
   /** The holder at `index` (0 = first), or undefined if the lookup ends or `timeoutMs` passes first. */
   async nth(index: number, timeoutMs: number): Promise<PeerAddress | undefined> {
-    const deadline = this.now() + timeoutMs
+    const deadline = this.clock.now() + timeoutMs
     while (this.found.length <= index && !this.finished) {
-      const remaining = deadline - this.now()
+      const remaining = deadline - this.clock.now()
       if (remaining <= 0) return undefined
       await this.changed.wait({ timeoutMs: remaining })
     }

@@ -85,7 +85,7 @@ export class ShoalNode {
     this.ledger = new TransferLedger(clock)
     this.bans = new BanPolicy(clock)
     this.metainfo = new MetainfoCache({ content, logger: log('metainfo'), metrics }, { dataDir: init.dataDir })
-    this.swarm = adapters.swarm({ content, metainfo: this.metainfo, ledger: this.ledger, bans: this.bans, logger: log('swarm'), metrics })
+    this.swarm = adapters.swarm({ content, metainfo: this.metainfo, ledger: this.ledger, bans: this.bans, logger: log('swarm'), metrics, clock })
     const router = this.router = adapters.router({ metrics, registryPort: () => this.registryServer.address()?.port ?? init.registryAddr.port })
     this.advertiser = new Advertiser({ content, watcher, router, logger: log('advertiser'), metrics, prefetch: (blobs) => this.metainfo.prefetch(blobs) },
       { resolveTags: init.resolveTags, prefetchMinSize: init.swarmMinSize, registryFilters: init.registryFilters })
@@ -144,8 +144,11 @@ export class ShoalNode {
   private metricsApp(metricsAddr: HostPort) {
     const { init, router } = this
     const stats: StatsSources = {
-      node: () => ({ version: init.version, startedAt: this.startedAt.toISOString(), registryAddress: formatHostPort(init.registryAddr),
-        metricsAddress: formatHostPort(metricsAddr), p2pAddress: `${init.advertisedHost}:${this.swarm.wirePort()}`, peerId: `${init.advertisedHost}:${this.swarm.wirePort()}` }),
+      node: () => {
+        const p2pAddress = `${init.advertisedHost}:${this.swarm.wirePort()}`
+        return { version: init.version, startedAt: this.startedAt.toISOString(), registryAddress: formatHostPort(init.registryAddr),
+          metricsAddress: formatHostPort(metricsAddr), p2pAddress, peerId: p2pAddress }
+      },
       ledger: this.ledger,
       bans: () => this.bans.banned(),
       dht: () => router.stats?.() ?? EMPTY_DHT_STATS,

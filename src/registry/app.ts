@@ -1,13 +1,11 @@
 import Koa from 'koa'
 import { METAINFO_PATH } from '../protocol/peer-api.js'
 import { parseDigest } from '../oci/digest.js'
-import { UnsupportedError } from '../oci/errors.js'
+import { API_VERSION, API_VERSION_HEADER, UnsupportedError } from '../oci/errors.js'
 import { parseDistributionPath, parseNamespaceParam } from '../oci/paths.js'
-import { API_VERSION, API_VERSION_HEADER, ociErrors } from './errors.js'
+import { ociErrors } from './errors.js'
 import { serveBlob, serveManifest, serveMetainfo, type RegistryComponents } from './handlers.js'
 import { httpMetrics } from './http-metrics.js'
-
-export type { RegistryComponents }
 
 /** The node's registry API: the local containerd's mirror and the peers' HTTP API. */
 export function createRegistryApp(components: RegistryComponents): Koa {

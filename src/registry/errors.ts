@@ -3,8 +3,6 @@ import type { Logger } from 'pino'
 import { API_VERSION, API_VERSION_HEADER, errorBody, OciError } from '../oci/errors.js'
 import { describeError } from '../util/errors.js'
 
-export { API_VERSION, API_VERSION_HEADER }
-
 /**
  * Renders every error as an OCI error body. Client errors (4xx) are expected and logged at
  * debug; anything else is logged here, once. After headers are sent the only honest answer is

@@ -40,7 +40,7 @@ export class SwarmBlobStream extends Readable {
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.controller.abort()
     this.download.consumers--
-    this.download.lastActivity = Date.now()
+    this.download.touch()
     callback(error)
   }
 
@@ -56,7 +56,7 @@ export class SwarmBlobStream extends Readable {
       const chunk = await this.download.read(this.position, size)
       if (this.destroyed) return
       this.position += size
-      this.download.lastActivity = Date.now()
+      this.download.touch()
       if (!this.push(chunk)) return
     }
     this.push(null)

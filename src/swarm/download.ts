@@ -81,9 +81,14 @@ export class Download {
     if (piece < 0 || piece >= this.pieces || this.verified[piece]) return
     this.verified[piece] = 1
     this.verifiedCount++
-    this.lastActivity = this.clock.now()
+    this.touch()
     this.changed.notify()
     void this.advanceHash()
+  }
+
+  /** A reader moved on: the download is in use (see the swarm's tidy loop). */
+  touch(): void {
+    this.lastActivity = this.clock.now()
   }
 
   isVerified(piece: number): boolean {

@@ -36,9 +36,4 @@ export class Wakeup {
       signal?.addEventListener('abort', done, { once: true })
     })
   }
-
-  /** How many are waiting now (for tests and stats). */
-  get waiting(): number {
-    return this.waiters.size
-  }
 }

@@ -29,9 +29,4 @@ export class ManualClock implements Clock {
     }
     this.current = end
   }
-
-  /** Timers still waiting. */
-  get pending(): number {
-    return this.timers.length
-  }
 }
