@@ -69,7 +69,13 @@ export async function startRegistryApp(content: ContentProvider & Partial<Conten
     resolveTags: init.resolveTags ?? true, registryFilters: init.registryFilters ?? [], singleSource: init.singleSource ?? false,
     ...(init.metainfoWaitMs === undefined ? {} : { metainfoWaitMs: init.metainfoWaitMs }),
   }, logger)
-  await node.start()
+  try {
+    await node.start()
+  } catch (err) {
+    await node.stop()
+    await rm(dataDir, { recursive: true, force: true })
+    throw err
+  }
   const { port } = node.registryAddress()
   return {
     url: `http://127.0.0.1:${port}`, port, node, metrics: { registry: node.prometheus, metrics: node.metrics }, ledger: node.ledger, router: router!, swarm: swarm!,
