@@ -104,6 +104,10 @@ export const REGISTRY_OPTIONS = {
   stallTimeout: duration('a source that delivers nothing for this long is dropped, and a stalled response cut', '10s'),
   singleSource: opt.boolean('stream every blob from one holder over HTTP, never through the swarm (how Spegel does it; for comparison)', false),
   uploadLimit: size('upload limit of this node in bytes per second, over all peers (0: none)', '0'),
+  mirroredRegistries: opt.list('registries containerd mirrors through this node (URLs); they name the `registry` label of metrics, any other is counted as "other"', '<url>', parseRegistryList),
+  clientTimeout: duration('HTTP: longest wait for request headers (then 408), on an idle connection, or for a client to read more of a body', '30s'),
+  maxBlobStreams: { description: 'blob bodies served at once; more get 503 (containerd goes upstream, peers ask another holder)', default: 64, defaultText: '64', argument: '<count>', parse: parseCount },
+  peerIdleTimeout: duration('a BitTorrent connection with no interest either way for this long is closed', '30s'),
   registryFilters: { description: 'regular expressions over image names (registry/repository:tag): matching images are not advertised and their tags not resolved',
     default: [] as RegExp[], argument: '<regex>', list: true, parse: parseRegexList },
   logLevel,
@@ -117,6 +121,12 @@ export const CLEANUP_WAIT_OPTIONS = {
   logLevel,
 }
 export type CleanupWaitConfig = OptionValues<typeof CLEANUP_WAIT_OPTIONS>
+
+function parseCount(raw: string): number {
+  const count = Number(raw)
+  if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(count) || count < 1) throw new InvalidValueError('a whole number of at least 1')
+  return count
+}
 
 function parsePort(raw: string): string {
   const port = Number(raw)

@@ -5,10 +5,11 @@ import type { Digest } from '../oci/digest.js'
 import type { ByteRange } from '../oci/range.js'
 import { peerKey, type PeerAddress } from '../routing/router.js'
 import { DigestMismatchError } from '../swarm/blob-stream.js'
+import type { HolderHealth } from './holder-health.js'
 import type { HolderSearch } from './holders.js'
 import type { PeerClient } from './peer-client.js'
 import type { SignalOptions } from '../util/abort.js'
-import { ShoalError } from '../util/errors.js'
+import { describeError, ShoalError } from '../util/errors.js'
 
 export class NoSourceError extends ShoalError {
   constructor(digest: string, why: string) {
@@ -27,6 +28,7 @@ export interface HttpSourceInit {
 export interface HttpSourceComponents {
   peers: PeerClient
   holders: HolderSearch
+  health: HolderHealth
   logger: Logger
   onBytes: (peer: PeerAddress, bytes: number) => void
 }
@@ -48,12 +50,17 @@ export async function* httpBlobChunks(components: HttpSourceComponents, init: Ht
     const attempt = new AbortController()
     const onAbort = (): void => attempt.abort(signal.reason)
     signal.addEventListener('abort', onAbort, { once: true })
-    const unanswered = setTimeout(() => attempt.abort(new Error(`no answer for ${init.stallMs} ms`)), init.stallMs)
+    // Headers come as soon as the holder has opened the blob: wait the measured answer time, not the stall timeout.
+    const answerMs = Math.min(init.stallMs, 2 * components.health.answerTimeoutMs())
+    const unanswered = setTimeout(() => attempt.abort(new Error(`no answer for ${answerMs} ms`)), answerMs)
+    const started = performance.now()
     try {
       const partial = position !== 0 || range.end !== size - 1
       const body = await components.peers.openBlob(peer, { name: init.name, digest, size, range: partial ? { start: position, end: range.end } : undefined }, { signal: attempt.signal })
       clearTimeout(unanswered)
+      components.health.answered(peer, performance.now() - started)
       if (!body) continue
+      components.health.delivered(digest, peer)
       for await (const chunk of withStallTimeout(body, init.stallMs, attempt)) {
         if (position + chunk.length > range.end + 1) throw new Error('peer sent more bytes than asked for')
         hash?.update(chunk)
@@ -64,6 +71,7 @@ export async function* httpBlobChunks(components: HttpSourceComponents, init: Ht
       }
     } catch (err) {
       if (signal.aborted) throw err
+      components.health.failed(peer, digest, describeError(err))
       components.logger.warn({ peer: peerKey(peer), digest, position, err }, 'peer stream failed; trying the next holder')
     } finally {
       clearTimeout(unanswered)

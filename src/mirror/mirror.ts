@@ -5,16 +5,18 @@ import type { BlobInfo, ContentProvider } from '../content/provider.js'
 import { ContentNotFoundError } from '../content/provider.js'
 import { readSmallBlob } from '../content/read.js'
 import type { Digest } from '../oci/digest.js'
-import { BlobUnknownError, ManifestUnknownError } from '../oci/errors.js'
+import { BlobUnknownError, ManifestUnknownError, OciError, UnavailableError } from '../oci/errors.js'
 import { MAX_MANIFEST_SIZE, parseManifest } from '../oci/mediatype.js'
 import { parseRange, type ByteRange } from '../oci/range.js'
 import { tagReference } from '../oci/reference.js'
 import type { TransferLedger } from '../observe/ledger.js'
 import type { Metrics } from '../observe/metrics.js'
-import { peerKey, type Router } from '../routing/router.js'
+import { peerKey, type PeerAddress, type Router } from '../routing/router.js'
 import { SwarmBlobStream } from '../swarm/blob-stream.js'
 import type { Swarm } from '../swarm/swarm.js'
+import type { HolderHealth } from './holder-health.js'
 import { HolderSearch } from './holders.js'
+import { raceHolders } from './race.js'
 import { collectChunks, httpBlobChunks, startedStream } from './http-source.js'
 import type { PeerClient } from './peer-client.js'
 import type { SwarmJoins } from './swarm-join.js'
@@ -36,6 +38,9 @@ export interface MirrorInit {
 
 export interface MirrorComponents {
   content: ContentProvider
+  /** Whether the content store answers; while it does not, it is not asked. */
+  contentHealth: { readonly available: boolean; check(): Promise<boolean> }
+  holderHealth: HolderHealth
   router: Router
   peers: PeerClient
   swarm: Swarm
@@ -75,7 +80,12 @@ export interface ManifestAnswer {
   source: 'local' | 'peer'
 }
 
-const MAX_MANIFEST_HOLDERS = 3
+/** Holders asked in all for one answer (dead ones fail fast), and at once. */
+const MAX_HOLDERS_ASKED = 64
+const MAX_HOLDERS_AT_ONCE = 4
+/** Longest wait for the local content store on a request's path; it is health-checked apart. */
+export const LOCAL_LOOKUP_TIMEOUT_MS = 2_000
+const UNAVAILABLE = Symbol('content store unavailable')
 
 type Signalled<T> = T & { signal: AbortSignal }
 
@@ -118,8 +128,9 @@ export class Mirror {
   }
 
   private async findBlob(request: Signalled<BlobRequest>): Promise<BlobAnswer> {
-    const local = await this.components.content.stat(request.digest, { signal: request.signal })
-    if (local) return this.localBlob(request, local)
+    const local = await this.fromContentStore((signal) => this.components.content.stat(request.digest, { signal }), request.signal)
+    if (local === UNAVAILABLE && request.fromPeer) throw new UnavailableError('the content store (containerd) on this node does not answer')
+    if (local && local !== UNAVAILABLE) return this.localBlob(request, local)
     if (request.fromPeer) throw new BlobUnknownError(request.digest, 'blob is not on this node')
     const holders = await this.findHolders(request.digest, request.signal, (why) => new BlobUnknownError(request.digest, why))
     const size = await this.sizeFromHolders(request, holders)
@@ -131,7 +142,10 @@ export class Mirror {
       const bytes = await this.fetchWhole(request, holders, size)
       return { size, range, body: Readable.from([range ? bytes.subarray(range.start, range.end + 1) : bytes]), source: 'peer' }
     }
-    const download = await this.components.joins.join(request.digest, holders)
+    const download = await this.components.joins.join(request.digest, holders).catch((err: unknown) => {
+      this.components.logger.error({ digest: request.digest, err }, 'could not start the swarm download')
+      return undefined
+    })
     if (!download) {
       this.components.logger.info({ digest: request.digest }, 'no holder gave metainfo in time; streaming from one holder over HTTP')
       return { size, range, body: await this.streamFromHolders(request, holders, size, range ?? whole), source: 'peer' }
@@ -141,7 +155,9 @@ export class Mirror {
       await stream.firstBytesReady()
     } catch (err) {
       stream.destroy()
-      throw new BlobUnknownError(request.digest, 'the swarm delivered nothing', { cause: err })
+      if (request.signal.aborted) throw err
+      this.components.logger.warn({ digest: request.digest, err }, 'the swarm delivered nothing; streaming from one holder over HTTP')
+      return { size, range, body: await this.streamFromHolders(request, holders, size, range ?? whole), source: 'peer' }
     }
     return { size, range, body: stream, source: 'swarm' }
   }
@@ -152,25 +168,46 @@ export class Mirror {
     if ('tag' in reference && !this.init.resolveTags) throw new ManifestUnknownError(reference.tag, 'tag resolution is disabled on this node (--resolve-tags=false)')
     if ('tag' in reference && registry === undefined) throw new ManifestUnknownError(reference.tag, 'resolving a tag needs the registry in ?ns=<registry>, as containerd sends it')
     if ('tag' in reference && this.init.registryFilters?.some((filter) => filter.test(label))) throw new ManifestUnknownError(label, 'excluded by --registry-filters')
-    const digest = 'digest' in reference ? reference.digest : await this.components.content.resolve(label, { signal: request.signal })
-    const bytes = digest && await readSmallBlob(this.components.content, digest, MAX_MANIFEST_SIZE, { signal: request.signal })
-    const manifest = bytes && parseManifest(bytes)
-    if (digest && bytes && manifest) return { digest, mediaType: manifest.mediaType, bytes, source: 'local' }
+    const local = await this.fromContentStore(async (signal) => {
+      const digest = 'digest' in reference ? reference.digest : await this.components.content.resolve(label, { signal })
+      const bytes = digest && await readSmallBlob(this.components.content, digest, MAX_MANIFEST_SIZE, { signal })
+      const manifest = bytes && parseManifest(bytes)
+      return digest && bytes && manifest ? { digest, mediaType: manifest.mediaType, bytes, source: 'local' as const } : undefined
+    }, request.signal)
+    if (local === UNAVAILABLE && request.fromPeer) throw new UnavailableError('the content store (containerd) on this node does not answer')
+    if (local && local !== UNAVAILABLE) return local
     if (request.fromPeer) throw new ManifestUnknownError(label, 'manifest is not on this node')
     const holders = await this.findHolders(label, request.signal, (why) => new ManifestUnknownError(label, why))
-    for (let index = 0; index < MAX_MANIFEST_HOLDERS; index++) {
-      const peer = await holders.nth(index, this.init.stallTimeoutMs)
-      if (!peer) break
-      try {
-        const wanted = 'digest' in reference ? reference.digest : reference.tag
-        const answer = await this.components.peers.fetchManifest(peer, { name: request.name, reference: wanted, registry },
-          { signal: AbortSignal.any([request.signal, AbortSignal.timeout(this.init.stallTimeoutMs)]) })
-        if (answer) return { ...answer, source: 'peer' }
-      } catch (err) {
-        this.components.logger.warn({ peer: peerKey(peer), reference: label, err }, 'peer could not give the manifest')
-      }
+    const wanted = 'digest' in reference ? reference.digest : reference.tag
+    const answer = await this.race(label, holders, request.signal,
+      (peer, signal) => this.components.peers.fetchManifest(peer, { name: request.name, reference: wanted, registry }, { signal }))
+    if (!answer) throw new ManifestUnknownError(label, 'no holder gave the manifest')
+    return { ...answer.value, source: 'peer' }
+  }
+
+  /**
+   * A call to the local content store with a short deadline. UNAVAILABLE when the store does not
+   * answer (or is known not to): a request from containerd then goes on to the peers, a peer's
+   * request gets 503.
+   */
+  private async fromContentStore<T>(call: (signal: AbortSignal) => Promise<T>, signal: AbortSignal): Promise<T | typeof UNAVAILABLE> {
+    if (!this.components.contentHealth.available) return UNAVAILABLE
+    try {
+      return await call(AbortSignal.any([signal, AbortSignal.timeout(LOCAL_LOOKUP_TIMEOUT_MS)]))
+    } catch (err) {
+      if (signal.aborted || err instanceof OciError) throw err
+      this.components.logger.warn({ err }, 'the content store failed a lookup; asking peers instead')
+      void this.components.contentHealth.check()
+      return UNAVAILABLE
     }
-    throw new ManifestUnknownError(label)
+  }
+
+  /** Races holders for an answer; a holder that fails is skipped for a while and its record dropped here. */
+  private race<T>(key: string, holders: HolderSearch, signal: AbortSignal,
+    ask: (peer: PeerAddress, signal: AbortSignal) => Promise<T | undefined>): Promise<{ value: T; peer: PeerAddress } | undefined> {
+    const { holderHealth: health, logger } = this.components
+    return raceHolders({ holders, health, logger },
+      { what: key, maxHolders: MAX_HOLDERS_ASKED, maxInFlight: MAX_HOLDERS_AT_ONCE, stallMs: this.init.stallTimeoutMs }, ask, { signal })
   }
 
   private async localBlob(request: Signalled<BlobRequest>, info: BlobInfo): Promise<BlobAnswer> {
@@ -181,7 +218,9 @@ export class Mirror {
       body = await this.components.content.open(request.digest, { range, signal: request.signal })
     } catch (err) {
       if (err instanceof ContentNotFoundError) throw new BlobUnknownError(request.digest)
-      throw err
+      if (err instanceof OciError || request.signal.aborted) throw err
+      void this.components.contentHealth.check()
+      throw new UnavailableError('the content store could not open the blob', { cause: err })
     }
     if (request.fromPeer) body = this.throttledUpload(body, request.digest, request.fromPeer)
     return { size: info.size, range, body, source: 'local' }
@@ -204,7 +243,7 @@ export class Mirror {
 
   private async findHolders(key: string, signal: AbortSignal, notFound: (why: string) => Error): Promise<HolderSearch> {
     const started = performance.now()
-    const holders = new HolderSearch(this.components.router, key, { signal })
+    const holders = new HolderSearch(this.components.router, key, { signal, health: this.components.holderHealth })
     const first = await holders.nth(0, this.init.resolveTimeoutMs)
     this.components.metrics.resolveDuration.observe({ router: 'dht' }, (performance.now() - started) / 1000)
     if (!first) {
@@ -215,22 +254,16 @@ export class Mirror {
   }
 
   private async sizeFromHolders(request: Signalled<BlobRequest>, holders: HolderSearch): Promise<number> {
-    for (let index = 0; ; index++) {
-      const peer = await holders.nth(index, this.init.stallTimeoutMs)
-      if (!peer) throw new BlobUnknownError(request.digest, 'no holder answered for it')
-      try {
-        const size = await this.components.peers.statBlob(peer, request, { signal: AbortSignal.any([request.signal, AbortSignal.timeout(this.init.stallTimeoutMs)]) })
-        if (size !== undefined) return size
-      } catch (err) {
-        this.components.logger.debug({ peer: peerKey(peer), digest: request.digest, err }, 'holder did not answer HEAD')
-      }
-    }
+    const answer = await this.race(request.digest, holders, request.signal,
+      (peer, signal) => this.components.peers.statBlob(peer, request, { signal }))
+    if (!answer) throw new BlobUnknownError(request.digest, 'no holder answered for it')
+    return answer.value
   }
 
   private async fetchWhole(request: Signalled<BlobRequest>, holders: HolderSearch, size: number): Promise<Buffer> {
     const record = this.recordHttpTransfer(request.digest, size)
     try {
-      const bytes = await collectChunks(httpBlobChunks({ ...this.components, holders, onBytes: record.onBytes },
+      const bytes = await collectChunks(httpBlobChunks({ ...this.components, holders, health: this.components.holderHealth, onBytes: record.onBytes },
         { name: request.name, digest: request.digest, size, range: { start: 0, end: size - 1 }, stallMs: this.init.stallTimeoutMs }, { signal: request.signal }))
       record.finish()
       return bytes
@@ -242,7 +275,7 @@ export class Mirror {
 
   private async streamFromHolders(request: Signalled<BlobRequest>, holders: HolderSearch, size: number, range: ByteRange): Promise<Readable> {
     const record = this.recordHttpTransfer(request.digest, size)
-    const chunks = httpBlobChunks({ ...this.components, holders, onBytes: record.onBytes },
+    const chunks = httpBlobChunks({ ...this.components, holders, health: this.components.holderHealth, onBytes: record.onBytes },
       { name: request.name, digest: request.digest, size, range, stallMs: this.init.stallTimeoutMs }, { signal: request.signal })
     let stream: Readable
     try {

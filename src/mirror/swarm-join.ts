@@ -6,6 +6,8 @@ import type { Download } from '../swarm/download.js'
 import type { Metainfo } from '../swarm/metainfo.js'
 import type { MetainfoCache } from '../swarm/metainfo-cache.js'
 import type { Swarm } from '../swarm/swarm.js'
+import type { HolderHealth } from './holder-health.js'
+import { describeError } from '../util/errors.js'
 import { HolderSearch } from './holders.js'
 import type { PeerClient } from './peer-client.js'
 
@@ -24,6 +26,7 @@ export interface SwarmJoinComponents {
   swarm: Swarm
   metainfo: MetainfoCache
   advertiser: TransientAdvertiser
+  health: HolderHealth
   logger: Logger
 }
 
@@ -106,9 +109,12 @@ export class SwarmJoins {
         this.components.logger.warn({ peer: peerKey(peer), digest, theirs: answer.metainfo.infoHash, ours: known.infoHash }, 'peer has different metainfo; ignoring it')
         return undefined
       }
+      this.components.health.delivered(digest, peer)
       return { metainfo: answer.metainfo, wire: { host: peer.host, port: answer.wirePort } }
     } catch (err) {
-      this.components.logger.debug({ peer: peerKey(peer), digest, err }, 'metainfo request failed')
+      if (this.stopped.signal.aborted) return undefined
+      this.components.health.failed(peer, digest, describeError(err))
+      this.components.logger.debug({ peer: peerKey(peer), digest, err }, 'metainfo request failed; skipping this holder for a while')
       return undefined
     }
   }
@@ -125,7 +131,7 @@ export class SwarmJoins {
           if (answer) await this.components.swarm.fetch(metainfo, [answer.wire]).catch(() => {})
         }
         await sleep(DISCOVERY_INTERVAL_MS, undefined, { signal })
-        search = new HolderSearch(this.components.router, digest, { signal: AbortSignal.any([AbortSignal.timeout(DISCOVERY_INTERVAL_MS), signal]) })
+        search = new HolderSearch(this.components.router, digest, { signal: AbortSignal.any([AbortSignal.timeout(DISCOVERY_INTERVAL_MS), signal]), health: this.components.health })
         await search.nth(Number.MAX_SAFE_INTEGER, DISCOVERY_INTERVAL_MS)
       }
     } catch {

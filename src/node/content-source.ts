@@ -14,13 +14,15 @@ export interface ContentSource {
   watcher: ContentWatcher
   /** Resolves once the source can serve; throws if it never will (misconfigured containerd). */
   ready(options?: { signal?: AbortSignal }): Promise<void>
+  /** Resolves when the source answers now (health check); throws otherwise. */
+  ping(options?: { signal?: AbortSignal }): Promise<void>
   close(): void
 }
 
 export function contentSource(config: RegistryConfig, logger: Logger): ContentSource {
   if (config.contentDir) {
     const layout = new OciLayoutContentProvider(config.contentDir)
-    return { content: layout, watcher: layout, ready: async () => {}, close: () => {} }
+    return { content: layout, watcher: layout, ready: async () => {}, ping: async () => {}, close: () => {} }
   }
   const client = new ContainerdClient({ socket: config.containerdSock, namespace: config.containerdNamespace })
   const cri = new CriClient(config.containerdSock)
@@ -30,6 +32,9 @@ export function contentSource(config: RegistryConfig, logger: Logger): ContentSo
     async ready(options) {
       if (!config.verifyContainerdConfig) return
       await checkContainerd(cri, { configFile: config.containerdConfigFile, registryConfigPath: config.containerdRegistryConfigPath }, logger, options)
+    },
+    async ping(options) {
+      await client.version(options)
     },
     close() {
       client.close()

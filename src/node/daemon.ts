@@ -16,11 +16,12 @@ export function daemonNode(config: RegistryConfig, logger: Logger, version: stri
     source: contentSource(config, componentLogger(logger, 'containerd')),
     router: ({ metrics, registryPort }) => new DhtRouter({ bootstrap: bootstrapOf(config), logger: componentLogger(logger, 'dht'), metrics },
       { listen: config.p2pAddr, announcePort: registryPort }),
-    swarm: (components) => new WebTorrentSwarm(components, { dataDir: config.dataDir, wirePort: config.p2pAddr.port, identity, uploadLimit: config.uploadLimit }),
+    swarm: (components) => new WebTorrentSwarm(components, { dataDir: config.dataDir, wirePort: config.p2pAddr.port, identity, uploadLimit: config.uploadLimit, peerIdleMs: config.peerIdleTimeout }),
   }, {
     version, registryAddr: config.registryAddr, metricsAddr: config.metricsAddr, dataDir: config.dataDir, advertisedHost: identity.host,
     resolveTimeoutMs: config.mirrorResolveTimeout, stallTimeoutMs: config.stallTimeout, swarmMinSize: config.swarmMinSize, resolveTags: config.resolveTags,
-    registryFilters: config.registryFilters, singleSource: config.singleSource, settings: { ...config, registryFilters: config.registryFilters.map(String) },
+    registryFilters: config.registryFilters, singleSource: config.singleSource, mirroredRegistries: config.mirroredRegistries.map((registry) => registry.host),
+    clientTimeoutMs: config.clientTimeout, maxBlobStreams: config.maxBlobStreams, settings: { ...config, registryFilters: config.registryFilters.map(String) },
   }, logger)
 }
 

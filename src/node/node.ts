@@ -2,13 +2,16 @@ import type { Logger } from 'pino'
 import { Mirror } from '../mirror/mirror.js'
 import { MetainfoService } from '../mirror/metainfo-service.js'
 import { PeerClient } from '../mirror/peer-client.js'
+import { HolderHealth } from '../mirror/holder-health.js'
 import { SwarmJoins } from '../mirror/swarm-join.js'
 import { formatHostPort, type HostPort } from '../net/address.js'
 import { HttpServer } from '../net/http-server.js'
 import { TransferLedger } from '../observe/ledger.js'
+import { LabelValues } from '../observe/label-values.js'
 import { componentLogger } from '../observe/logger.js'
 import { createMetricsRegistry, type Metrics, type Registry } from '../observe/metrics.js'
 import { createRegistryApp } from '../registry/app.js'
+import { StreamSlots } from '../registry/stream-slots.js'
 import { Advertiser } from '../routing/advertiser.js'
 import type { DhtStats } from '../routing/dht.js'
 import type { Router } from '../routing/router.js'
@@ -21,6 +24,7 @@ import type { Swarm } from '../swarm/swarm.js'
 import type { SwarmComponents } from '../swarm/webtorrent-swarm.js'
 import { systemClock, type Clock } from '../util/clock.js'
 import type { Service } from '../util/service.js'
+import { ContentHealth } from './content-health.js'
 import type { ContentSource } from './content-source.js'
 
 /** The parts that differ between the daemon (containerd, DHT, webtorrent) and tests (fakes). */
@@ -47,12 +51,18 @@ export interface NodeInit {
   singleSource: boolean
   /** How long a peer's metainfo request may wait for this node to hash a blob. */
   metainfoWaitMs?: number
+  /** Hosts of the mirrored registries (`?ns=` values): the only `registry` label values besides `other`. */
+  mirroredRegistries?: string[]
+  /** HTTP: longest wait for a request's headers, on an idle connection, or for a client to take more bytes. */
+  clientTimeoutMs?: number
+  /** Blob bodies streamed at once; more get 503 so containerd goes upstream (peers try another holder). */
+  maxBlobStreams?: number
   /** Settings shown in /stats, without secrets. */
   settings?: Record<string, unknown>
   clock?: Clock
 }
 
-const EMPTY_DHT_STATS: DhtStats = { nodes: 0, bootstrapPeers: [], lastBootstrap: null, announcedKeys: 0, announcesSent: 0, announceFailures: 0, droppedPackets: 0, table: [] }
+const EMPTY_DHT_STATS: DhtStats = { nodes: 0, bootstrapPeers: [], lastBootstrap: null, announcedKeys: 0, announcesSent: 0, announceFailures: 0, droppedPackets: 0, forgottenRecords: 0, table: [] }
 
 /** One shoal node: every component of `shoal registry`, wired once, for the daemon and the tests. */
 export class ShoalNode {
@@ -67,6 +77,8 @@ export class ShoalNode {
   readonly advertiser: Advertiser
   readonly joins: SwarmJoins
   readonly mirror: Mirror
+  readonly contentHealth: ContentHealth
+  readonly holderHealth: HolderHealth
   private readonly registryServer: HttpServer
   private readonly metricsServer: HttpServer | undefined
   private readonly startOrder: Service[]
@@ -84,21 +96,24 @@ export class ShoalNode {
     const { content, watcher } = adapters.source
     this.ledger = new TransferLedger(clock)
     this.bans = new BanPolicy(clock)
-    this.metainfo = new MetainfoCache({ content, logger: log('metainfo'), metrics }, { dataDir: init.dataDir })
+    this.metainfo = new MetainfoCache({ content, logger: log('metainfo'), metrics, ledger: this.ledger }, { dataDir: init.dataDir })
     this.swarm = adapters.swarm({ content, metainfo: this.metainfo, ledger: this.ledger, bans: this.bans, logger: log('swarm'), metrics, clock })
     const router = this.router = adapters.router({ metrics, registryPort: () => this.registryServer.address()?.port ?? init.registryAddr.port })
     this.advertiser = new Advertiser({ content, watcher, router, logger: log('advertiser'), metrics, prefetch: (blobs) => this.metainfo.prefetch(blobs) },
       { resolveTags: init.resolveTags, prefetchMinSize: init.swarmMinSize, registryFilters: init.registryFilters })
     const peers = new PeerClient()
-    this.joins = new SwarmJoins({ router, peers, swarm: this.swarm, metainfo: this.metainfo, advertiser: this.advertiser, logger: log('swarm') },
+    const health = this.holderHealth = new HolderHealth({ clock, router, ledger: this.ledger, logger: log('mirror') })
+    this.contentHealth = new ContentHealth({ source: adapters.source, ledger: this.ledger, logger: log('content') })
+    this.joins = new SwarmJoins({ router, peers, swarm: this.swarm, metainfo: this.metainfo, advertiser: this.advertiser, health, logger: log('swarm') },
       { stallMs: init.stallTimeoutMs })
-    this.mirror = new Mirror({ content, router, peers, swarm: this.swarm, joins: this.joins, ledger: this.ledger, logger: log('mirror'), metrics },
+    this.mirror = new Mirror({ content, contentHealth: this.contentHealth, holderHealth: health, router, peers, swarm: this.swarm, joins: this.joins, ledger: this.ledger, logger: log('mirror'), metrics },
       { resolveTimeoutMs: init.resolveTimeoutMs, swarmMinSize: init.swarmMinSize, stallTimeoutMs: init.stallTimeoutMs, resolveTags: init.resolveTags,
         registryFilters: init.registryFilters, singleSource: init.singleSource })
     const metainfoService = new MetainfoService({ content, swarm: this.swarm, metainfo: this.metainfo, logger: log('metainfo') },
       init.metainfoWaitMs === undefined ? {} : { waitMs: init.metainfoWaitMs })
-    const registryApp = createRegistryApp({ mirror: this.mirror, metainfo: metainfoService, logger: log('registry'), metrics, ledger: this.ledger, ready: () => this.ready() })
-    this.registryServer = new HttpServer({ logger }, { address: init.registryAddr, listener: registryApp.callback() })
+    const registryApp = createRegistryApp({ mirror: this.mirror, metainfo: metainfoService, logger: log('registry'), metrics, ledger: this.ledger, ready: () => this.ready(),
+      registryLabels: new LabelValues(init.mirroredRegistries ?? []), blobStreams: new StreamSlots(init.maxBlobStreams) })
+    this.registryServer = new HttpServer({ logger }, { address: init.registryAddr, listener: registryApp.callback(), ...(init.clientTimeoutMs ? { clientTimeoutMs: init.clientTimeoutMs } : {}) })
     this.metricsServer = init.metricsAddr && new HttpServer({ logger }, { address: init.metricsAddr, listener: this.metricsApp(init.metricsAddr).callback() })
     const source: Service = {
       start: async (options) => {
@@ -109,12 +124,12 @@ export class ShoalNode {
     }
     const servers = [this.registryServer, ...(this.metricsServer ? [this.metricsServer] : [])]
     // The servers answer probes while containerd is awaited, and stop taking requests first.
-    this.startOrder = [...servers, source, this.metainfo, this.swarm, router, this.advertiser, this.joins]
-    this.stopOrder = [this.advertiser, this.joins, ...servers, router, this.swarm, this.metainfo, source]
+    this.startOrder = [...servers, source, this.contentHealth, this.metainfo, this.swarm, router, this.advertiser, this.joins]
+    this.stopOrder = [this.advertiser, this.joins, ...servers, router, this.swarm, this.metainfo, this.contentHealth, source]
   }
 
   ready(): boolean {
-    return this.sourceReady && this.router.ready()
+    return this.sourceReady && this.contentHealth.available && this.router.ready()
   }
 
   async start(options: { signal?: AbortSignal } = {}): Promise<void> {
@@ -154,6 +169,7 @@ export class ShoalNode {
       dht: () => router.stats?.() ?? EMPTY_DHT_STATS,
       advertised: () => ({ digests: this.advertiser.inventory?.blobs.size ?? 0, tags: this.advertiser.inventory?.tags.size ?? 0,
         images: this.advertiser.inventory?.images ?? 0, lastSync: this.advertiser.lastSync?.toISOString() ?? null }),
+      content: () => this.contentHealth.stats(),
       config: init.settings ?? {},
     }
     const measurer = new Measurer({ ledger: this.ledger, logger: componentLogger(this.logger, 'measure') }, { registryUrl: () => this.registryUrl() })

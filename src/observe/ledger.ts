@@ -23,6 +23,26 @@ export type LedgerEvent =
   /** A request of the local containerd answered: from where, or 404 so that it goes upstream. */
   | { type: 'mirror-answered'; source: MirrorSource; bytes: number }
   | { type: 'peer-banned'; peer: string }
+  /** Something went wrong and was handled: the node carries on (see docs/troubleshooting.md). */
+  | { type: 'fault'; kind: FaultKind; detail: string }
+
+/**
+ * `io`: a disk error (ENOSPC, EIO, EMFILE…) failed a transfer or a cache write;
+ * `peer-unanswered`: a holder did not answer in time and is skipped for a while;
+ * `peer-silent`: a wire stopped delivering requested blocks and was dropped;
+ * `peer-overrun`: a wire asked for more than its request cap or stopped reading, and was dropped;
+ * `peer-idle`: a wire with no interest either way was closed;
+ * `content-unavailable`: the content store (containerd) did not answer.
+ */
+export type FaultKind = 'io' | 'peer-unanswered' | 'peer-silent' | 'peer-overrun' | 'peer-idle' | 'content-unavailable'
+export const FAULT_KINDS: readonly FaultKind[] = ['io', 'peer-unanswered', 'peer-silent', 'peer-overrun', 'peer-idle', 'content-unavailable']
+const RECENT_FAULTS = 20
+
+export interface FaultRecord {
+  at: number
+  kind: FaultKind
+  detail: string
+}
 
 export interface PeerCounters {
   /** Bytes received, duplicates and rejected pieces included. */
@@ -78,6 +98,9 @@ export class TransferLedger {
   readonly totals = { received: 0, sent: 0, piecesVerified: 0, piecesFailed: 0, bans: 0 }
   /** Blobs served over HTTP to peers, by digest then peer (bounded, most recent last). */
   readonly served = new Map<string, Map<string, number>>()
+  /** Handled faults since start, by kind, and the most recent ones (newest first). */
+  readonly faults = Object.fromEntries(FAULT_KINDS.map((kind) => [kind, 0])) as Record<FaultKind, number>
+  readonly recentFaults: FaultRecord[] = []
   readonly mirror: Record<MirrorSource, { requests: number; bytes: number }> = {
     local: { requests: 0, bytes: 0 }, peer: { requests: 0, bytes: 0 }, swarm: { requests: 0, bytes: 0 }, 'upstream-fallback': { requests: 0, bytes: 0 },
   }
@@ -96,6 +119,11 @@ export class TransferLedger {
         return
       case 'peer-banned':
         this.totals.bans++
+        return
+      case 'fault':
+        this.faults[event.kind]++
+        this.recentFaults.unshift({ at: this.clock.now(), kind: event.kind, detail: event.detail })
+        if (this.recentFaults.length > RECENT_FAULTS) this.recentFaults.pop()
         return
     }
     const transfer = this.transfers.get(event.key)

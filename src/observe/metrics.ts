@@ -71,6 +71,12 @@ export function createMetrics(registry: Registry) {
       labelNames: ['result'] as const,
       registers,
     }),
+    swarmWireDrops: new Counter({
+      name: 'shoal_swarm_wire_drops_total',
+      help: 'BitTorrent connections this node dropped, by reason: peer-silent (sent no requested block in time), peer-overrun (asked past its request cap or stopped reading), peer-idle (no interest either way).',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
     swarmPeerBans: new Counter({
       name: 'shoal_swarm_peer_bans_total',
       help: 'Peers banned for sending pieces that failed verification.',

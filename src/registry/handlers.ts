@@ -8,8 +8,10 @@ import type { Logger } from 'pino'
 import type { MetainfoService } from '../mirror/metainfo-service.js'
 import type { Mirror } from '../mirror/mirror.js'
 import type { MirrorSource, TransferLedger } from '../observe/ledger.js'
+import type { LabelValues } from '../observe/label-values.js'
 import type { Metrics } from '../observe/metrics.js'
 import { requestSignal } from '../net/request-signal.js'
+import type { StreamSlots } from './stream-slots.js'
 
 export interface RegistryComponents {
   mirror: Mirror
@@ -19,6 +21,10 @@ export interface RegistryComponents {
   ledger: TransferLedger
   /** Whether this node is ready to serve (answers /readyz). */
   ready: () => boolean
+  /** The bounded `registry` label of a request's `?ns=`. */
+  registryLabels: LabelValues
+  /** Blob bodies being streamed, and how many may be at once. */
+  blobStreams: StreamSlots
 }
 
 /** The peer's address when another shoal node asks; such requests are never forwarded. */
@@ -27,6 +33,7 @@ function peerOf(ctx: Context): string | undefined {
 }
 
 export async function serveBlob(ctx: Context, components: RegistryComponents, request: { name: string; digest: Digest; registry: string | undefined }): Promise<void> {
+  if (ctx.method === 'GET') holdBlobStream(ctx, components.blobStreams)
   const fromPeer = peerOf(ctx)
   const started = performance.now()
   const answer = await countedMirrorRequest(components, request.registry, fromPeer, () => components.mirror.blob({
@@ -69,6 +76,12 @@ export async function serveMetainfo(ctx: Context, components: RegistryComponents
   ctx.body = answer.metainfo.torrent
 }
 
+/** Takes one of the blob-stream slots until the response closes, or refuses with 503 when none is free. */
+function holdBlobStream(ctx: Context, streams: StreamSlots): void {
+  const release = streams.take(ctx.request.socket.remoteAddress ?? 'unknown')
+  ctx.res.once('close', release)
+}
+
 /** Records how the local containerd's request was answered, with the body bytes it gets. */
 function recordAnswer(ctx: Context, components: RegistryComponents, fromPeer: string | undefined, source: MirrorSource): void {
   if (!fromPeer) components.ledger.record({ type: 'mirror-answered', source, bytes: ctx.method === 'HEAD' ? 0 : ctx.length })
@@ -78,11 +91,11 @@ function recordAnswer(ctx: Context, components: RegistryComponents, fromPeer: st
 async function countedMirrorRequest<T>(components: RegistryComponents, registry: string | undefined, fromPeer: string | undefined, serve: () => Promise<T>): Promise<T> {
   try {
     const answer = await serve()
-    if (!fromPeer) components.metrics.mirrorRequests.inc({ registry: registry ?? '', cache: 'hit' })
+    if (!fromPeer) components.metrics.mirrorRequests.inc({ registry: components.registryLabels.of(registry), cache: 'hit' })
     return answer
   } catch (err) {
     if (!fromPeer && (err instanceof BlobUnknownError || err instanceof ManifestUnknownError)) {
-      components.metrics.mirrorRequests.inc({ registry: registry ?? '', cache: 'miss' })
+      components.metrics.mirrorRequests.inc({ registry: components.registryLabels.of(registry), cache: 'miss' })
       components.ledger.record({ type: 'mirror-answered', source: 'upstream-fallback', bytes: 0 })
     }
     throw err

@@ -45,6 +45,8 @@ export interface DhtStats {
   announcesSent: number
   announceFailures: number
   droppedPackets: number
+  /** Holder records removed from this node's store because the holder stopped answering. */
+  forgottenRecords: number
   /** The routing table: every node this one knows (bounded). */
   table: { id: string; address: string }[]
 }
@@ -64,6 +66,7 @@ export class DhtRouter implements Router {
   private announcesSent = 0
   private announceFailures = 0
   private droppedPackets = 0
+  private forgotten = 0
   private tableWasEmpty = true
   private readonly failed = new Set<string>()
   private readonly selfHosts: Set<string>
@@ -155,11 +158,37 @@ export class DhtRouter implements Router {
 
   withdraw(keys: Iterable<string>): void {
     for (const key of keys) {
+      if (this.keys.has(key)) this.storeOwnRecord(key, 'remove')
       this.keys.delete(key)
       this.pending.delete(key)
       this.failed.delete(key)
     }
     this.components.metrics.advertisedKeys.set(this.keys.size)
+  }
+
+  /**
+   * This node answers get_peers for what it holds itself, not only for what others announced to
+   * it: a record placed only at a node that then froze or left would otherwise hide a live holder
+   * until the next re-announce.
+   */
+  private storeOwnRecord(key: string, change: 'add' | 'remove'): void {
+    const store = this.recordStore()
+    const self = this.init.listen.host
+    const record = self && encodeCompactPeer({ host: self, port: this.init.announcePort() })
+    if (store && record) store[change](routingTarget(key).toString('hex'), record as never)
+  }
+
+  private recordStore(): { add(name: string, record: never): void; remove(name: string, record: never): void } | undefined {
+    return (this.dht as unknown as { _peers?: { add(name: string, record: never): void; remove(name: string, record: never): void } } | undefined)?._peers
+  }
+
+  /** Removes the record from this node's store, so lookups that reach this node no longer get it. */
+  forget(key: string, peer: PeerAddress): void {
+    const store = this.recordStore()
+    const encoded = encodeCompactPeer(peer)
+    if (!store || !encoded) return
+    store.remove(routingTarget(key).toString('hex'), encoded as never)
+    this.forgotten++
   }
 
   advertisedKeys(): ReadonlySet<string> {
@@ -175,6 +204,7 @@ export class DhtRouter implements Router {
       announcesSent: this.announcesSent,
       announceFailures: this.announceFailures,
       droppedPackets: this.droppedPackets,
+      forgottenRecords: this.forgotten,
       table: this.routingTable(),
     }
   }
@@ -213,6 +243,7 @@ export class DhtRouter implements Router {
     return new Promise((resolve) => {
       dht.lookup(target, () => {
         if (this.dht !== dht) return resolve()
+        this.storeOwnRecord(key, 'add')
         dht.announce(target, this.init.announcePort(), (err) => {
           if (err) {
             this.announceFailures++
@@ -273,6 +304,16 @@ export class DhtRouter implements Router {
   private isSelf(peer: { host: string; port: number }): boolean {
     return peer.port === this.init.announcePort() && this.selfHosts.has(peer.host)
   }
+}
+
+/** A peer record as BEP 5 stores it: 4 bytes of IPv4 address, 2 of port; undefined for anything else. */
+function encodeCompactPeer(peer: PeerAddress): Buffer | undefined {
+  const parts = peer.host.split('.').map(Number)
+  if (parts.length !== 4 || parts.some((part) => !Number.isInteger(part) || part < 0 || part > 255)) return undefined
+  const record = Buffer.alloc(6)
+  parts.forEach((part, index) => record.writeUInt8(part, index))
+  record.writeUInt16BE(peer.port, 4)
+  return record
 }
 
 /** The addresses that mean "this node": the bound host, or every local interface address. */

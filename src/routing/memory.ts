@@ -50,6 +50,10 @@ export class MemoryRouter implements Router, Service {
     }
   }
 
+  forget(key: string, peer: PeerAddress): void {
+    this.network.records.get(key)?.delete(peerKey(peer))
+  }
+
   advertisedKeys(): ReadonlySet<string> {
     return this.keys
   }

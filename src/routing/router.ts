@@ -24,6 +24,8 @@ export interface Router {
   advertise(keys: Iterable<string>): void
   /** Stops announcing the keys; records at other nodes expire by themselves. */
   withdraw(keys: Iterable<string>): void
+  /** Drops a record of `peer` holding `key` that this node stores: the holder stopped answering. */
+  forget(key: string, peer: PeerAddress): void
   /** Keys currently announced. */
   advertisedKeys(): ReadonlySet<string>
 }

@@ -20,8 +20,16 @@ export interface StatsSources {
   bans: () => { peer: string; until: string }[]
   dht: () => DhtStats
   advertised: () => { digests: number; tags: number; images: number; lastSync: string | null }
+  /** Whether the content store (containerd) answered its last health check. */
+  content: () => ContentHealthStats
   /** The settings in effect, without secrets. */
   config: Record<string, unknown>
+}
+
+export interface ContentHealthStats {
+  available: boolean
+  lastCheck: string | null
+  error: string | null
 }
 
 export interface TransferStats {
@@ -64,6 +72,8 @@ export function buildStats(sources: StatsSources) {
     bans: sources.bans(),
     totals: { ...ledger.totals },
     mirror: structuredClone(ledger.mirror),
+    faults: { counts: { ...ledger.faults }, recent: ledger.recentFaults.map((fault) => ({ ...fault, at: iso(fault.at)! })) },
+    content: sources.content(),
     config: sources.config,
   }
 }

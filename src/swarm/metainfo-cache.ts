@@ -1,9 +1,10 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
 import type { BlobInfo, ContentProvider } from '../content/provider.js'
 import { ContentNotFoundError } from '../content/provider.js'
 import { digestAlgorithm, digestHex, type Digest } from '../oci/digest.js'
+import type { TransferLedger } from '../observe/ledger.js'
 import type { Metrics } from '../observe/metrics.js'
 import { abortable, type SignalOptions } from '../util/abort.js'
 import { Semaphore } from '../util/semaphore.js'
@@ -33,7 +34,7 @@ export class MetainfoCache {
   private prefetching = false
   private stopped = false
 
-  constructor(private readonly components: { content: ContentProvider; logger: Logger; metrics: Metrics }, private readonly init: MetainfoCacheInit) {
+  constructor(private readonly components: { content: ContentProvider; logger: Logger; metrics: Metrics; ledger?: TransferLedger }, private readonly init: MetainfoCacheInit) {
     this.semaphore = new Semaphore(init.hashConcurrency ?? DEFAULT_HASH_CONCURRENCY)
     this.memoryEntries = init.memoryEntries ?? DEFAULT_MEMORY_ENTRIES
   }
@@ -130,12 +131,22 @@ export class MetainfoCache {
     if (this.memory.size > this.memoryEntries) this.memory.delete(this.memory.keys().next().value as Digest)
   }
 
+  /**
+   * Saves metainfo for the next start. A failed write (disk full, I/O error) loses only that:
+   * the temporary file is removed, the failure logged and counted, the metainfo kept in memory.
+   */
   private async write(metainfo: Metainfo): Promise<void> {
     const path = this.pathOf(metainfo.digest)
-    await mkdir(join(path, '..'), { recursive: true })
     const temporary = `${path}.${process.pid}.tmp`
-    await writeFile(temporary, metainfo.torrent)
-    await rename(temporary, path)
+    try {
+      await mkdir(join(path, '..'), { recursive: true })
+      await writeFile(temporary, metainfo.torrent)
+      await rename(temporary, path)
+    } catch (err) {
+      await rm(temporary, { force: true }).catch(() => {})
+      this.components.logger.error({ digest: metainfo.digest, path, err }, 'could not save metainfo to the data dir; kept in memory only')
+      this.components.ledger?.record({ type: 'fault', kind: 'io', detail: `metainfo ${metainfo.digest}: ${(err as Error).message}` })
+    }
   }
 
   private pathOf(digest: Digest): string {

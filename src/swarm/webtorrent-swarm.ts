@@ -5,7 +5,7 @@ import WebTorrent, { type Torrent, type Wire } from 'webtorrent'
 import type { ContentProvider } from '../content/provider.js'
 import type { DialAddress } from '../net/address.js'
 import type { Digest } from '../oci/digest.js'
-import type { LedgerEvent, TransferLedger } from '../observe/ledger.js'
+import type { FaultKind, LedgerEvent, TransferLedger } from '../observe/ledger.js'
 import type { Metrics } from '../observe/metrics.js'
 import { abortable, type SignalOptions } from '../util/abort.js'
 import { systemClock, type Clock } from '../util/clock.js'
@@ -18,14 +18,13 @@ import { decodePeerId, encodePeerId } from './peer-id.js'
 import { PieceCache, seedStoreClass } from './seed-store.js'
 import { Stripes } from './stripes.js'
 import type { Swarm } from './swarm.js'
+import { DEFAULT_PEER_IDLE_MS, WireGuard } from './wire-guard.js'
 
 export const DEFAULT_SEED_IDLE_MS = 10 * 60_000
 export const DEFAULT_LINGER_MS = 60_000
 export const DEFAULT_PIECE_CACHE_BYTES = 64 * 1024 * 1024
 const HOUSEKEEPING_MS = 5_000
 const CRITICAL_WINDOW = 4
-/** 64 × 16 KiB in flight per peer: ~100 MB/s at 10 ms round trip, and fair shares at a busy holder. */
-const MAX_PEER_REQUESTS = 64
 const UNCHOKE_SLOTS = 64
 const FAILED_PIECE = /^Piece (\d+) failed verification$/
 /** The BitTorrent request size webtorrent uses. */
@@ -42,6 +41,8 @@ export interface WebTorrentSwarmInit {
   seedIdleMs?: number
   /** How long a finished or abandoned download stays (seeding from its file) before removal. */
   lingerMs?: number
+  /** A wire with no interest either way for this long is closed. */
+  peerIdleMs?: number
 }
 
 interface Entry {
@@ -92,11 +93,14 @@ export class WebTorrentSwarm implements Swarm {
   private housekeeping: NodeJS.Timeout | undefined
   private readonly label: string
   private readonly clock: Clock
+  private readonly guard: WireGuard
 
   constructor(private readonly components: SwarmComponents, private readonly init: WebTorrentSwarmInit) {
     this.pieceCache = new PieceCache(init.pieceCacheBytes ?? DEFAULT_PIECE_CACHE_BYTES)
     this.label = `${init.identity.host}:${init.wirePort}`
     this.clock = components.clock ?? systemClock
+    this.guard = new WireGuard({ clock: this.clock, onDrop: (wire, kind, detail) => this.wireDropped(wire, kind, detail) },
+      init.peerIdleMs === undefined ? {} : { idleMs: init.peerIdleMs })
   }
 
   async start(): Promise<void> {
@@ -118,7 +122,7 @@ export class WebTorrentSwarm implements Swarm {
     })
     client.on('error', (err: Error) => this.components.logger.error({ err }, 'BitTorrent client error'))
     this.client = client
-    this.housekeeping = setInterval(() => void this.tidy(), HOUSEKEEPING_MS)
+    this.housekeeping = setInterval(() => void this.tidy(), Math.min(HOUSEKEEPING_MS, (this.init.peerIdleMs ?? DEFAULT_PEER_IDLE_MS) / 2))
     this.housekeeping.unref()
     this.components.logger.info({ wirePort: this.wirePort(), peerId: client.peerId }, 'BitTorrent wire listening')
   }
@@ -229,9 +233,11 @@ export class WebTorrentSwarm implements Swarm {
     torrent.on('done', () => {
       if (!download) return
       void download.verdict.then((matches) => this.onDownloadDone(entry, matches))
+        .catch((err: unknown) => this.components.logger.error({ digest: entry.metainfo.digest, err }, 'could not finish a download'))
     })
-    torrent.on('error', (err: Error) => {
-      this.components.logger.error({ digest: entry.metainfo.digest, err }, 'torrent failed')
+    torrent.on('error', (err: NodeJS.ErrnoException) => {
+      this.components.logger.error({ digest: entry.metainfo.digest, err }, 'torrent failed; its partial file is removed')
+      if (err.code) this.emit({ type: 'fault', kind: 'io', detail: `${entry.metainfo.digest}: ${err.message}` })
       download?.fail(new DownloadFailedError(entry.metainfo.digest, 'the torrent failed', { cause: err }))
       void this.remove(entry.metainfo.digest, 'failed', err.message)
     })
@@ -245,9 +251,8 @@ export class WebTorrentSwarm implements Swarm {
     }
     if (this.dropDuplicate(entry.torrent, wire, peer)) return
     entry.stripes?.attach(wire)
-    // Caps each peer's outstanding requests to us (BEP 10 reqq): a requester's pipeline grows with
-    // its speed, so without a cap the first fast one takes nearly all of a holder's upload.
-    ;(wire as Wire & { extendedHandshake: Record<string, unknown> }).extendedHandshake['reqq'] = MAX_PEER_REQUESTS
+    // The request cap (BEP 10 reqq) also keeps the first fast requester from taking nearly all of a holder's upload.
+    this.guard.attach(wire)
     const { key } = entry
     this.components.metrics.swarmPeersConnected.inc()
     this.emit({ type: 'peer-connected', key, peer })
@@ -325,8 +330,17 @@ export class WebTorrentSwarm implements Swarm {
     }
   }
 
-  /** Drops idle seeds, finished downloads containerd has committed, and abandoned downloads. */
+  private wireDropped(wire: Wire, kind: FaultKind, detail: string): void {
+    const peer = peerLabel(wire)
+    this.components.metrics.swarmWireDrops.inc({ reason: kind })
+    this.emit({ type: 'fault', kind, detail: `${peer}: ${detail}` })
+    const level = kind === 'peer-idle' ? 'debug' : 'warn'
+    this.components.logger[level]({ peer, reason: kind, detail }, 'dropped a BitTorrent connection')
+  }
+
+  /** Closes idle wires; drops idle seeds, finished downloads containerd has committed, and abandoned downloads. */
   private async tidy(): Promise<void> {
+    for (const entry of this.entries.values()) this.guard.sweep(entry.torrent.wires)
     const now = this.clock.now()
     const linger = this.init.lingerMs ?? DEFAULT_LINGER_MS
     for (const [digest, entry] of [...this.entries]) {
@@ -352,7 +366,8 @@ export class WebTorrentSwarm implements Swarm {
     this.components.metrics.swarmsActive.dec({ role: entry.role })
     this.emit({ type: 'transfer-finished', key: entry.key, outcome, ...(error ? { error } : {}) })
     this.components.bans.forget(entry.key)
-    await new Promise<void>((resolve) => entry.torrent.destroy({ destroyStore: false }, () => resolve()))
-    await entry.file?.remove()
+    // A torrent that failed has destroyed itself, and webtorrent never calls back a second destroy.
+    if (!entry.torrent.destroyed) await new Promise<void>((resolve) => entry.torrent.destroy({ destroyStore: false }, () => resolve()))
+    await entry.file?.remove().catch((err: unknown) => this.components.logger.error({ err, path: entry.file?.path }, 'could not remove a partial download'))
   }
 }

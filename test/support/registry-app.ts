@@ -60,7 +60,7 @@ export async function startRegistryApp(content: ContentProvider & Partial<Conten
   let swarm: MemorySwarm | undefined
   const watcher: ContentWatcher = content.watch ? (content as ContentWatcher) : { async *watch() { yield { type: 'resync' } } }
   const node: ShoalNode = new ShoalNode({
-    source: { content, watcher, ready: async () => {}, close: () => {} },
+    source: { content, watcher, ready: async () => {}, ping: async () => {}, close: () => {} },
     router: ({ registryPort }) => (router = routing.router(lazyAddress(registryPort))),
     swarm: ({ content: swarmContent }): MemorySwarm => (swarm = new MemorySwarm({ content: swarmContent, network: init.swarms ?? new MemorySwarmNetwork() }, { address: lazyAddress(() => node.registryAddress().port), dataDir })),
   }, {

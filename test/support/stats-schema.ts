@@ -9,7 +9,7 @@ export function assertStatsSchema(doc: Record<string, unknown>): void {
   isoDate(doc['generatedAt'], 'generatedAt')
   shape(doc['node'], 'node', { version: 'string', startedAt: 'date', registryAddress: 'string', metricsAddress: 'string', p2pAddress: 'string', peerId: 'string' })
   shape(doc['dht'], 'dht', { nodes: 'number', bootstrapPeers: 'array', lastBootstrap: 'date?', announcedKeys: 'number', announcesSent: 'number',
-    announceFailures: 'number', droppedPackets: 'number', table: 'array' })
+    announceFailures: 'number', droppedPackets: 'number', forgottenRecords: 'number', table: 'array' })
   for (const row of (doc['dht'] as { table: unknown[] }).table) shape(row, 'dht.table[]', { id: 'string', address: 'string' })
   shape(doc['advertised'], 'advertised', { digests: 'number', tags: 'number', images: 'number', lastSync: 'date?' })
   for (const key of ['transfers', 'recent'] as const) {
@@ -27,6 +27,11 @@ export function assertStatsSchema(doc: Record<string, unknown>): void {
   for (const source of ['local', 'peer', 'swarm', 'upstream-fallback']) {
     shape((doc['mirror'] as Record<string, unknown>)[source], `mirror.${source}`, { requests: 'number', bytes: 'number' })
   }
+  const faults = doc['faults'] as { counts: Record<string, unknown>; recent: unknown[] }
+  shape(faults, 'faults', { counts: 'object', recent: 'array' })
+  shape(faults.counts, 'faults.counts', { io: 'number', 'peer-unanswered': 'number', 'peer-silent': 'number', 'peer-overrun': 'number', 'peer-idle': 'number', 'content-unavailable': 'number' })
+  for (const fault of faults.recent) shape(fault, 'faults.recent[]', { at: 'date', kind: 'string', detail: 'string' })
+  shape(doc['content'], 'content', { available: 'boolean', lastCheck: 'date?', error: 'string?' })
   assert.equal(typeof doc['config'], 'object')
 }
 
@@ -44,7 +49,7 @@ function assertTransfer(transfer: unknown, where: string): void {
   for (const peer of view.peers) shape(peer, `${where}[].peers[]`, { peer: 'string', received: 'number', verified: 'number', sent: 'number', pieces: 'number', connected: 'boolean' })
 }
 
-type FieldType = 'string' | 'number' | 'boolean' | 'array' | 'date' | 'string?' | 'number?' | 'date?'
+type FieldType = 'string' | 'number' | 'boolean' | 'array' | 'object' | 'date' | 'string?' | 'number?' | 'date?'
 
 function shape(value: unknown, where: string, fields: Record<string, FieldType>): void {
   assert.ok(value !== null && typeof value === 'object', `${where} is an object`)

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { Readable } from 'node:stream'
 import { describe, it } from 'node:test'
 import { HolderSearch } from '../../src/mirror/holders.js'
+import { HolderHealth } from '../../src/mirror/holder-health.js'
 import { collectChunks, httpBlobChunks } from '../../src/mirror/http-source.js'
 import type { PeerClient } from '../../src/mirror/peer-client.js'
 import { sha256Digest } from '../../src/oci/digest.js'
@@ -35,7 +36,7 @@ describe('blob bytes from holders over HTTP', () => {
   it('takes the whole blob from the first holder and counts the bytes per peer', async () => {
     const { peers, search } = holders(digest, [serve(bytes)])
     const counted = new Map<number, number>()
-    const chunks = httpBlobChunks({ peers, holders: search, logger: silentLogger, onBytes: (peer, n) => counted.set(peer.port, (counted.get(peer.port) ?? 0) + n) },
+    const chunks = httpBlobChunks({ peers, holders: search, health: new HolderHealth(), logger: silentLogger, onBytes: (peer, n) => counted.set(peer.port, (counted.get(peer.port) ?? 0) + n) },
       { name: 'app', digest, size: bytes.length, range: { start: 0, end: bytes.length - 1 }, stallMs: 1000 })
     assert.ok((await collectChunks(chunks)).equals(bytes))
     assert.deepEqual([...counted], [[1, bytes.length]])
@@ -47,7 +48,7 @@ describe('blob bytes from holders over HTTP', () => {
       throw new Error('connection reset')
     })())
     const { peers, search, asked } = holders(digest, [failing, serve(bytes)])
-    const chunks = httpBlobChunks({ peers, holders: search, logger: silentLogger, onBytes: () => {} },
+    const chunks = httpBlobChunks({ peers, holders: search, health: new HolderHealth(), logger: silentLogger, onBytes: () => {} },
       { name: 'app', digest, size: bytes.length, range: { start: 0, end: bytes.length - 1 }, stallMs: 1000 })
     assert.ok((await collectChunks(chunks)).equals(bytes))
     assert.deepEqual(asked, ['1:all', `2:4000-${bytes.length - 1}`])
@@ -55,7 +56,7 @@ describe('blob bytes from holders over HTTP', () => {
 
   it('skips a holder that no longer has the blob', async () => {
     const { peers, search } = holders(digest, [() => undefined, serve(bytes)])
-    const chunks = httpBlobChunks({ peers, holders: search, logger: silentLogger, onBytes: () => {} },
+    const chunks = httpBlobChunks({ peers, holders: search, health: new HolderHealth(), logger: silentLogger, onBytes: () => {} },
       { name: 'app', digest, size: bytes.length, range: { start: 10, end: 19 }, stallMs: 1000 })
     assert.equal((await collectChunks(chunks)).toString(), '0123456789')
   })
@@ -65,7 +66,7 @@ describe('blob bytes from holders over HTTP', () => {
     wrong[5000] = 0
     const { peers, search } = holders(digest, [serve(wrong)])
     const released: Buffer[] = []
-    const chunks = httpBlobChunks({ peers, holders: search, logger: silentLogger, onBytes: () => {} },
+    const chunks = httpBlobChunks({ peers, holders: search, health: new HolderHealth(), logger: silentLogger, onBytes: () => {} },
       { name: 'app', digest, size: bytes.length, range: { start: 0, end: bytes.length - 1 }, stallMs: 1000 })
     await assert.rejects(async () => { for await (const chunk of chunks) released.push(chunk) }, DigestMismatchError)
     assert.ok(Buffer.concat(released).length < bytes.length)

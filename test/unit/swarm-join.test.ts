@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { MemoryContentProvider } from '../../src/content/memory.js'
 import { HolderSearch } from '../../src/mirror/holders.js'
+import { HolderHealth } from '../../src/mirror/holder-health.js'
 import type { PeerClient } from '../../src/mirror/peer-client.js'
 import { SwarmJoins } from '../../src/mirror/swarm-join.js'
 import { createMetricsRegistry } from '../../src/observe/metrics.js'
@@ -33,7 +34,7 @@ async function setup(answers: (Metainfo | undefined)[]) {
   const held: string[] = []
   const metainfo = new MetainfoCache({ content, logger: silentLogger, metrics }, { dataDir: dir })
   const router = network.router({ host: '10.0.0.9', port: 9 })
-  const joins = new SwarmJoins({ router, peers, swarm, metainfo, advertiser: { hold: (key) => held.push(key), release: () => {} }, logger: silentLogger }, { stallMs: 500 })
+  const joins = new SwarmJoins({ router, peers, swarm, metainfo, advertiser: { hold: (key) => held.push(key), release: () => {} }, health: new HolderHealth(), logger: silentLogger }, { stallMs: 500 })
   const holders = (digest: string): HolderSearch => {
     answers.forEach((_, index) => network.router({ host: '10.0.0.1', port: index + 1 }).advertise([digest]))
     return new HolderSearch(router, digest)

@@ -1,0 +1,78 @@
+import type { Logger } from 'pino'
+import type { TransferLedger } from '../observe/ledger.js'
+import type { ContentHealthStats } from '../status/stats.js'
+import { describeError } from '../util/errors.js'
+import type { Service } from '../util/service.js'
+
+export const DEFAULT_HEALTH_INTERVAL_MS = 5_000
+export const DEFAULT_HEALTH_TIMEOUT_MS = 2_000
+
+export interface ContentPing {
+  /** Resolves when the content store answers; throws (or is aborted) otherwise. */
+  ping(options?: { signal?: AbortSignal }): Promise<void>
+}
+
+/**
+ * Asks the content store (containerd) every few seconds whether it answers, with a short
+ * deadline. Readiness and the mirror read `available`: while containerd does not answer,
+ * requests are not made to wait for it.
+ */
+export class ContentHealth implements Service {
+  private state: { available: boolean; checkedAt: Date | undefined; error: string | undefined } = { available: true, checkedAt: undefined, error: undefined }
+  private timer: NodeJS.Timeout | undefined
+  private running: AbortController | undefined
+
+  constructor(private readonly components: { source: ContentPing; ledger: TransferLedger; logger: Logger },
+    private readonly init: { intervalMs?: number; timeoutMs?: number } = {}) {}
+
+  get available(): boolean {
+    return this.state.available
+  }
+
+  stats(): ContentHealthStats {
+    return { available: this.state.available, lastCheck: this.state.checkedAt?.toISOString() ?? null, error: this.state.error ?? null }
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return
+    this.running = new AbortController()
+    await this.check()
+    this.schedule()
+  }
+
+  stop(): void {
+    clearTimeout(this.timer)
+    this.running?.abort()
+    this.running = undefined
+  }
+
+  /** One check now; also called by the mirror when a content call failed. */
+  async check(): Promise<boolean> {
+    const signal = AbortSignal.any([AbortSignal.timeout(this.init.timeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS), ...(this.running ? [this.running.signal] : [])])
+    try {
+      await this.components.source.ping({ signal })
+      this.update(true, undefined)
+    } catch (err) {
+      if (this.running?.signal.aborted) return this.state.available
+      this.update(false, describeError(err))
+    }
+    return this.state.available
+  }
+
+  private schedule(): void {
+    this.timer = setTimeout(() => void this.check().finally(() => { if (this.running) this.schedule() }), this.init.intervalMs ?? DEFAULT_HEALTH_INTERVAL_MS)
+    this.timer.unref()
+  }
+
+  private update(available: boolean, error: string | undefined): void {
+    const changed = available !== this.state.available
+    this.state = { available, checkedAt: new Date(), error }
+    if (!changed) return
+    if (available) {
+      this.components.logger.info('the content store answers again')
+    } else {
+      this.components.logger.error({ error }, 'the content store (containerd) does not answer: not ready; blob requests answer 404/503 until it does')
+      this.components.ledger.record({ type: 'fault', kind: 'content-unavailable', detail: error ?? 'no answer' })
+    }
+  }
+}
