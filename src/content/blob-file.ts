@@ -6,7 +6,8 @@ import { addAbortSignal, type Readable } from 'node:stream'
 import { digestAlgorithm, digestHex, type Digest } from '../oci/digest.js'
 import { ContentNotFoundError, type BlobInfo } from './provider.js'
 
-const READ_CHUNK = 1024 * 1024
+/** Read-ahead per open blob stream: large enough for speed, small enough that many slow clients stay cheap. */
+const READ_CHUNK = 256 * 1024
 
 /** `<root>/blobs/<algorithm>/<hex>`: the layout of containerd's content store and of OCI layouts. */
 export function blobPath(root: string, digest: Digest): string {

@@ -62,7 +62,7 @@ export interface NodeInit {
   clock?: Clock
 }
 
-const EMPTY_DHT_STATS: DhtStats = { nodes: 0, bootstrapPeers: [], lastBootstrap: null, announcedKeys: 0, announcesSent: 0, announceFailures: 0, droppedPackets: 0, forgottenRecords: 0, table: [] }
+const EMPTY_DHT_STATS: DhtStats = { nodes: 0, bootstrapPeers: [], lastBootstrap: null, announcedKeys: 0, announcesSent: 0, announceFailures: 0, droppedPackets: 0, forgottenRecords: 0, withdrawnRecords: 0, table: [] }
 
 /** One shoal node: every component of `shoal registry`, wired once, for the daemon and the tests. */
 export class ShoalNode {

@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import type { DialAddress, HostPort } from '../net/address.js'
 import type { Metrics } from '../observe/metrics.js'
 import type { Bootstrap } from './bootstrap.js'
+import { answerWithdrawals, changeStoredRecord, sendWithdrawal } from './dht-records.js'
 import { guardedKrpcSocket } from './krpc-guard.js'
 import { peerKey, routingTarget, type PeerAddress, type Router } from './router.js'
 import type { SignalOptions } from '../util/abort.js'
@@ -17,6 +18,8 @@ export const DEFAULT_BOOTSTRAP_REFRESH_MS = 10_000
 /** While the routing table is empty, bootstrap peers are retried this often. */
 export const EMPTY_TABLE_RETRY_MS = 1_000
 export const DEFAULT_QUERY_TIMEOUT_MS = 1000
+/** On stop, how long the node spends asking others to drop its records. */
+export const DEFAULT_WITHDRAW_TIMEOUT_MS = 2_000
 const ANNOUNCE_CONCURRENCY = 16
 const MAX_STORED_RECORDS = 100_000
 
@@ -29,6 +32,7 @@ export interface DhtRouterInit {
   reannounceIntervalMs?: number
   bootstrapRefreshMs?: number
   queryTimeoutMs?: number
+  withdrawTimeoutMs?: number
 }
 
 export class DhtStartError extends ShoalError {
@@ -47,6 +51,8 @@ export interface DhtStats {
   droppedPackets: number
   /** Holder records removed from this node's store because the holder stopped answering. */
   forgottenRecords: number
+  /** Holder records removed from this node's store because their holder withdrew them when it stopped. */
+  withdrawnRecords: number
   /** The routing table: every node this one knows (bounded). */
   table: { id: string; address: string }[]
 }
@@ -67,6 +73,7 @@ export class DhtRouter implements Router {
   private announceFailures = 0
   private droppedPackets = 0
   private forgotten = 0
+  private withdrawn = 0
   private tableWasEmpty = true
   private readonly failed = new Set<string>()
   private readonly selfHosts: Set<string>
@@ -96,6 +103,10 @@ export class DhtRouter implements Router {
     dht.on('error', (err: Error) => this.components.logger.error({ err }, 'DHT socket error'))
     dht.on('warning', (err: Error) => this.components.logger.debug({ err }, 'DHT warning'))
     dht.on('node', () => this.onNode())
+    answerWithdrawals(dht, (peer) => {
+      this.withdrawn++
+      this.components.logger.debug({ peer: peerKey(peer) }, 'a holder withdrew its record')
+    })
     this.dht = dht
     this.timers = [setInterval(() => this.schedule(this.keys), this.init.reannounceIntervalMs ?? DEFAULT_REANNOUNCE_MS)]
     this.timers[0]!.unref()
@@ -109,7 +120,9 @@ export class DhtRouter implements Router {
     this.timers = []
     const dht = this.dht
     this.dht = undefined
-    if (dht) await new Promise<void>((resolve) => dht.destroy(() => resolve()))
+    if (!dht) return
+    await this.withdrawAnnounced(dht, this.init.withdrawTimeoutMs ?? DEFAULT_WITHDRAW_TIMEOUT_MS)
+    await new Promise<void>((resolve) => dht.destroy(() => resolve()))
   }
 
   ready(): boolean {
@@ -172,23 +185,22 @@ export class DhtRouter implements Router {
    * until the next re-announce.
    */
   private storeOwnRecord(key: string, change: 'add' | 'remove'): void {
-    const store = this.recordStore()
     const self = this.init.listen.host
-    const record = self && encodeCompactPeer({ host: self, port: this.init.announcePort() })
-    if (store && record) store[change](routingTarget(key).toString('hex'), record as never)
-  }
-
-  private recordStore(): { add(name: string, record: never): void; remove(name: string, record: never): void } | undefined {
-    return (this.dht as unknown as { _peers?: { add(name: string, record: never): void; remove(name: string, record: never): void } } | undefined)?._peers
+    if (this.dht && self) changeStoredRecord(this.dht, routingTarget(key), { host: self, port: this.init.announcePort() }, change)
   }
 
   /** Removes the record from this node's store, so lookups that reach this node no longer get it. */
   forget(key: string, peer: PeerAddress): void {
-    const store = this.recordStore()
-    const encoded = encodeCompactPeer(peer)
-    if (!store || !encoded) return
-    store.remove(routingTarget(key).toString('hex'), encoded as never)
-    this.forgotten++
+    if (this.dht && changeStoredRecord(this.dht, routingTarget(key), peer, 'remove')) this.forgotten++
+  }
+
+  /** Asks the nodes that store this node's records to drop them, for at most `timeoutMs`. */
+  private async withdrawAnnounced(dht: DHT, timeoutMs: number): Promise<void> {
+    const signal = AbortSignal.timeout(timeoutMs)
+    const keys = [...this.keys]
+    for (let start = 0; start < keys.length && !signal.aborted; start += ANNOUNCE_CONCURRENCY) {
+      await Promise.all(keys.slice(start, start + ANNOUNCE_CONCURRENCY).map((key) => sendWithdrawal(dht, routingTarget(key), this.init.announcePort(), signal)))
+    }
   }
 
   advertisedKeys(): ReadonlySet<string> {
@@ -205,6 +217,7 @@ export class DhtRouter implements Router {
       announceFailures: this.announceFailures,
       droppedPackets: this.droppedPackets,
       forgottenRecords: this.forgotten,
+      withdrawnRecords: this.withdrawn,
       table: this.routingTable(),
     }
   }
@@ -304,16 +317,6 @@ export class DhtRouter implements Router {
   private isSelf(peer: { host: string; port: number }): boolean {
     return peer.port === this.init.announcePort() && this.selfHosts.has(peer.host)
   }
-}
-
-/** A peer record as BEP 5 stores it: 4 bytes of IPv4 address, 2 of port; undefined for anything else. */
-function encodeCompactPeer(peer: PeerAddress): Buffer | undefined {
-  const parts = peer.host.split('.').map(Number)
-  if (parts.length !== 4 || parts.some((part) => !Number.isInteger(part) || part < 0 || part > 255)) return undefined
-  const record = Buffer.alloc(6)
-  parts.forEach((part, index) => record.writeUInt8(part, index))
-  record.writeUInt16BE(peer.port, 4)
-  return record
 }
 
 /** The addresses that mean "this node": the bound host, or every local interface address. */

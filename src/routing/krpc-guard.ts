@@ -5,8 +5,10 @@ const ID_LENGTH = 20
 const COMPACT_NODE_LENGTH = 26
 const COMPACT_PEER_LENGTH = 6
 const MAX_PACKET_BYTES = 8192
-/** Queries of BEP 5 that a peer lookup DHT answers; BEP 44 get/put is not used here. */
-const QUERIES = new Set(['ping', 'find_node', 'get_peers', 'announce_peer'])
+/** shoal's own query: a holder that stops asks the nodes it announced to to drop its record (same token rule as announce_peer). */
+export const WITHDRAW_QUERY = 'shoal_withdraw_peer'
+/** Queries of BEP 5 that a peer lookup DHT answers, and shoal's withdraw; BEP 44 get/put is not used here. */
+const QUERIES = new Set(['ping', 'find_node', 'get_peers', 'announce_peer', WITHDRAW_QUERY])
 
 type Dict = Record<string, unknown>
 
@@ -38,9 +40,9 @@ function queryProblem(message: Dict): string | undefined {
   if (!name || !QUERIES.has(name)) return 'unsupported query'
   if (!isDict(args) || !isBytes(args['id'], ID_LENGTH)) return 'query without a node id'
   if (name === 'find_node' && !isBytes(args['target'], ID_LENGTH)) return 'find_node without a target'
-  if ((name === 'get_peers' || name === 'announce_peer') && !isBytes(args['info_hash'], ID_LENGTH)) return `${name} without an info_hash`
-  if (name === 'announce_peer') {
-    if (!isBytes(args['token'])) return 'announce_peer without a token'
+  if (name !== 'ping' && name !== 'find_node' && !isBytes(args['info_hash'], ID_LENGTH)) return `${name} without an info_hash`
+  if (name === 'announce_peer' || name === WITHDRAW_QUERY) {
+    if (!isBytes(args['token'])) return `${name} without a token`
     for (const key of ['port', 'implied_port']) {
       if (args[key] !== undefined && !(Number.isInteger(args[key]) && (args[key] as number) >= 0 && (args[key] as number) <= 65535)) return `bad ${key}`
     }

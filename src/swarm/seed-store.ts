@@ -3,13 +3,18 @@ import type { ContentProvider } from '../content/provider.js'
 import { collect } from '../content/read.js'
 import { pieceCount, pieceHash, type Metainfo } from './metainfo.js'
 import { ShoalError } from '../util/errors.js'
+import { Semaphore } from '../util/semaphore.js'
 
 type Callback<T> = (err: Error | null, value?: T) => void
 
-/** Pieces recently read and verified, shared by every seeded blob of the process. */
+/** Pieces read from the content store at once, over every seeded blob: bounds the memory of reads in progress. */
+export const CONCURRENT_PIECE_READS = 4
+
+/** Pieces recently read and verified, shared by every seeded blob of the process, and the slots to read more. */
 export class PieceCache {
   private readonly entries = new Map<string, Buffer>()
   private bytes = 0
+  readonly reads = new Semaphore(CONCURRENT_PIECE_READS)
 
   constructor(private readonly capacityBytes: number) {}
 
@@ -64,7 +69,7 @@ export function seedStoreClass(options: SeedStoreOptions) {
     if (cached) return Promise.resolve(cached)
     let pending = inflight.get(index)
     if (!pending) {
-      pending = (async () => {
+      pending = cache.reads.run(async () => {
         const start = index * metainfo.pieceLength
         const end = Math.min(start + metainfo.pieceLength, metainfo.length) - 1
         const piece = await collect(await content.open(metainfo.digest, { range: { start, end } }), metainfo.pieceLength)
@@ -74,7 +79,7 @@ export function seedStoreClass(options: SeedStoreOptions) {
         }
         cache.set(key, piece)
         return piece
-      })().finally(() => inflight.delete(index))
+      }).finally(() => inflight.delete(index))
       inflight.set(index, pending)
     }
     return pending
@@ -97,7 +102,8 @@ export function seedStoreClass(options: SeedStoreOptions) {
       }
       readPiece(index).then((piece) => {
         const offset = range.offset ?? 0
-        callback(null, piece.subarray(offset, offset + (range.length ?? piece.length - offset)))
+        // A copy: a block waiting in a slow peer's socket must not keep its whole piece in memory.
+        callback(null, Buffer.from(piece.subarray(offset, offset + (range.length ?? piece.length - offset))))
       }, (err: Error) => callback(err))
     }
 

@@ -22,7 +22,7 @@ import { DEFAULT_PEER_IDLE_MS, WireGuard } from './wire-guard.js'
 
 export const DEFAULT_SEED_IDLE_MS = 10 * 60_000
 export const DEFAULT_LINGER_MS = 60_000
-export const DEFAULT_PIECE_CACHE_BYTES = 64 * 1024 * 1024
+export const DEFAULT_PIECE_CACHE_BYTES = 32 * 1024 * 1024
 const HOUSEKEEPING_MS = 5_000
 const CRITICAL_WINDOW = 4
 const UNCHOKE_SLOTS = 64

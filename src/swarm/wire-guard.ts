@@ -23,6 +23,8 @@ type GuardedWire = Wire & {
   destroyed?: boolean
   extendedHandshake: Record<string, unknown>
   setTimeout(ms: number, unref?: boolean): void
+  /** bittorrent-protocol's handler of a parsed request message. */
+  _onRequest(index: number, offset: number, length: number): void
   /** streamx: bytes pushed to the socket but not yet taken by it. */
   _readableState?: { buffered?: number }
 }
@@ -55,7 +57,12 @@ export class WireGuard {
   attach(wire: Wire): void {
     const guarded = wire as GuardedWire
     guarded.extendedHandshake['reqq'] = MAX_PEER_REQUESTS
-    guarded.on('request', () => this.checkCap(guarded))
+    // Checked before the request is queued or read from disk: every 'request' listener
+    // (webtorrent's reads the piece) would run even for a wire dropped by an earlier one.
+    const onRequest = guarded._onRequest.bind(guarded)
+    guarded._onRequest = (index, offset, length) => {
+      if (!guarded.destroyed && this.withinCap(guarded)) onRequest(index, offset, length)
+    }
     this.pace(guarded)
     guarded.once('timeout', () => this.components.onDrop(wire, 'peer-silent', `no requested block for ${this.silenceOf(guarded)} ms`))
   }
@@ -75,13 +82,14 @@ export class WireGuard {
     }
   }
 
-  private checkCap(wire: GuardedWire): void {
+  /** False (and the wire dropped) when one more request would put the peer past its cap. */
+  private withinCap(wire: GuardedWire): boolean {
     const unread = wire._readableState?.buffered ?? 0
     const outstanding = wire.peerRequests.length + Math.floor(unread / BLOCK_BYTES)
     // One message of slack: a request may arrive while the answer to an earlier one is still queued.
-    if (outstanding > MAX_PEER_REQUESTS + 1 && !wire.destroyed) {
-      this.drop(wire, 'peer-overrun', `${wire.peerRequests.length} requests waiting and ${unread} bytes unread, over the cap of ${MAX_PEER_REQUESTS} blocks`)
-    }
+    if (outstanding < MAX_PEER_REQUESTS + 1) return true
+    this.drop(wire, 'peer-overrun', `${wire.peerRequests.length} requests waiting and ${unread} bytes unread, over the cap of ${MAX_PEER_REQUESTS} blocks`)
+    return false
   }
 
   /** Tunes the wire's request timeout to a multiple of the gap between its blocks. */

@@ -41,6 +41,7 @@ describe('shoal on a 4-node cluster with real containerd', { skip, timeout: 600_
     images['multi'] = buildImage({ registry, repository: 'e2e/multi', tag: 'v1', layerSizes: [2 * MiB, 4096], withIndex: true })
     images['restart'] = buildImage({ registry, repository: 'e2e/restart', tag: 'v1', layerSizes: [40 * MiB, 4096] })
     images['nobody'] = buildImage({ registry, repository: 'e2e/nobody', tag: 'v1', layerSizes: [1 * MiB] })
+    images['frozen'] = buildImage({ registry, repository: 'e2e/frozen', tag: 'v1', layerSizes: [256 * MiB, 2 * MiB, 4096] })
     for (const image of Object.values(images)) await pushImage(cluster.upstreamUrl, image, cluster.fetch)
   })
   after(async () => {
@@ -168,5 +169,36 @@ describe('shoal on a 4-node cluster with real containerd', { skip, timeout: 600_
     const cleaned = await runShoal(['cleanup', '--containerd-registry-config-path', path])
     assert.equal(cleaned.code, 0, cleaned.stderr)
     assert.deepEqual(await readTree(path), before)
+  })
+
+  it('9. a holder frozen mid-pull and one killed earlier (records still in the DHT): the pull succeeds from the others, upstream stopped', async () => {
+    const image = images['frozen']!
+    await cluster.startUpstream()
+    await Promise.all([1, 2, 3].map((index) => cluster.pull(node(index), image.name)))
+    await cluster.stopUpstream()
+    for (const index of [1, 2, 3]) {
+      await eventually(`node ${index} to advertise the image`, async () =>
+        ((await cluster.stats(node(index)))['advertised'] as { digests: number }).digests >= image.blobs.length, 20_000)
+    }
+    node(3).shoal!.process.child.kill('SIGKILL')
+    await resolvable(node(4), image)
+    const layer = image.layers[0]!.digest
+    const pulling = cluster.pull(node(4), image.name)
+    const holder = node(1).shoal!.process.child
+    try {
+      await eventually('node 4 to be a quarter into the layer', async () => {
+        const transfers = (await cluster.stats(node(4)))['transfers'] as { digest: string; received: number }[]
+        return (transfers.find((transfer) => transfer.digest === layer)?.received ?? 0) > 64 * MiB
+      }, 60_000, 100)
+      holder.kill('SIGSTOP')
+      const seconds = (await pulling) / 1000
+      process.stdout.write(`# scenario 9: pull with one holder frozen and one dead: ${seconds} s\n`)
+    } finally {
+      holder.kill('SIGCONT')
+    }
+    const images4 = await node(4).containerd.cri.listImages()
+    assert.ok(images4.some((listed) => listed.repo_tags.includes(image.name)))
+    await cluster.startShoal(node(3))
+    await cluster.waitReady(node(3))
   })
 })

@@ -63,6 +63,26 @@ describe('DHT router on loopback', () => {
     assert.ok(Date.now() - started < 1500)
   })
 
+  it('a holder that stops asks the nodes storing its record to drop it; a record of a holder that stopped answering is dropped by whoever notices', async () => {
+    const host = '127.0.0.26'
+    const leaving = new DhtRouter({ bootstrap: new StaticBootstrap([{ host: hosts[0]!, port }]), logger: silentLogger, metrics: createMetricsRegistry().metrics },
+      { listen: { host, port: await freeUdpPort([host]) }, announcePort: () => 5099 })
+    await leaving.start()
+    leaving.advertise(['sha256:leaving'])
+    await eventually('the leaving holder found', async () => (await collect(routers[4]!, 'sha256:leaving')).length === 1, 5000)
+    const withdrawnBefore = routers.reduce((sum, router) => sum + router.stats().withdrawnRecords, 0)
+    await leaving.stop()
+    assert.ok(routers.reduce((sum, router) => sum + router.stats().withdrawnRecords, 0) > withdrawnBefore, 'some node dropped the record on request')
+    assert.deepEqual(await collect(routers[2]!, 'sha256:leaving', 3000), [], 'no node gives the record any more')
+
+    routers[1]!.advertise(['sha256:frozen'])
+    await eventually('the holder found', async () => (await collect(routers[4]!, 'sha256:frozen')).length === 1, 5000)
+    for (const router of routers) router.forget('sha256:frozen', { host: hosts[1]!, port: 5001 })
+    assert.ok(routers.every((router) => router === routers[1] || router.stats().forgottenRecords > 0))
+    routers[1]!.withdraw(['sha256:frozen'])
+    assert.deepEqual(await collect(routers[4]!, 'sha256:frozen', 3000), [])
+  })
+
   it('stops announcing withdrawn keys', () => {
     routers[3]!.withdraw(['sha256:abc'])
     assert.equal(routers[3]!.advertisedKeys().has('sha256:abc'), false)

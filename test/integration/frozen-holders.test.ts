@@ -48,7 +48,7 @@ describe('a frozen holder costs seconds, not the pull', () => {
     await removeTestDir(dir)
   })
 
-  it('a holder frozen at 25% of a 256 MiB pull: one uncut response, and a resumed Range gets 206, never 404', async () => {
+  it('a holder frozen at 25% of a 256 MiB pull: one uncut response, and a resumed Range gets 206, never 404', async (t) => {
     const [, frozen, , requester] = nodes as [LoopbackNode, LoopbackNode, LoopbackNode, LoopbackNode]
     const layer = large.layers[0]!
     const half = Math.floor(layer.bytes.length / 2)
@@ -64,6 +64,7 @@ describe('a frozen holder costs seconds, not the pull', () => {
       })
       assert.equal(pulled.status, 200)
       assert.equal(pulled.digest, layer.digest, 'the one response carries the whole blob, byte-exact')
+      t.diagnostic(`faulty pull ${Math.round(pulled.ms)} ms, healthy ${Math.round(healthyMs.get(layer.digest)!)} ms, bound ${bound(layer.digest)} ms`)
       assert.ok(pulled.ms < bound(layer.digest), `pull took ${Math.round(pulled.ms)} ms; bound ${bound(layer.digest)} ms (healthy ${Math.round(healthyMs.get(layer.digest)!)} ms)`)
       const range = await resumed!
       assert.equal(range.status, 206)
@@ -76,7 +77,7 @@ describe('a frozen holder costs seconds, not the pull', () => {
     await requester.shoal.stop()
   })
 
-  it('a holder frozen before a 100 MB pull at 200 Mbit/s: the pull completes within its bound', async () => {
+  it('a holder frozen before a 100 MB pull at 200 Mbit/s: the pull completes within its bound', async (t) => {
     const [, frozen, , , requester] = nodes as [LoopbackNode, LoopbackNode, LoopbackNode, LoopbackNode, LoopbackNode]
     const layer = medium.layers[0]!
     freeze(frozen)
@@ -84,6 +85,7 @@ describe('a frozen holder costs seconds, not the pull', () => {
       const pulled = await pullBlob(requester, medium.repository, layer.digest)
       assert.equal(pulled.status, 200)
       assert.equal(pulled.digest, layer.digest)
+      t.diagnostic(`faulty pull ${Math.round(pulled.ms)} ms, healthy ${Math.round(healthyMs.get(layer.digest)!)} ms, bound ${bound(layer.digest)} ms`)
       assert.ok(pulled.ms < bound(layer.digest), `pull took ${Math.round(pulled.ms)} ms; bound ${bound(layer.digest)} ms (healthy ${Math.round(healthyMs.get(layer.digest)!)} ms)`)
     } finally {
       thaw(frozen)

@@ -9,7 +9,7 @@ export function assertStatsSchema(doc: Record<string, unknown>): void {
   isoDate(doc['generatedAt'], 'generatedAt')
   shape(doc['node'], 'node', { version: 'string', startedAt: 'date', registryAddress: 'string', metricsAddress: 'string', p2pAddress: 'string', peerId: 'string' })
   shape(doc['dht'], 'dht', { nodes: 'number', bootstrapPeers: 'array', lastBootstrap: 'date?', announcedKeys: 'number', announcesSent: 'number',
-    announceFailures: 'number', droppedPackets: 'number', forgottenRecords: 'number', table: 'array' })
+    announceFailures: 'number', droppedPackets: 'number', forgottenRecords: 'number', withdrawnRecords: 'number', table: 'array' })
   for (const row of (doc['dht'] as { table: unknown[] }).table) shape(row, 'dht.table[]', { id: 'string', address: 'string' })
   shape(doc['advertised'], 'advertised', { digests: 'number', tags: 'number', images: 'number', lastSync: 'date?' })
   for (const key of ['transfers', 'recent'] as const) {

@@ -1,0 +1,80 @@
+import type DHT from 'bittorrent-dht'
+import type { PeerAddress } from './router.js'
+import { WITHDRAW_QUERY } from './krpc-guard.js'
+
+/**
+ * The parts of bittorrent-dht 11 (not its public API) that keeping holder records tidy needs:
+ * the record store, the per-target lookup tables with the tokens nodes gave, token checks and
+ * the query handler.
+ */
+interface DhtInternals {
+  _peers: { add(name: string, record: Buffer): void; remove(name: string, record: Buffer): void; get(name: string): Uint8Array[] }
+  _tables: { get(hex: string): { closest(target: Buffer): unknown[] } | undefined }
+  _rpc: {
+    id: Buffer
+    queryAll(nodes: unknown[], message: unknown, visit: null, callback: (err: Error | null, count?: number) => void): void
+    response(peer: unknown, query: unknown, reply: unknown): void
+  }
+  _validateToken(host: string, token: Buffer): boolean
+  _onquery(query: { q?: Uint8Array; a?: Record<string, unknown> }, peer: { address: string; port: number }): void
+}
+
+const internals = (dht: DHT): DhtInternals => dht as unknown as DhtInternals
+
+/** A peer record as BEP 5 stores it: 4 bytes of IPv4 address, 2 of port; undefined for anything else. */
+export function encodeCompactPeer(peer: PeerAddress): Buffer | undefined {
+  const parts = peer.host.split('.').map(Number)
+  if (parts.length !== 4 || parts.some((part) => !Number.isInteger(part) || part < 0 || part > 255)) return undefined
+  if (!Number.isInteger(peer.port) || peer.port < 1 || peer.port > 65535) return undefined
+  const record = Buffer.alloc(6)
+  parts.forEach((part, index) => record.writeUInt8(part, index))
+  record.writeUInt16BE(peer.port, 4)
+  return record
+}
+
+/** Adds or removes the record "`peer` holds `target`" in this node's own store; true if the store changed. */
+export function changeStoredRecord(dht: DHT, target: Buffer, peer: PeerAddress, change: 'add' | 'remove'): boolean {
+  const record = encodeCompactPeer(peer)
+  if (!record) return false
+  const store = internals(dht)._peers
+  const name = target.toString('hex')
+  const present = store.get(name).some((stored) => record.equals(stored))
+  if (present === (change === 'add')) return false
+  store[change](name, record)
+  return true
+}
+
+/**
+ * Answers shoal_withdraw_peer queries: the sender's record for the info_hash (its address, the
+ * port it names) is removed, if its token is valid for its address, exactly as an announce
+ * would have been accepted. Other queries go to bittorrent-dht.
+ */
+export function answerWithdrawals(dht: DHT, onWithdrawn: (peer: PeerAddress) => void): void {
+  const dhtInternals = internals(dht)
+  const original = dhtInternals._onquery.bind(dht)
+  dhtInternals._onquery = (query, peer) => {
+    if (Buffer.from(query.q ?? []).toString() !== WITHDRAW_QUERY) return original(query, peer)
+    const args = query.a ?? {}
+    const token = args['token'], infoHash = args['info_hash'], port = args['port']
+    if (!(token instanceof Uint8Array) || !(infoHash instanceof Uint8Array) || typeof port !== 'number') return
+    if (!dhtInternals._validateToken(peer.address, Buffer.from(token))) return
+    const holder = { host: peer.address, port }
+    if (changeStoredRecord(dht, Buffer.from(infoHash), holder, 'remove')) onWithdrawn(holder)
+    dhtInternals._rpc.response(peer, query, { id: dhtInternals._rpc.id })
+  }
+}
+
+/**
+ * Asks the nodes this one announced `target` to (the closest of its last lookup, with their
+ * tokens) to drop its record. Resolves when they answered, or when `signal` aborts.
+ */
+export function sendWithdrawal(dht: DHT, target: Buffer, port: number, signal: AbortSignal): Promise<void> {
+  const dhtInternals = internals(dht)
+  const table = dhtInternals._tables.get(target.toString('hex'))
+  if (!table || signal.aborted) return Promise.resolve()
+  const message = { q: WITHDRAW_QUERY, a: { id: dhtInternals._rpc.id, token: null, info_hash: target, port } }
+  return new Promise((resolve) => {
+    signal.addEventListener('abort', () => resolve(), { once: true })
+    dhtInternals._rpc.queryAll(table.closest(target), message, null, () => resolve())
+  })
+}
