@@ -7,6 +7,8 @@ import { runLatency } from './latency.js'
 import { runMemory } from './memory.js'
 import { runMinSize } from './min-size.js'
 import { herdSvg, markdownTable, writeResults, writeSvg } from './report.js'
+import { runSoak } from './soak.js'
+import { growthRows, soakRows, soakSvg } from './soak-report.js'
 import { runThroughput } from './throughput.js'
 
 type Rows = Record<string, unknown>[]
@@ -26,6 +28,13 @@ const scenarios: Record<string, (args: string[]) => Promise<Outcome>> = {
   },
   latency: async (args) => ({ rows: await runLatency(numberArg(args, '--dht-nodes', 60)) as unknown as Rows }),
   memory: async (args) => ({ rows: await runMemory(numberArg(args, '--size-mib', 1024), numberArg(args, '--transfers', 4)) as unknown as Rows }),
+  soak: async (args) => {
+    const result = await runSoak({ minutes: numberArg(args, '--minutes', 20), intervalS: numberArg(args, '--interval-s', 30),
+      blobs: numberArg(args, '--blobs', 6), blobMiB: numberArg(args, '--blob-mib', 48) })
+    await writeSvg('soak.svg', soakSvg(result))
+    return { rows: soakRows(result.pulls) as unknown as Rows, extra: { growth: growthRows(result.samples), events: result.events, samples: result.samples,
+      failures: result.pulls.filter((pull) => !pull.ok) } }
+  },
 }
 
 function numberArg(args: string[], name: string, fallback: number): number {

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import type { Logger } from 'pino'
 import { peerKey, type PeerAddress } from '../routing/router.js'
 import { describeError } from '../util/errors.js'
@@ -31,13 +32,16 @@ export function raceHolders<T>(components: RaceComponents, init: RaceInit, ask: 
   options: { signal: AbortSignal }): Promise<{ value: T; peer: PeerAddress } | undefined> {
   const { holders, health, logger } = components
   const done = new AbortController()
+  const raceSignal = AbortSignal.any([options.signal, done.signal])
+  // One listener per holder asked lands here.
+  setMaxListeners(init.maxHolders + 8, raceSignal)
   const changed = new Wakeup()
   const pending = new Map<PeerAddress, number>()
   let winner: { value: T; peer: PeerAddress } | undefined
   const launch = (peer: PeerAddress): void => {
     const started = performance.now()
     pending.set(peer, started)
-    const attempt = AbortSignal.any([options.signal, done.signal, AbortSignal.timeout(init.stallMs)])
+    const attempt = AbortSignal.any([raceSignal, AbortSignal.timeout(init.stallMs)])
     ask(peer, attempt).then((value) => {
       health.answered(peer, performance.now() - started)
       if (value === undefined) return

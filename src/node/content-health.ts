@@ -5,7 +5,11 @@ import { describeError } from '../util/errors.js'
 import type { Service } from '../util/service.js'
 
 export const DEFAULT_HEALTH_INTERVAL_MS = 5_000
+/** While the store is down it is asked this often, so it is back in service soon after it recovers. */
+const DOWN_INTERVAL_MS = 1_000
 export const DEFAULT_HEALTH_TIMEOUT_MS = 2_000
+/** Failed checks in a row before the store counts as down: one slow answer under load is not an outage. */
+export const FAILURES_TO_DOWN = 2
 
 export interface ContentPing {
   /** Resolves when the content store answers; throws (or is aborted) otherwise. */
@@ -14,11 +18,13 @@ export interface ContentPing {
 
 /**
  * Asks the content store (containerd) every few seconds whether it answers, with a short
- * deadline. Readiness and the mirror read `available`: while containerd does not answer,
- * requests are not made to wait for it.
+ * deadline; FAILURES_TO_DOWN failed checks in a row (the mirror adds one whenever a lookup
+ * fails) make it unavailable. Readiness and the mirror read `available`: while containerd does
+ * not answer, requests are not made to wait for it.
  */
 export class ContentHealth implements Service {
   private state: { available: boolean; checkedAt: Date | undefined; error: string | undefined } = { available: true, checkedAt: undefined, error: undefined }
+  private failuresInRow = 0
   private timer: NodeJS.Timeout | undefined
   private running: AbortController | undefined
 
@@ -60,11 +66,14 @@ export class ContentHealth implements Service {
   }
 
   private schedule(): void {
-    this.timer = setTimeout(() => void this.check().finally(() => { if (this.running) this.schedule() }), this.init.intervalMs ?? DEFAULT_HEALTH_INTERVAL_MS)
+    const interval = this.state.available ? this.init.intervalMs ?? DEFAULT_HEALTH_INTERVAL_MS : DOWN_INTERVAL_MS
+    this.timer = setTimeout(() => void this.check().finally(() => { if (this.running) this.schedule() }), interval)
     this.timer.unref()
   }
 
-  private update(available: boolean, error: string | undefined): void {
+  private update(answered: boolean, error: string | undefined): void {
+    this.failuresInRow = answered ? 0 : this.failuresInRow + 1
+    const available = answered || (this.state.available && this.failuresInRow < FAILURES_TO_DOWN)
     const changed = available !== this.state.available
     this.state = { available, checkedAt: new Date(), error }
     if (!changed) return

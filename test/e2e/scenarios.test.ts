@@ -151,27 +151,7 @@ describe('shoal on a 4-node cluster with real containerd', { skip, timeout: 600_
     assert.ok(seconds < 30)
   })
 
-  it('8. configuration and cleanup leave containerd\'s registry config path as it was', async () => {
-    const target = node(4)
-    const path = target.containerd.registryConfigPath
-    const restored = await runShoal(['cleanup', '--containerd-registry-config-path', path])
-    assert.equal(restored.code, 0, restored.stderr)
-    await mkdir(join(path, 'ghcr.io'), { recursive: true })
-    await writeFile(join(path, 'ghcr.io', 'hosts.toml'), 'server = "https://ghcr.io"\n')
-    await mkdir(join(path, cluster.upstreamHost), { recursive: true })
-    await writeFile(join(path, cluster.upstreamHost, 'hosts.toml'), `server = "${cluster.upstreamUrl}"\n[host."http://127.77.0.99:5000"]\ncapabilities = ["pull"]\n`)
-    const before = await readTree(path)
-    const configured = await runShoal(['configuration', '--containerd-sock', target.containerd.socket, '--containerd-config-file', target.containerd.configFile,
-      '--containerd-registry-config-path', path, '--mirrored-registries', cluster.upstreamUrl, '--mirror-targets', target.registryUrl, '--prepend-existing'])
-    assert.equal(configured.code, 0, configured.stderr)
-    assert.notDeepEqual(await readTree(path, ['_backup']), before)
-    await cluster.pull(target, images['restart']!.name)
-    const cleaned = await runShoal(['cleanup', '--containerd-registry-config-path', path])
-    assert.equal(cleaned.code, 0, cleaned.stderr)
-    assert.deepEqual(await readTree(path), before)
-  })
-
-  it('9. a holder frozen mid-pull and one killed earlier (records still in the DHT): the pull succeeds from the others, upstream stopped', async () => {
+  it('8. a holder frozen mid-pull and one killed earlier (records still in the DHT): the pull succeeds from the others, upstream stopped', async () => {
     const image = images['frozen']!
     await cluster.startUpstream()
     await Promise.all([1, 2, 3].map((index) => cluster.pull(node(index), image.name)))
@@ -192,7 +172,7 @@ describe('shoal on a 4-node cluster with real containerd', { skip, timeout: 600_
       }, 60_000, 100)
       holder.kill('SIGSTOP')
       const seconds = (await pulling) / 1000
-      process.stdout.write(`# scenario 9: pull with one holder frozen and one dead: ${seconds} s\n`)
+      process.stdout.write(`# scenario 8: pull with one holder frozen and one dead: ${seconds} s\n`)
     } finally {
       holder.kill('SIGCONT')
     }
@@ -200,5 +180,25 @@ describe('shoal on a 4-node cluster with real containerd', { skip, timeout: 600_
     assert.ok(images4.some((listed) => listed.repo_tags.includes(image.name)))
     await cluster.startShoal(node(3))
     await cluster.waitReady(node(3))
+  })
+
+  it('9. configuration and cleanup leave containerd\'s registry config path as it was', async () => {
+    const target = node(4)
+    const path = target.containerd.registryConfigPath
+    const restored = await runShoal(['cleanup', '--containerd-registry-config-path', path])
+    assert.equal(restored.code, 0, restored.stderr)
+    await mkdir(join(path, 'ghcr.io'), { recursive: true })
+    await writeFile(join(path, 'ghcr.io', 'hosts.toml'), 'server = "https://ghcr.io"\n')
+    await mkdir(join(path, cluster.upstreamHost), { recursive: true })
+    await writeFile(join(path, cluster.upstreamHost, 'hosts.toml'), `server = "${cluster.upstreamUrl}"\n[host."http://127.77.0.99:5000"]\ncapabilities = ["pull"]\n`)
+    const before = await readTree(path)
+    const configured = await runShoal(['configuration', '--containerd-sock', target.containerd.socket, '--containerd-config-file', target.containerd.configFile,
+      '--containerd-registry-config-path', path, '--mirrored-registries', cluster.upstreamUrl, '--mirror-targets', target.registryUrl, '--prepend-existing'])
+    assert.equal(configured.code, 0, configured.stderr)
+    assert.notDeepEqual(await readTree(path, ['_backup']), before)
+    await cluster.pull(target, images['restart']!.name)
+    const cleaned = await runShoal(['cleanup', '--containerd-registry-config-path', path])
+    assert.equal(cleaned.code, 0, cleaned.stderr)
+    assert.deepEqual(await readTree(path), before)
   })
 })

@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { writeOciLayout, type TestImage } from './images.js'
 import { freePort, freeUdpPort } from './ports.js'
-import { startShoal, type ShoalProcess } from './shoal.js'
+import { startShoal, type ShoalInit, type ShoalProcess } from './shoal.js'
 
 export interface LoopbackNode {
   index: number
@@ -10,6 +10,8 @@ export interface LoopbackNode {
   p2p: string
   layoutDir: string
   shoal: ShoalProcess
+  /** Starts the node again with the same addresses, flags and directories (after it was stopped or killed). */
+  relaunch(): Promise<ShoalProcess>
 }
 
 export interface LoopbackClusterInit {
@@ -43,7 +45,7 @@ export async function startLoopbackCluster(init: LoopbackClusterInit): Promise<L
       await writeOciLayout(layoutDir, init.contents[index] ?? [])
       await init.beforeStart?.(index, layoutDir)
       const p2pPort = await freeTcpAndUdpPort(host, dhtPorts[index]!)
-      const shoal = await startShoal({
+      const shoalInit: ShoalInit = {
         dir: init.dir, name: `node-${index + 1}`,
         registryAddr: `${host}:${await freePort(host)}`, metricsAddr: `${host}:${await freePort(host)}`,
         waitReady: init.waitReady ?? true,
@@ -51,8 +53,12 @@ export async function startLoopbackCluster(init: LoopbackClusterInit): Promise<L
         args: ['--content-dir', layoutDir, '--data-dir', join(init.dir, `node-${index + 1}`, 'data'),
           '--p2p-addr', `${host}:${p2pPort}`, '--static-bootstrap-peers', `${hosts[0]}:${nodes[0] ? p2pOf(nodes[0]) : p2pPort}`,
           ...(init.args?.(index) ?? [])],
-      })
-      nodes.push({ index, host, p2p: `${host}:${p2pPort}`, layoutDir, shoal })
+      }
+      const node: LoopbackNode = {
+        index, host, p2p: `${host}:${p2pPort}`, layoutDir, shoal: await startShoal(shoalInit),
+        relaunch: async () => (node.shoal = await startShoal({ ...shoalInit, name: `${shoalInit.name}-${Date.now()}` })),
+      }
+      nodes.push(node)
     }
   } catch (err) {
     await stopCluster(nodes)

@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { ContentHealth, FAILURES_TO_DOWN } from '../../src/node/content-health.js'
+import { UnavailableError } from '../../src/oci/errors.js'
+import { LabelValues, OTHER_LABEL } from '../../src/observe/label-values.js'
+import { TransferLedger } from '../../src/observe/ledger.js'
+import { StreamSlots } from '../../src/registry/stream-slots.js'
+import { silentLogger } from '../support/registry-app.js'
+
+describe('bounded label values', () => {
+  it('keeps the configured values and counts everything else as other', () => {
+    const labels = new LabelValues(['docker.io', 'ghcr.io'])
+    assert.equal(labels.of('docker.io'), 'docker.io')
+    assert.equal(labels.of('evil.example'), OTHER_LABEL)
+    assert.equal(labels.of(undefined), OTHER_LABEL)
+  })
+
+  it('without configured values, learns the first few and no more', () => {
+    const labels = new LabelValues([], 2)
+    assert.equal(labels.of('a'), 'a')
+    assert.equal(labels.of('b'), 'b')
+    assert.equal(labels.of('c'), OTHER_LABEL)
+    assert.equal(labels.of('a'), 'a')
+  })
+})
+
+describe('blob stream slots', () => {
+  it('caps streams per client and overall, and a slot given back twice counts once', () => {
+    const slots = new StreamSlots(3, 2)
+    const first = slots.take('10.0.0.1')
+    slots.take('10.0.0.1')
+    assert.throws(() => slots.take('10.0.0.1'), UnavailableError)
+    const third = slots.take('10.0.0.2')
+    assert.throws(() => slots.take('10.0.0.3'), UnavailableError)
+    first()
+    first()
+    assert.equal(slots.active, 2)
+    slots.take('10.0.0.3')
+    third()
+    assert.equal(slots.active, 2)
+  })
+})
+
+describe('content store health', () => {
+  it('turns unavailable only after failures in a row, and available at the first answer', async () => {
+    let answering = true
+    const ledger = new TransferLedger()
+    const health = new ContentHealth({ source: { ping: async () => { if (!answering) throw new Error('connect ENOENT /run/containerd/containerd.sock') } }, ledger, logger: silentLogger },
+      { intervalMs: 60_000 })
+    await health.start()
+    try {
+      assert.equal(health.available, true)
+      answering = false
+      for (let failure = 1; failure < FAILURES_TO_DOWN; failure++) assert.equal(await health.check(), true, 'one failed check is not an outage')
+      assert.equal(await health.check(), false)
+      assert.match(health.stats().error ?? '', /ENOENT/)
+      assert.equal(ledger.faults['content-unavailable'], 1)
+      answering = true
+      assert.equal(await health.check(), true)
+    } finally {
+      health.stop()
+      health.stop()
+    }
+  })
+
+  it('counts a check that does not answer within its timeout as failed', async () => {
+    const health = new ContentHealth({ source: { ping: (options) => new Promise((_, reject) => options?.signal?.addEventListener('abort', () => reject(options.signal!.reason))) },
+      ledger: new TransferLedger(), logger: silentLogger }, { intervalMs: 60_000, timeoutMs: 50 })
+    // AbortSignal.timeout does not keep the process alive by itself.
+    const keepAlive = setTimeout(() => {}, 5_000)
+    try {
+      for (let failure = 0; failure < FAILURES_TO_DOWN; failure++) await health.check()
+    } finally {
+      clearTimeout(keepAlive)
+    }
+    assert.equal(health.available, false)
+  })
+})
