@@ -105,7 +105,8 @@ async function chaos(nodes: LoopbackNode[], states: HolderState[], now: number, 
     process.kill(pid, 'SIGKILL')
     await node.shoal.stop()
   }
-  if (action === 'restart') await node.relaunch()
+  // Not waiting for readiness: with its bootstrap peer frozen a node is rightly not ready yet.
+  if (action === 'restart') await node.relaunch({ waitReady: false })
   states[index] = action === 'stop' ? 'stopped' : action === 'kill' ? 'dead' : 'running'
   events.push({ at: now, node: index + 1, action })
 }

@@ -11,13 +11,13 @@ import { parseRange, type ByteRange } from '../oci/range.js'
 import { tagReference } from '../oci/reference.js'
 import type { TransferLedger } from '../observe/ledger.js'
 import type { Metrics } from '../observe/metrics.js'
-import { peerKey, type PeerAddress, type Router } from '../routing/router.js'
+import type { PeerAddress, Router } from '../routing/router.js'
 import { SwarmBlobStream } from '../swarm/blob-stream.js'
 import type { Swarm } from '../swarm/swarm.js'
 import type { HolderHealth } from './holder-health.js'
 import { HolderSearch } from './holders.js'
 import { raceHolders } from './race.js'
-import { collectChunks, httpBlobChunks, startedStream } from './http-source.js'
+import { HttpTransfers } from './http-transfer.js'
 import type { PeerClient } from './peer-client.js'
 import type { SwarmJoins } from './swarm-join.js'
 import type { SignalOptions } from '../util/abort.js'
@@ -91,9 +91,11 @@ type Signalled<T> = T & { signal: AbortSignal }
 
 /** Where each requested byte comes from: this node, one holder over HTTP, or the swarm. */
 export class Mirror {
-  private httpTransfers = 0
+  private readonly http: HttpTransfers
 
-  constructor(private readonly components: MirrorComponents, private readonly init: MirrorInit) {}
+  constructor(private readonly components: MirrorComponents, private readonly init: MirrorInit) {
+    this.http = new HttpTransfers({ ...components, health: components.holderHealth }, { stallMs: init.stallTimeoutMs })
+  }
 
   /**
    * Every request gets an answer: if none is ready (headers) within the resolve timeout plus
@@ -137,9 +139,9 @@ export class Mirror {
     const range = parseRange(request.rangeHeader, size)
     if (request.head) return { size, range, body: undefined, source: 'peer' }
     const whole = { start: 0, end: size - 1 }
-    if (this.init.singleSource) return { size, range, body: await this.streamFromHolders(request, holders, size, range ?? whole), source: 'peer' }
+    if (this.init.singleSource) return { size, range, body: await this.http.stream(request, holders, size, range ?? whole), source: 'peer' }
     if (size < this.init.swarmMinSize) {
-      const bytes = await this.fetchWhole(request, holders, size)
+      const bytes = await this.http.fetchWhole(request, holders, size)
       return { size, range, body: Readable.from([range ? bytes.subarray(range.start, range.end + 1) : bytes]), source: 'peer' }
     }
     const download = await this.components.joins.join(request.digest, holders).catch((err: unknown) => {
@@ -148,7 +150,7 @@ export class Mirror {
     })
     if (!download) {
       this.components.logger.info({ digest: request.digest }, 'no holder gave metainfo in time; streaming from one holder over HTTP')
-      return { size, range, body: await this.streamFromHolders(request, holders, size, range ?? whole), source: 'peer' }
+      return { size, range, body: await this.http.stream(request, holders, size, range ?? whole), source: 'peer' }
     }
     const stream = new SwarmBlobStream(download, range ?? whole, this.init.stallTimeoutMs)
     try {
@@ -157,7 +159,7 @@ export class Mirror {
       stream.destroy()
       if (request.signal.aborted) throw err
       this.components.logger.warn({ digest: request.digest, err }, 'the swarm delivered nothing; streaming from one holder over HTTP')
-      return { size, range, body: await this.streamFromHolders(request, holders, size, range ?? whole), source: 'peer' }
+      return { size, range, body: await this.http.stream(request, holders, size, range ?? whole), source: 'peer' }
     }
     return { size, range, body: stream, source: 'swarm' }
   }
@@ -258,55 +260,5 @@ export class Mirror {
       (peer, signal) => this.components.peers.statBlob(peer, request, { signal }))
     if (!answer) throw new BlobUnknownError(request.digest, 'no holder answered for it')
     return answer.value
-  }
-
-  private async fetchWhole(request: Signalled<BlobRequest>, holders: HolderSearch, size: number): Promise<Buffer> {
-    const record = this.recordHttpTransfer(request.digest, size)
-    try {
-      const bytes = await collectChunks(httpBlobChunks({ ...this.components, holders, health: this.components.holderHealth, onBytes: record.onBytes },
-        { name: request.name, digest: request.digest, size, range: { start: 0, end: size - 1 }, stallMs: this.init.stallTimeoutMs }, { signal: request.signal }))
-      record.finish()
-      return bytes
-    } catch (err) {
-      record.finish(err as Error)
-      throw new BlobUnknownError(request.digest, 'no holder delivered it over HTTP', { cause: err })
-    }
-  }
-
-  private async streamFromHolders(request: Signalled<BlobRequest>, holders: HolderSearch, size: number, range: ByteRange): Promise<Readable> {
-    const record = this.recordHttpTransfer(request.digest, size)
-    const chunks = httpBlobChunks({ ...this.components, holders, health: this.components.holderHealth, onBytes: record.onBytes },
-      { name: request.name, digest: request.digest, size, range, stallMs: this.init.stallTimeoutMs }, { signal: request.signal })
-    let stream: Readable
-    try {
-      stream = await startedStream(chunks)
-    } catch (err) {
-      record.finish(err as Error)
-      throw new BlobUnknownError(request.digest, 'no holder delivered it over HTTP', { cause: err })
-    }
-    stream.once('close', () => record.finish(stream.errored ?? undefined))
-    return stream
-  }
-
-  private recordHttpTransfer(digest: Digest, size: number) {
-    const { ledger, metrics, logger } = this.components
-    const key = `http:${digest}:${++this.httpTransfers}`
-    ledger.record({ type: 'transfer-started', key, digest, size, role: 'http' })
-    const started = performance.now()
-    let finished = false
-    return {
-      onBytes: (peer: { host: string; port: number }, bytes: number) => {
-        metrics.swarmBytes.inc({ direction: 'down', via: 'http' }, bytes)
-        ledger.record({ type: 'bytes-received', key, peer: peerKey(peer), bytes })
-      },
-      finish: (error?: Error) => {
-        if (finished) return
-        finished = true
-        ledger.record({ type: 'transfer-finished', key, outcome: error ? 'failed' : 'complete', ...(error ? { error: error.message } : {}) })
-        const seconds = Number(((performance.now() - started) / 1000).toFixed(3))
-        if (error) logger.warn({ digest, size, seconds, err: error }, 'transfer from a holder over HTTP failed')
-        else logger.info({ digest, size, seconds }, 'transfer from a holder over HTTP complete')
-      },
-    }
   }
 }

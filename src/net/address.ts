@@ -1,4 +1,6 @@
+import { networkInterfaces } from 'node:os'
 import { ShoalError } from '../util/errors.js'
+
 /** A listen or dial address: `:5000`, `0.0.0.0:5000`, `127.0.0.1:5000`, `[::1]:5000`, `node-1:5000`. */
 export interface HostPort {
   /** Undefined for `:port` (all interfaces). */
@@ -36,4 +38,14 @@ export function parseDialAddress(value: string): DialAddress {
 export function formatHostPort(address: HostPort): string {
   const host = address.host ?? ''
   return `${host.includes(':') ? `[${host}]` : host}:${address.port}`
+}
+
+/** The addresses that mean "this node": the bound host, or every local interface address. */
+export function localHosts(listen: HostPort): Set<string> {
+  if (listen.host && listen.host !== '0.0.0.0' && listen.host !== '::') return new Set([listen.host])
+  const hosts = new Set<string>()
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const address of addresses ?? []) hosts.add(address.address)
+  }
+  return hosts
 }

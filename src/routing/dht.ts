@@ -1,7 +1,6 @@
-import { networkInterfaces } from 'node:os'
 import DHT from 'bittorrent-dht'
 import type { Logger } from 'pino'
-import type { DialAddress, HostPort } from '../net/address.js'
+import { localHosts, type DialAddress, type HostPort } from '../net/address.js'
 import type { Metrics } from '../observe/metrics.js'
 import type { Bootstrap } from './bootstrap.js'
 import { answerWithdrawals, changeStoredRecord, sendWithdrawal } from './dht-records.js'
@@ -317,14 +316,4 @@ export class DhtRouter implements Router {
   private isSelf(peer: { host: string; port: number }): boolean {
     return peer.port === this.init.announcePort() && this.selfHosts.has(peer.host)
   }
-}
-
-/** The addresses that mean "this node": the bound host, or every local interface address. */
-function localHosts(listen: HostPort): Set<string> {
-  if (listen.host && listen.host !== '0.0.0.0' && listen.host !== '::') return new Set([listen.host])
-  const hosts = new Set<string>()
-  for (const addresses of Object.values(networkInterfaces())) {
-    for (const address of addresses ?? []) hosts.add(address.address)
-  }
-  return hosts
 }

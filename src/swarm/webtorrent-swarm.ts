@@ -14,7 +14,8 @@ import { Download, DownloadFailedError } from './download.js'
 import { DownloadFile, clearDownloads, downloadPath } from './download-store.js'
 import { pieceCount, type Metainfo } from './metainfo.js'
 import type { MetainfoCache } from './metainfo-cache.js'
-import { decodePeerId, encodePeerId } from './peer-id.js'
+import { encodePeerId } from './peer-id.js'
+import { goodBlockCrcs, peerLabel } from './wire-label.js'
 import { PieceCache, seedStoreClass } from './seed-store.js'
 import { Stripes } from './stripes.js'
 import type { Swarm } from './swarm.js'
@@ -27,8 +28,6 @@ const HOUSEKEEPING_MS = 5_000
 const CRITICAL_WINDOW = 4
 const UNCHOKE_SLOTS = 64
 const FAILED_PIECE = /^Piece (\d+) failed verification$/
-/** The BitTorrent request size webtorrent uses. */
-const BLOCK_LENGTH = 16 * 1024
 
 export interface WebTorrentSwarmInit {
   dataDir: string
@@ -68,21 +67,6 @@ export interface SwarmComponents {
   logger: Logger
   metrics: Metrics
   clock?: Clock
-}
-
-/** CRC32 of every 16 KiB block of a verified piece, to compare with what suspects sent. */
-async function goodBlockCrcs(download: Download, piece: number): Promise<Map<number, number>> {
-  const { pieceLength, length } = download.metainfo
-  const start = piece * pieceLength
-  const data = await download.read(start, Math.min(pieceLength, length - start))
-  const blocks = new Map<number, number>()
-  for (let offset = 0; offset < data.length; offset += BLOCK_LENGTH) blocks.set(offset, crc32(data.subarray(offset, offset + BLOCK_LENGTH)))
-  return blocks
-}
-
-/** How stats and bans name a peer: the node address in its peer id, else the socket's remote end. */
-function peerLabel(wire: Wire): string {
-  return decodePeerId(wire.peerId) ?? `${wire.remoteAddress}:${wire.remotePort}`
 }
 
 /** The Swarm on webtorrent: a private, silent client that only talks to peers shoal gives it. */

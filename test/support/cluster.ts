@@ -11,7 +11,7 @@ export interface LoopbackNode {
   layoutDir: string
   shoal: ShoalProcess
   /** Starts the node again with the same addresses, flags and directories (after it was stopped or killed). */
-  relaunch(): Promise<ShoalProcess>
+  relaunch(options?: { waitReady?: boolean }): Promise<ShoalProcess>
 }
 
 export interface LoopbackClusterInit {
@@ -56,7 +56,7 @@ export async function startLoopbackCluster(init: LoopbackClusterInit): Promise<L
       }
       const node: LoopbackNode = {
         index, host, p2p: `${host}:${p2pPort}`, layoutDir, shoal: await startShoal(shoalInit),
-        relaunch: async () => (node.shoal = await startShoal({ ...shoalInit, name: `${shoalInit.name}-${Date.now()}` })),
+        relaunch: async (options = {}) => (node.shoal = await startShoal({ ...shoalInit, ...options, name: `${shoalInit.name}-${Date.now()}` })),
       }
       nodes.push(node)
     }
