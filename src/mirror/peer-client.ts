@@ -1,5 +1,6 @@
-import { Readable } from 'node:stream'
+import type { Readable } from 'node:stream'
 import { collect } from '../content/read.js'
+import { HttpClient, type HttpAnswer } from '../net/http-client.js'
 import { isDigest, sha256Digest, type Digest } from '../oci/digest.js'
 import { MAX_MANIFEST_SIZE, parseManifest } from '../oci/mediatype.js'
 import { contentRange, type ByteRange } from '../oci/range.js'
@@ -23,12 +24,22 @@ export interface PeerManifest {
 
 /** Requests to other nodes' registry API. Every call takes a signal that bounds it. */
 export class PeerClient {
+  private readonly http = new HttpClient()
+
+  start(): void {}
+
+  /** Closes the connections kept to peers. */
+  stop(): void {
+    this.http.close()
+  }
+
   async statBlob(peer: PeerAddress, blob: { name: string; digest: Digest }, options: SignalOptions = {}): Promise<number | undefined> {
     const { name, digest } = blob
     const response = await this.request(peer, `/v2/${name}/blobs/${digest}`, { method: 'HEAD', signal: options.signal })
+    response.discard()
     if (response.status === 404) return undefined
     if (response.status !== 200) throw new PeerRequestError(peer, `HEAD ${digest}`, `status ${response.status}`)
-    const size = Number(response.headers.get('content-length'))
+    const size = Number(response.header('content-length'))
     if (!Number.isSafeInteger(size) || size < 0) throw new PeerRequestError(peer, `HEAD ${digest}`, 'no Content-Length')
     return size
   }
@@ -39,19 +50,19 @@ export class PeerClient {
     const headers: Record<string, string> = range ? { range: `bytes=${range.start}-${range.end}` } : {}
     const response = await this.request(peer, `/v2/${name}/blobs/${digest}`, { signal: options.signal, headers })
     if (response.status === 404) {
-      await response.body?.cancel()
+      response.discard()
       return undefined
     }
     const expectedStatus = range ? 206 : 200
-    if (response.status !== expectedStatus || !response.body) {
-      await response.body?.cancel()
+    if (response.status !== expectedStatus) {
+      response.discard()
       throw new PeerRequestError(peer, `GET ${digest}`, `status ${response.status}`)
     }
-    if (range && response.headers.get('content-range') !== contentRange(range, size)) {
-      await response.body.cancel()
-      throw new PeerRequestError(peer, `GET ${digest}`, `unexpected Content-Range ${response.headers.get('content-range')}`)
+    if (range && response.header('content-range') !== contentRange(range, size)) {
+      response.discard()
+      throw new PeerRequestError(peer, `GET ${digest}`, `unexpected Content-Range ${response.header('content-range')}`)
     }
-    return Readable.fromWeb(response.body as never)
+    return response.body
   }
 
   /** A manifest by tag or digest, checked against the digest the peer names. */
@@ -59,11 +70,12 @@ export class PeerClient {
     const { name, reference, registry } = manifest
     const query = registry ? `?ns=${encodeURIComponent(registry)}` : ''
     const response = await this.request(peer, `/v2/${name}/manifests/${reference}${query}`, { signal: options.signal })
+    if (response.status !== 200) response.discard()
     if (response.status === 404) return undefined
     if (response.status !== 200) throw new PeerRequestError(peer, `GET manifest ${reference}`, `status ${response.status}`)
     const bytes = await limitedBody(response, MAX_MANIFEST_SIZE, peer, reference)
     const digest = sha256Digest(bytes)
-    const named = response.headers.get('docker-content-digest')
+    const named = response.header('docker-content-digest')
     if ((named && named !== digest) || (isDigest(reference) && reference !== digest)) {
       throw new PeerRequestError(peer, `GET manifest ${reference}`, 'content does not match its digest')
     }
@@ -75,37 +87,29 @@ export class PeerClient {
   /** A blob's metainfo and the peer's wire port; undefined if it cannot give them now. */
   async fetchMetainfo(peer: PeerAddress, digest: Digest, options: SignalOptions = {}): Promise<{ metainfo: Metainfo; wirePort: number } | undefined> {
     const response = await this.request(peer, `${METAINFO_PATH}${digest}`, { signal: options.signal })
-    if (response.status === 404 || response.status === 503) {
-      await response.body?.cancel()
-      return undefined
-    }
+    if (response.status !== 200) response.discard()
+    if (response.status === 404 || response.status === 503) return undefined
     if (response.status !== 200) throw new PeerRequestError(peer, `metainfo ${digest}`, `status ${response.status}`)
-    const wirePort = Number(response.headers.get(WIRE_PORT_HEADER.toLowerCase()))
+    const wirePort = Number(response.header(WIRE_PORT_HEADER))
     if (!Number.isInteger(wirePort) || wirePort <= 0 || wirePort > 65535) throw new PeerRequestError(peer, `metainfo ${digest}`, `no ${WIRE_PORT_HEADER}`)
     const metainfo = decodeMetainfo(await limitedBody(response, MAX_METAINFO_BYTES, peer, digest), digest)
     return { metainfo, wirePort }
   }
 
-  private request(peer: PeerAddress, path: string, init: { method?: string; signal?: AbortSignal | undefined; headers?: Record<string, string> }): Promise<Response> {
-    const host = peer.host.includes(':') ? `[${peer.host}]` : peer.host
-    return fetch(`http://${host}:${peer.port}${path}`, {
-      method: init.method ?? 'GET',
-      signal: init.signal ?? null,
-      headers: { [PEER_REQUEST_HEADER]: '1', ...init.headers },
-      redirect: 'error',
-    })
+  private request(peer: PeerAddress, path: string, init: { method?: string; signal?: AbortSignal | undefined; headers?: Record<string, string> }): Promise<HttpAnswer> {
+    return this.http.send({ host: peer.host, port: peer.port, path, method: init.method ?? 'GET', signal: init.signal,
+      headers: { [PEER_REQUEST_HEADER]: '1', ...init.headers } })
   }
 }
 
-async function limitedBody(response: Response, limit: number, peer: PeerAddress, what: string): Promise<Buffer> {
-  const declared = Number(response.headers.get('content-length') ?? 0)
+async function limitedBody(response: HttpAnswer, limit: number, peer: PeerAddress, what: string): Promise<Buffer> {
+  const declared = Number(response.header('content-length') ?? 0)
   if (declared > limit) {
-    await response.body?.cancel()
+    response.discard()
     throw new PeerRequestError(peer, what, `answer larger than ${limit} bytes`)
   }
-  if (!response.body) return Buffer.alloc(0)
   try {
-    return await collect(Readable.fromWeb(response.body as never), limit)
+    return await collect(response.body, limit)
   } catch (err) {
     throw new PeerRequestError(peer, what, 'unreadable answer', { cause: err })
   }

@@ -74,20 +74,28 @@ export class SwarmJoins {
       let first: Metainfo | undefined
       let outstanding = 0
       let listed = false
+      const silent = new Set<PeerAddress>()
       const settleIfDone = (): void => {
         if (listed && outstanding === 0 && !first) resolve(undefined)
       }
       void (async () => {
-        for (let index = 0; index < METAINFO_FANOUT; index++) {
+        let asked = 0
+        for (let index = 0; asked < METAINFO_FANOUT; index++) {
           const peer = await holders.nth(index, this.init.stallMs)
           if (!peer) break
+          // A holder that failed lately is asked only when nobody better was found.
+          if (asked > 0 && this.components.health.isSkipped(peer)) continue
+          asked++
           outstanding++
+          silent.add(peer)
           void this.ask(digest, peer, first ?? known).then((answer) => {
             if (!answer) return
             if (first) return this.components.swarm.fetch(first, [answer.wire]).then(() => undefined, () => undefined)
             first = answer.metainfo
+            this.skipSilentLater(digest, silent)
             resolve(answer)
           }).finally(() => {
+            silent.delete(peer)
             outstanding--
             settleIfDone()
           })
@@ -96,6 +104,15 @@ export class SwarmJoins {
         settleIfDone()
       })()
     })
+  }
+
+  /** Holders still silent a while after another one answered are skipped by later requests (their asks go on). */
+  private skipSilentLater(digest: Digest, silent: Set<PeerAddress>): void {
+    const { health } = this.components
+    const timer = setTimeout(() => {
+      for (const peer of silent) health.failed(peer, digest, 'no metainfo answer while another holder answered')
+    }, 2 * health.answerTimeoutMs())
+    timer.unref()
   }
 
   private async ask(digest: Digest, peer: PeerAddress, known: Metainfo | undefined): Promise<{ metainfo: Metainfo; wire: PeerAddress } | undefined> {
@@ -126,7 +143,7 @@ export class SwarmJoins {
     try {
       while (this.components.swarm.downloading(digest)) {
         for (const peer of search.found) {
-          if (this.contacted.get(digest)?.has(peerKey(peer))) continue
+          if (this.contacted.get(digest)?.has(peerKey(peer)) || this.components.health.isSkipped(peer)) continue
           const answer = await this.ask(digest, peer, metainfo)
           if (answer) await this.components.swarm.fetch(metainfo, [answer.wire]).catch(() => {})
         }

@@ -19,9 +19,8 @@ export interface HttpServerInit {
 /**
  * An HTTP server behind `start()`/`stop()`. Requests Node's parser rejects (oversized or
  * malformed headers, headers that never complete, CONNECT) still get an OCI error body. A
- * connection that makes no progress for the client timeout (no headers, idle, or a client that
- * stopped reading) is closed, so sockets, files and buffers cannot pile up. `stop()` is safe to
- * call twice.
+ * connection that sends no complete headers, or sits idle, for the client timeout is closed, so
+ * sockets cannot pile up. `stop()` is safe to call twice.
  */
 export class HttpServer {
   private server: Server | undefined
@@ -41,11 +40,9 @@ export class HttpServer {
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.rejectClient(err, socket))
     server.on('connect', (_req, socket: Socket) => this.refuseConnect(socket))
     server.headersTimeout = timeoutMs
-    // Blobs take as long as they take; a client that stops reading is caught by the socket timeout.
+    // Blobs take as long as they take; a client that stops reading one is cut by limitBodyStall.
     server.requestTimeout = 0
     server.keepAliveTimeout = timeoutMs
-    // Past the header check, so a slow request gets its 408 before the socket is dropped.
-    server.timeout = timeoutMs + 2 * checkMs
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject)
       server.listen(this.init.address.port, this.init.address.host, () => {

@@ -6,3 +6,14 @@ export function requestSignal(ctx: Context): AbortSignal {
   ctx.res.once('close', () => controller.abort(new Error('client closed the connection')))
   return controller.signal
 }
+
+/**
+ * While a response body is sent: a client that takes no bytes for `timeoutMs` is disconnected
+ * (the server destroys a socket whose timeout nobody handles). Waiting for the answer before
+ * that is bounded by the mirror, and an idle connection after it by the keep-alive timeout.
+ */
+export function limitBodyStall(ctx: Context, timeoutMs: number): void {
+  const socket = ctx.req.socket
+  socket.setTimeout(timeoutMs)
+  ctx.res.once('finish', () => socket.setTimeout(0))
+}

@@ -5,7 +5,7 @@ import { PeerClient } from '../mirror/peer-client.js'
 import { HolderHealth } from '../mirror/holder-health.js'
 import { SwarmJoins } from '../mirror/swarm-join.js'
 import { formatHostPort, type HostPort } from '../net/address.js'
-import { HttpServer } from '../net/http-server.js'
+import { DEFAULT_CLIENT_TIMEOUT_MS, HttpServer } from '../net/http-server.js'
 import { TransferLedger } from '../observe/ledger.js'
 import { LabelValues } from '../observe/label-values.js'
 import { componentLogger } from '../observe/logger.js'
@@ -77,6 +77,7 @@ export class ShoalNode {
   readonly advertiser: Advertiser
   readonly joins: SwarmJoins
   readonly mirror: Mirror
+  readonly peers: PeerClient
   readonly contentHealth: ContentHealth
   readonly holderHealth: HolderHealth
   private readonly registryServer: HttpServer
@@ -101,7 +102,7 @@ export class ShoalNode {
     const router = this.router = adapters.router({ metrics, registryPort: () => this.registryServer.address()?.port ?? init.registryAddr.port })
     this.advertiser = new Advertiser({ content, watcher, router, logger: log('advertiser'), metrics, prefetch: (blobs) => this.metainfo.prefetch(blobs) },
       { resolveTags: init.resolveTags, prefetchMinSize: init.swarmMinSize, registryFilters: init.registryFilters })
-    const peers = new PeerClient()
+    const peers = this.peers = new PeerClient()
     const health = this.holderHealth = new HolderHealth({ clock, router, ledger: this.ledger, logger: log('mirror') })
     this.contentHealth = new ContentHealth({ source: adapters.source, ledger: this.ledger, logger: log('content') })
     this.joins = new SwarmJoins({ router, peers, swarm: this.swarm, metainfo: this.metainfo, advertiser: this.advertiser, health, logger: log('swarm') },
@@ -112,7 +113,7 @@ export class ShoalNode {
     const metainfoService = new MetainfoService({ content, swarm: this.swarm, metainfo: this.metainfo, logger: log('metainfo') },
       init.metainfoWaitMs === undefined ? {} : { waitMs: init.metainfoWaitMs })
     const registryApp = createRegistryApp({ mirror: this.mirror, metainfo: metainfoService, logger: log('registry'), metrics, ledger: this.ledger, ready: () => this.ready(),
-      registryLabels: new LabelValues(init.mirroredRegistries ?? []), blobStreams: new StreamSlots(init.maxBlobStreams) })
+      registryLabels: new LabelValues(init.mirroredRegistries ?? []), blobStreams: new StreamSlots(init.maxBlobStreams), clientTimeoutMs: init.clientTimeoutMs ?? DEFAULT_CLIENT_TIMEOUT_MS })
     this.registryServer = new HttpServer({ logger }, { address: init.registryAddr, listener: registryApp.callback(), ...(init.clientTimeoutMs ? { clientTimeoutMs: init.clientTimeoutMs } : {}) })
     this.metricsServer = init.metricsAddr && new HttpServer({ logger }, { address: init.metricsAddr, listener: this.metricsApp(init.metricsAddr).callback() })
     const source: Service = {
@@ -125,7 +126,7 @@ export class ShoalNode {
     const servers = [this.registryServer, ...(this.metricsServer ? [this.metricsServer] : [])]
     // The servers answer probes while containerd is awaited, and stop taking requests first.
     this.startOrder = [...servers, source, this.contentHealth, this.metainfo, this.swarm, router, this.advertiser, this.joins]
-    this.stopOrder = [this.advertiser, this.joins, ...servers, router, this.swarm, this.metainfo, this.contentHealth, source]
+    this.stopOrder = [this.advertiser, this.joins, ...servers, this.peers, router, this.swarm, this.metainfo, this.contentHealth, source]
   }
 
   ready(): boolean {

@@ -10,7 +10,7 @@ import type { Mirror } from '../mirror/mirror.js'
 import type { MirrorSource, TransferLedger } from '../observe/ledger.js'
 import type { LabelValues } from '../observe/label-values.js'
 import type { Metrics } from '../observe/metrics.js'
-import { requestSignal } from '../net/request-signal.js'
+import { limitBodyStall, requestSignal } from '../net/request-signal.js'
 import type { StreamSlots } from './stream-slots.js'
 
 export interface RegistryComponents {
@@ -25,6 +25,8 @@ export interface RegistryComponents {
   registryLabels: LabelValues
   /** Blob bodies being streamed, and how many may be at once. */
   blobStreams: StreamSlots
+  /** A client that reads nothing of a blob body for this long is disconnected. */
+  clientTimeoutMs: number
 }
 
 /** The peer's address when another shoal node asks; such requests are never forwarded. */
@@ -43,7 +45,10 @@ export async function serveBlob(ctx: Context, components: RegistryComponents, re
   ctx.set('Accept-Ranges', 'bytes')
   ctx.set(SOURCE_HEADER, answer.source)
   ctx.type = OCTET_STREAM
-  if (answer.body) ctx.body = answer.body
+  if (answer.body) {
+    ctx.body = answer.body
+    limitBodyStall(ctx, components.clientTimeoutMs)
+  }
   ctx.status = answer.range ? 206 : 200
   if (answer.range) ctx.set('Content-Range', contentRange(answer.range, answer.size))
   ctx.length = answer.range ? rangeLength(answer.range) : answer.size

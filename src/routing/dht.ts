@@ -193,8 +193,9 @@ export class DhtRouter implements Router {
     if (this.dht && changeStoredRecord(this.dht, routingTarget(key), peer, 'remove')) this.forgotten++
   }
 
-  /** Asks the nodes that store this node's records to drop them, for at most `timeoutMs`. */
+  /** Asks the nodes that store this node's records to drop them, for at most `timeoutMs` (0: not at all). */
   private async withdrawAnnounced(dht: DHT, timeoutMs: number): Promise<void> {
+    if (timeoutMs <= 0) return
     const signal = AbortSignal.timeout(timeoutMs)
     const keys = [...this.keys]
     for (let start = 0; start < keys.length && !signal.aborted; start += ANNOUNCE_CONCURRENCY) {

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict'
-import { createHash } from 'node:crypto'
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -11,25 +10,13 @@ import { freePort, freeUdpPort } from '../support/ports.js'
 import { removeTestDir } from '../support/processes.js'
 import { RoguePeer } from '../support/rogue-peer.js'
 import { eventually } from '../support/eventually.js'
+import { pullBlob, type Pulled } from '../support/faults.js'
 
 const MiB = 1024 * 1024
 
-interface Fetched { status: number; bytes: number; digest: string; ms: number }
-
-async function fetchBlob(node: LoopbackNode, image: TestImage, onBytes?: (total: number) => void): Promise<Fetched> {
-  const layer = image.layers[0]!
-  const started = Date.now()
-  const response = await fetch(`${node.shoal.registryUrl}/v2/${image.repository}/blobs/${layer.digest}?ns=registry.test`)
-  const hash = createHash('sha256')
-  let bytes = 0
-  if (response.body) {
-    for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
-      hash.update(chunk)
-      bytes += chunk.length
-      onBytes?.(bytes)
-    }
-  }
-  return { status: response.status, bytes, digest: `sha256:${hash.digest('hex')}`, ms: Date.now() - started }
+/** The image's first layer through a node's registry API, hashed as it arrives. */
+function fetchBlob(node: LoopbackNode, image: TestImage, onBytes?: (total: number) => void): Promise<Pulled> {
+  return pullBlob(node, image.repository, image.layers[0]!.digest, onBytes ? { onBytes } : {})
 }
 
 /** The download transfer of a digest on a node, active or finished. */
