@@ -48,6 +48,18 @@ export function growthRows(samples: Sample[]): GrowthRow[] {
 }
 
 const COLOURS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728']
+/** Samples further apart than this belong to different runs of a daemon. */
+const GAP_MS = 12_000
+
+function runsOf(samples: Sample[]): Sample[][] {
+  const runs: Sample[][] = []
+  for (const entry of samples) {
+    const run = runs[runs.length - 1]
+    if (run && entry.at - run[run.length - 1]!.at <= GAP_MS) run.push(entry)
+    else runs.push([entry])
+  }
+  return runs
+}
 const ACTION_MARK: Record<ChaosEvent['action'], string> = { stop: 'S', continue: 'C', kill: 'K', restart: 'R' }
 
 /** Two panels over time, one line per daemon: RSS (MiB) and open descriptors; chaos actions as ticks. */
@@ -63,12 +75,15 @@ export function soakSvg(result: SoakResult): string {
     const y0 = top + index * (panel + 50)
     const max = Math.max(...result.samples.map(value), 1) * 1.1
     const y = (v: number): number => y0 + panel - (v / max) * panel
-    parts.push(`<text x="${left}" y="${y0 - 8}" font-size="12">${label} (max axis ${Math.round(max)})</text>`)
+    parts.push(`<text x="${left}" y="${y0 - 8}" font-size="12">${label}</text>`)
     parts.push(`<line x1="${left}" x2="${width - 20}" y1="${y0 + panel}" y2="${y0 + panel}" stroke="#333"/><line x1="${left}" x2="${left}" y1="${y0}" y2="${y0 + panel}" stroke="#333"/>`)
     for (const tick of [0, 0.5, 1]) parts.push(`<text x="${left - 6}" y="${(y(max * tick / 1.1) + 4).toFixed(1)}" font-size="10" text-anchor="end">${Math.round(max * tick / 1.1)}</text>`)
     for (const node of [1, 2, 3, 4]) {
-      const points = result.samples.filter((entry) => entry.node === node).map((entry) => `${x(entry.at).toFixed(1)},${y(value(entry)).toFixed(1)}`)
-      if (points.length > 1) parts.push(`<polyline fill="none" stroke="${COLOURS[node - 1]}" stroke-width="1.5" points="${points.join(' ')}"/>`)
+      // A gap in the samples (the daemon was dead) breaks the line.
+      for (const run of runsOf(result.samples.filter((entry) => entry.node === node))) {
+        const points = run.map((entry) => `${x(entry.at).toFixed(1)},${y(value(entry)).toFixed(1)}`)
+        if (points.length > 1) parts.push(`<polyline fill="none" stroke="${COLOURS[node - 1]}" stroke-width="1.5" points="${points.join(' ')}"/>`)
+      }
     }
     for (const event of result.events) {
       parts.push(`<line x1="${x(event.at).toFixed(1)}" x2="${x(event.at).toFixed(1)}" y1="${y0 + panel}" y2="${y0 + panel + 6}" stroke="${COLOURS[event.node - 1]}"/>`)

@@ -105,7 +105,7 @@ export const REGISTRY_OPTIONS = {
   singleSource: opt.boolean('stream every blob from one holder over HTTP, never through the swarm (how Spegel does it; for comparison)', false),
   uploadLimit: size('upload limit of this node in bytes per second, over all peers (0: none)', '0'),
   mirroredRegistries: opt.list('registries containerd mirrors through this node (URLs); they name the `registry` label of metrics, any other is counted as "other"', '<url>', parseRegistryList),
-  clientTimeout: duration('HTTP: longest wait for request headers (then 408), on an idle connection, or for a client to read more of a body', '30s'),
+  clientTimeout: duration('HTTP: longest wait for request headers (then 408), on an idle connection, or for a client to read more of a body (never less than --stall-timeout + 1s)', '30s'),
   maxBlobStreams: { description: 'blob bodies served at once; more get 503 (containerd goes upstream, peers ask another holder); one client address may hold at most 16', default: 64, defaultText: '64', argument: '<count>', parse: parseCount },
   peerIdleTimeout: duration('a BitTorrent connection with no interest either way for this long is closed', '30s'),
   downloadLinger: duration('a finished download the content store has not taken keeps seeding from its file this long, then is removed', '60s'),

@@ -113,7 +113,8 @@ export class ShoalNode {
     const metainfoService = new MetainfoService({ content, swarm: this.swarm, metainfo: this.metainfo, logger: log('metainfo') },
       init.metainfoWaitMs === undefined ? {} : { waitMs: init.metainfoWaitMs })
     const registryApp = createRegistryApp({ mirror: this.mirror, metainfo: metainfoService, logger: log('registry'), metrics, ledger: this.ledger, ready: () => this.ready(),
-      registryLabels: new LabelValues(init.mirroredRegistries ?? []), blobStreams: new StreamSlots(init.maxBlobStreams), clientTimeoutMs: init.clientTimeoutMs ?? DEFAULT_CLIENT_TIMEOUT_MS })
+      registryLabels: new LabelValues(init.mirroredRegistries ?? []), blobStreams: new StreamSlots(init.maxBlobStreams), // A body may pause while the swarm waits for a piece, up to the stall timeout: only longer pauses are the client's.
+      clientTimeoutMs: Math.max(init.clientTimeoutMs ?? DEFAULT_CLIENT_TIMEOUT_MS, init.stallTimeoutMs + 1_000) })
     this.registryServer = new HttpServer({ logger }, { address: init.registryAddr, listener: registryApp.callback(), ...(init.clientTimeoutMs ? { clientTimeoutMs: init.clientTimeoutMs } : {}) })
     this.metricsServer = init.metricsAddr && new HttpServer({ logger }, { address: init.metricsAddr, listener: this.metricsApp(init.metricsAddr).callback() })
     const source: Service = {

@@ -57,7 +57,7 @@ describe('greedy peers and clients cannot grow the daemon', () => {
       await stopCluster(twin)
     }
     nodes = await startLoopbackCluster({ dir, base: 145, contents: [[big], [medium], [small], [], []],
-      args: (index) => index < 3 ? ['--client-timeout', '3s', '--peer-idle-timeout', '2s'] : [] })
+      args: (index) => index < 3 ? ['--client-timeout', '3s', '--stall-timeout', '2s', '--peer-idle-timeout', '2s'] : [] })
   })
   after(async () => {
     await stopCluster(nodes ?? [])
@@ -105,7 +105,7 @@ describe('greedy peers and clients cannot grow the daemon', () => {
     assert.ok(pulled.ms < bound(layer.digest), `honest pull took ${Math.round(pulled.ms)} ms; bound ${bound(layer.digest)} ms`)
     t.diagnostic(`holder RSS ${Math.round(rssBefore)} → peak ${Math.round(peak)} MiB; honest pull ${Math.round(pulled.ms)} ms (healthy ${Math.round(healthyMs.get(layer.digest)!)} ms)`)
     assert.ok(peak < RSS_LIMIT_MIB, `holder peak RSS ${Math.round(peak)} MiB (before ${Math.round(rssBefore)} MiB)`)
-    // --client-timeout 3s: the holder disconnects clients that take no bytes (they, paused, cannot see it).
+    // --client-timeout 3s (bodies: at least --stall-timeout + 1 s): the holder disconnects clients that take no bytes (they, paused, cannot see it).
     await eventually('the holder closed the clients\' sockets and files', () => fdCount(holder) <= fdsBefore + 10, 20_000)
     for (const socket of sockets) socket.destroy()
     assert.ok(alive(holder))

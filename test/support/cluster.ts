@@ -10,7 +10,10 @@ export interface LoopbackNode {
   p2p: string
   layoutDir: string
   shoal: ShoalProcess
-  /** Starts the node again with the same addresses, flags and directories (after it was stopped or killed). */
+  /**
+   * Starts the node again with the same addresses, flags and directories (after it was stopped
+   * or killed), bootstrapping from every other node as the chart's DNS bootstrap would.
+   */
   relaunch(options?: { waitReady?: boolean }): Promise<ShoalProcess>
 }
 
@@ -56,7 +59,11 @@ export async function startLoopbackCluster(init: LoopbackClusterInit): Promise<L
       }
       const node: LoopbackNode = {
         index, host, p2p: `${host}:${p2pPort}`, layoutDir, shoal: await startShoal(shoalInit),
-        relaunch: async (options = {}) => (node.shoal = await startShoal({ ...shoalInit, ...options, name: `${shoalInit.name}-${Date.now()}` })),
+        relaunch: async (options = {}) => {
+          const others = nodes.filter((other) => other !== node).map((other) => other.p2p).join(',')
+          const args = shoalInit.args.map((arg, position) => shoalInit.args[position - 1] === '--static-bootstrap-peers' ? others : arg)
+          return (node.shoal = await startShoal({ ...shoalInit, ...options, args, name: `${shoalInit.name}-${Date.now()}` }))
+        },
       }
       nodes.push(node)
     }
