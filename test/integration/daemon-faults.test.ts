@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { digestHex } from '../../src/oci/digest.js'
-import { startLoopbackCluster, stats, stopCluster, type LoopbackNode } from '../support/cluster.js'
+import { freeTcpAndUdpPort, startLoopbackCluster, stats, stopCluster, type LoopbackNode } from '../support/cluster.js'
 import { eventually } from '../support/eventually.js'
 import { alive, MiB, pullBlob } from '../support/faults.js'
 import { buildImage, type TestImage } from '../support/images.js'
@@ -148,10 +148,14 @@ describe('containerd unreachable', () => {
     const host = '127.0.0.139'
     const node = await startShoal({
       dir, name, registryAddr: `${host}:${await freePort(host)}`, metricsAddr: `${host}:${await freePort(host)}`, waitReady: false,
-      args: ['--containerd-sock', socket, '--verify-containerd-config=false', '--data-dir', join(dir, name), '--p2p-addr', `${host}:${await freeUdpPort([host])}`],
+      args: ['--containerd-sock', socket, '--verify-containerd-config=false', '--data-dir', join(dir, name),
+        '--p2p-addr', `${host}:${await freeTcpAndUdpPort(host, await freeUdpPort([host]))}`],
     })
     try {
-      await eventually(`${name} alive`, async () => (await fetch(`${node.registryUrl}/livez`).catch(() => undefined))?.status === 200)
+      await eventually(`${name} alive`, async () => {
+        if (node.process.child.exitCode !== null) throw new Error(`${name} exited with ${node.process.child.exitCode}; see ${node.process.logPath}`)
+        return (await fetch(`${node.registryUrl}/livez`).catch(() => undefined))?.status === 200
+      })
       await eventually(`${name} not ready`, async () => (await fetch(`${node.registryUrl}/readyz`)).status === 503)
       for (const path of [`/v2/app/blobs/sha256:${'1'.repeat(64)}`, `/v2/app/manifests/sha256:${'2'.repeat(64)}`]) {
         const started = performance.now()

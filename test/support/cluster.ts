@@ -79,7 +79,7 @@ function p2pOf(node: LoopbackNode): number {
 }
 
 /** The wire listens on TCP on all interfaces, the DHT on UDP on `host`: the port must be free for both. */
-async function freeTcpAndUdpPort(host: string, preferred: number): Promise<number> {
+export async function freeTcpAndUdpPort(host: string, preferred: number): Promise<number> {
   for (let attempt = 0; attempt < 20; attempt++) {
     const port = attempt === 0 ? preferred : await freeUdpPort([host])
     if (await tcpFree(port)) return port
