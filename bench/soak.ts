@@ -8,11 +8,11 @@
  *   npm run bench -- soak [--minutes 20] [--interval-s 30] [--blobs 6] [--blob-mib 48]
  */
 import { randomInt } from 'node:crypto'
-import { mkdtemp, readdir } from 'node:fs/promises'
+import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { startLoopbackCluster, stopCluster, type LoopbackNode } from '../test/support/cluster.js'
-import { pullBlob, rssMiB } from '../test/support/faults.js'
+import { fdCount, pullBlob, rssMiB } from '../test/support/faults.js'
 import { buildImage, type TestImage } from '../test/support/images.js'
 import { removeTestDir } from '../test/support/processes.js'
 
@@ -54,9 +54,9 @@ export async function runSoak(init: SoakInit): Promise<SoakResult> {
     nodes = await startLoopbackCluster({ dir, base: 230, contents: [images, images, images, []],
       // A finished download is dropped soon, so every pull of a blob is a real transfer.
       args: (index) => index === 3 ? ['--download-linger', '1s', '--peer-idle-timeout', '4s'] : [] })
-    const sampler = setInterval(() => void sample(nodes, states, at(), result.samples), SAMPLE_MS)
+    const sampler = setInterval(() => sample(nodes, states, at(), result.samples), SAMPLE_MS)
     try {
-      await sample(nodes, states, at(), result.samples)
+      sample(nodes, states, at(), result.samples)
       const requester = nodes[3]!
       let next = 0
       const pullOnce = async (phase: PullRecord['phase']): Promise<void> => {
@@ -80,7 +80,7 @@ export async function runSoak(init: SoakInit): Promise<SoakResult> {
         }
         await pullOnce('chaos')
       }
-      await sample(nodes, states, at(), result.samples)
+      sample(nodes, states, at(), result.samples)
     } finally {
       clearInterval(sampler)
       for (const [index, state] of states.entries()) if (state === 'stopped') process.kill(nodes[index]!.shoal.process.child.pid!, 'SIGCONT')
@@ -111,12 +111,11 @@ async function chaos(nodes: LoopbackNode[], states: HolderState[], now: number, 
   events.push({ at: now, node: index + 1, action })
 }
 
-async function sample(nodes: LoopbackNode[], states: HolderState[], now: number, samples: Sample[]): Promise<void> {
+function sample(nodes: LoopbackNode[], states: HolderState[], now: number, samples: Sample[]): void {
   for (const node of nodes) {
     if (states[node.index] === 'dead' || node.shoal.process.child.exitCode !== null) continue
     try {
-      const fds = (await readdir(`/proc/${node.shoal.process.child.pid}/fd`)).length
-      samples.push({ at: now, node: node.index + 1, rssMiB: Math.round(rssMiB(node)), fds })
+      samples.push({ at: now, node: node.index + 1, rssMiB: Math.round(rssMiB(node)), fds: fdCount(node) })
     } catch {
       // the process ended between the check and the read
     }

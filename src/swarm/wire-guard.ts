@@ -49,6 +49,8 @@ export interface WireGuardInit {
 export class WireGuard {
   private readonly clock: Clock
   private readonly idleSince = new WeakMap<Wire, number>()
+  /** Each wire's current request timeout, for the drop's log line. */
+  private readonly silences = new WeakMap<Wire, number>()
 
   constructor(private readonly components: WireGuardComponents, private readonly init: WireGuardInit = {}) {
     this.clock = components.clock ?? systemClock
@@ -109,8 +111,6 @@ export class WireGuard {
       wire.setTimeout(silence, true)
     })
   }
-
-  private readonly silences = new WeakMap<Wire, number>()
 
   private silenceOf(wire: Wire): number {
     return this.silences.get(wire) ?? MIN_SILENCE_MS

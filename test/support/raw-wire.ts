@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { connect, type Socket } from 'node:net'
 import type { Digest } from '../../src/oci/digest.js'
 import { decodeMetainfo } from '../../src/swarm/metainfo.js'
+import { eventually } from './eventually.js'
 import { INFOHASH_HEADER, METAINFO_PATH, PEER_REQUEST_HEADER, WIRE_PORT_HEADER } from '../../src/protocol/peer-api.js'
 
 const PROTOCOL = Buffer.from('\x13BitTorrent protocol', 'latin1')
@@ -55,12 +56,13 @@ export class RawWire {
 
   /** Says it is interested, waits to be unchoked, asks for every block of `length` bytes, then stops reading. */
   async requestEverythingAndStopReading(length: number, pieceLength: number, timeoutMs = 10_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs
     // The holder's first message (its bitfield) says it is listening for ours.
-    while (!this.messages && !this.closed && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+    await eventually('the holder\'s first message', () => this.messages > 0 || this.closed, timeoutMs, 20)
     this.socket.write(message(2))
-    while (!this.unchoked && !this.closed && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
-    if (!this.unchoked) throw new Error('never unchoked')
+    await eventually('unchoked', () => {
+      if (this.closed) throw new Error('never unchoked: the holder closed the connection')
+      return this.unchoked
+    }, timeoutMs, 20)
     this.socket.pause()
     const requests: Buffer[] = []
     for (let offset = 0; offset < length; offset += BLOCK) {
