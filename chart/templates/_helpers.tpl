@@ -73,3 +73,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{ include "shoal.selectorLabels" . }}
 app.kubernetes.io/component: registry
 {{- end }}
+
+{{/* The Secret holding the cluster key, or "" for an open swarm. */}}
+{{- define "shoal.clusterKeySecret" -}}
+{{- if .Values.shoal.clusterKey.existingSecret -}}
+{{ .Values.shoal.clusterKey.existingSecret }}
+{{- else if .Values.shoal.clusterKey.create -}}
+{{ include "shoal.fullname" . }}-cluster-key
+{{- end -}}
+{{- end }}

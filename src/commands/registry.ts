@@ -2,7 +2,9 @@ import { once } from 'node:events'
 import type { Logger } from 'pino'
 import type { RegistryConfig } from '../config/commands.js'
 import { daemonNode } from '../node/daemon.js'
+import { OPEN_SWARM_WARNING } from '../node/node.js'
 import { InvalidValueError } from '../config/values.js'
+import { ClusterKey } from '../net/cluster-key.js'
 
 export function validateRegistryConfig(config: RegistryConfig): void {
   if (config.bootstrapKind === 'dns' && !config.dnsBootstrapDomain) {
@@ -16,7 +18,10 @@ export async function runRegistry(config: RegistryConfig, logger: Logger, signal
   if (config.bootstrapKind === 'static' && config.staticBootstrapPeers.length === 0) {
     logger.warn('no bootstrap peers: this node only finds nodes that contact it (--static-bootstrap-peers or --bootstrap-kind dns)')
   }
-  const node = daemonNode(config, logger, version)
+  const clusterKey = config.clusterKeyFile ? await ClusterKey.load(config.clusterKeyFile) : undefined
+  if (clusterKey) logger.info({ keys: clusterKey.fingerprints }, 'cluster key loaded: only nodes that prove it are believed')
+  else logger.warn(OPEN_SWARM_WARNING)
+  const node = daemonNode(config, logger, version, clusterKey)
   try {
     await node.start({ signal })
     logger.info('started')

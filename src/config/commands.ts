@@ -109,6 +109,7 @@ export const REGISTRY_OPTIONS = {
   maxBlobStreams: { description: 'blob bodies served at once; more get 503 (containerd goes upstream, peers ask another holder); one client address may hold at most 16', default: 64, defaultText: '64', argument: '<count>', parse: parseCount },
   peerIdleTimeout: duration('a BitTorrent connection with no interest either way for this long is closed', '30s'),
   downloadLinger: duration('a finished download the content store has not taken keeps seeding from its file this long, then is removed', '60s'),
+  clusterKeyFile: opt.string('file with the cluster key (one key a line, 32+ characters; all lines are used, so nodes sharing any key talk): every DHT packet, BitTorrent connection and HTTP request between nodes must prove it. None: an open swarm that believes anyone who can reach it', '', '<path>'),
   registryFilters: { description: 'regular expressions over image names (registry/repository:tag): matching images are not advertised and their tags not resolved',
     default: [] as RegExp[], argument: '<regex>', list: true, parse: parseRegexList },
   logLevel,

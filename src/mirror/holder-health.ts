@@ -18,6 +18,8 @@ export const MAX_ANSWER_MS = 2_000
 /** A holder that failed is skipped this long, doubling per further failure up to MAX_SKIP_MS. */
 export const FIRST_SKIP_MS = 10_000
 export const MAX_SKIP_MS = 120_000
+/** A holder that gave bytes or metainfo that do not match the digest is not asked again for this long. */
+export const LIAR_BAN_MS = 10 * 60_000
 const ANSWER_FACTOR = 4
 const SMOOTHING = 0.2
 const MAX_TRACKED = 4096
@@ -35,6 +37,7 @@ export class HolderHealth {
   private smoothedMs = INITIAL_ANSWER_MS / ANSWER_FACTOR
   private readonly failures = new Map<string, { until: number; count: number }>()
   private readonly recent = new Map<string, Map<string, { peer: PeerAddress; at: number }>>()
+  private readonly liars = new Map<string, number>()
 
   private readonly clock: Clock
 
@@ -82,6 +85,25 @@ export class HolderHealth {
     this.components.logger?.info({ peer: peerKey(peer), key, why }, 'holder did not answer; skipping it for a while')
   }
 
+  /**
+   * `peer` gave something for `key` that contradicts its digest (bytes, size or metainfo): it is
+   * not asked again for LIAR_BAN_MS, whatever it answers meanwhile, and its record is dropped.
+   */
+  lied(peer: PeerAddress, key: string, why: string): void {
+    this.components.router?.forget(key, peer)
+    this.recent.get(key)?.delete(peerKey(peer))
+    if (this.isBanned(peer)) return
+    this.liars.set(peerKey(peer), this.clock.now() + LIAR_BAN_MS)
+    if (this.liars.size > MAX_TRACKED) this.liars.delete(this.liars.keys().next().value as string)
+    this.components.ledger?.record({ type: 'fault', kind: 'peer-lied', detail: `${peerKey(peer)} for ${key}: ${why}` })
+    this.components.logger?.warn({ peer: peerKey(peer), key, why }, 'holder contradicted the digest; not asking it again for a while')
+  }
+
+  isBanned(peer: PeerAddress): boolean {
+    const until = this.liars.get(peerKey(peer))
+    return until !== undefined && until > this.clock.now()
+  }
+
   /** True if the holder was not already being skipped. */
   private mark(peer: PeerAddress): boolean {
     const key = peerKey(peer)
@@ -95,6 +117,7 @@ export class HolderHealth {
   }
 
   isSkipped(peer: PeerAddress): boolean {
+    if (this.isBanned(peer)) return true
     const failure = this.failures.get(peerKey(peer))
     return failure !== undefined && failure.until > this.clock.now()
   }

@@ -31,7 +31,7 @@ export class HolderSearch {
     void (async () => {
       try {
         for await (const peer of router.lookup(key, { signal: options.signal })) {
-          if (known.has(peerKey(peer))) continue
+          if (known.has(peerKey(peer)) || options.health?.isBanned(peer)) continue
           if (this.deferred && options.health?.isSkipped(peer)) {
             this.deferred.push(peer)
             continue

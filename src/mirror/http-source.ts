@@ -44,9 +44,11 @@ export async function* httpBlobChunks(components: HttpSourceComponents, init: Ht
   const hash = range.start === 0 && range.end === size - 1 ? createHash('sha256') : undefined
   let position = range.start
   let held: Buffer | undefined
+  const contributors = new Set<PeerAddress>()
   for (let index = 0; position <= range.end; index++) {
     const peer = await components.holders.nth(index, init.stallMs)
     if (!peer) throw new NoSourceError(digest, index === 0 ? 'no holder found' : `all ${index} holders failed`)
+    if (components.health.isBanned(peer)) continue
     const attempt = new AbortController()
     const onAbort = (): void => attempt.abort(signal.reason)
     signal.addEventListener('abort', onAbort, { once: true })
@@ -64,6 +66,7 @@ export async function* httpBlobChunks(components: HttpSourceComponents, init: Ht
       for await (const chunk of withStallTimeout(body, init.stallMs, attempt)) {
         if (position + chunk.length > range.end + 1) throw new Error('peer sent more bytes than asked for')
         hash?.update(chunk)
+        contributors.add(peer)
         position += chunk.length
         components.onBytes(peer, chunk.length)
         if (held) yield held
@@ -79,8 +82,19 @@ export async function* httpBlobChunks(components: HttpSourceComponents, init: Ht
       attempt.abort()
     }
   }
-  if (hash && `sha256:${hash.digest('hex')}` !== digest) throw new DigestMismatchError(digest)
+  if (hash && `sha256:${hash.digest('hex')}` !== digest) {
+    blameSenders(components.health, digest, contributors)
+    throw new DigestMismatchError(digest)
+  }
   if (held) yield held
+}
+
+/** A lone sender of bytes that fail the digest lied; of several, nobody can tell which, so each is only skipped. */
+function blameSenders(health: HolderHealth, digest: Digest, senders: Set<PeerAddress>): void {
+  for (const peer of senders) {
+    if (senders.size === 1) health.lied(peer, digest, 'its bytes do not hash to the digest')
+    else health.failed(peer, digest, 'bytes from it and others did not hash to the digest')
+  }
 }
 
 async function* withStallTimeout(body: Readable, stallMs: number, attempt: AbortController): AsyncGenerator<Buffer> {

@@ -9,7 +9,11 @@ import { peerKey } from '../routing/router.js'
 import type { HolderHealth } from './holder-health.js'
 import type { HolderSearch } from './holders.js'
 import { collectChunks, httpBlobChunks, startedStream } from './http-source.js'
+import { DigestMismatchError } from '../swarm/blob-stream.js'
 import type { PeerClient } from './peer-client.js'
+
+/** Whole small blobs are fetched at most this often when what arrives fails the digest. */
+const MAX_WHOLE_ATTEMPTS = 3
 
 export interface HttpTransferComponents {
   peers: PeerClient
@@ -31,17 +35,23 @@ export class HttpTransfers {
 
   constructor(private readonly components: HttpTransferComponents, private readonly init: { stallMs: number }) {}
 
-  /** All of a small blob, verified against its digest, in memory. */
+  /**
+   * All of a small blob, verified against its digest, in memory. Bytes that fail the digest are
+   * thrown away and the blob is fetched again (the holder that sent them is banned).
+   */
   async fetchWhole(request: HttpBlobRequest, holders: HolderSearch, size: number): Promise<Buffer> {
     const record = this.record(request.digest, size)
-    try {
-      const bytes = await collectChunks(httpBlobChunks({ ...this.components, holders, onBytes: record.onBytes },
-        { name: request.name, digest: request.digest, size, range: { start: 0, end: size - 1 }, stallMs: this.init.stallMs }, { signal: request.signal }))
-      record.finish()
-      return bytes
-    } catch (err) {
-      record.finish(err as Error)
-      throw new BlobUnknownError(request.digest, 'no holder delivered it over HTTP', { cause: err })
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const bytes = await collectChunks(httpBlobChunks({ ...this.components, holders, onBytes: record.onBytes },
+          { name: request.name, digest: request.digest, size, range: { start: 0, end: size - 1 }, stallMs: this.init.stallMs }, { signal: request.signal }))
+        record.finish()
+        return bytes
+      } catch (err) {
+        if (err instanceof DigestMismatchError && attempt < MAX_WHOLE_ATTEMPTS && !request.signal.aborted) continue
+        record.finish(err as Error)
+        throw new BlobUnknownError(request.digest, 'no holder delivered it over HTTP', { cause: err })
+      }
     }
   }
 

@@ -18,7 +18,8 @@ import type { HolderHealth } from './holder-health.js'
 import { HolderSearch } from './holders.js'
 import { raceHolders } from './race.js'
 import { HttpTransfers } from './http-transfer.js'
-import type { PeerClient } from './peer-client.js'
+import type { PeerClient, PeerManifest } from './peer-client.js'
+import { agreedAnswer } from './agree.js'
 import type { SwarmJoins } from './swarm-join.js'
 import type { SignalOptions } from '../util/abort.js'
 
@@ -34,6 +35,11 @@ export interface MirrorInit {
   singleSource?: boolean
   /** Tags whose `registry/repository:tag` matches one of these are not resolved through peers. */
   registryFilters?: RegExp[]
+  /**
+   * Whether every peer proved the cluster key. If not (open swarm), a partial range is only
+   * served from the swarm, and its end only once the whole blob hashed to its digest.
+   */
+  authenticatedPeers?: boolean
 }
 
 export interface MirrorComponents {
@@ -139,29 +145,41 @@ export class Mirror {
     const range = parseRange(request.rangeHeader, size)
     if (request.head) return { size, range, body: undefined, source: 'peer' }
     const whole = { start: 0, end: size - 1 }
-    if (this.init.singleSource) return { size, range, body: await this.http.stream(request, holders, size, range ?? whole), source: 'peer' }
+    if (this.init.singleSource) return { size, range, body: await this.streamOverHttp(request, holders, size, range), source: 'peer' }
     if (size < this.init.swarmMinSize) {
       const bytes = await this.http.fetchWhole(request, holders, size)
       return { size, range, body: Readable.from([range ? bytes.subarray(range.start, range.end + 1) : bytes]), source: 'peer' }
     }
-    const download = await this.components.joins.join(request.digest, holders).catch((err: unknown) => {
+    const download = await this.components.joins.join(request.digest, holders, size).catch((err: unknown) => {
       this.components.logger.error({ digest: request.digest, err }, 'could not start the swarm download')
       return undefined
     })
     if (!download) {
       this.components.logger.info({ digest: request.digest }, 'no holder gave metainfo in time; streaming from one holder over HTTP')
-      return { size, range, body: await this.http.stream(request, holders, size, range ?? whole), source: 'peer' }
+      return { size, range, body: await this.streamOverHttp(request, holders, size, range), source: 'peer' }
     }
-    const stream = new SwarmBlobStream(download, range ?? whole, this.init.stallTimeoutMs)
+    const stream = new SwarmBlobStream(download, range ?? whole, this.init.stallTimeoutMs, !this.init.authenticatedPeers)
     try {
       await stream.firstBytesReady()
     } catch (err) {
       stream.destroy()
       if (request.signal.aborted) throw err
       this.components.logger.warn({ digest: request.digest, err }, 'the swarm delivered nothing; streaming from one holder over HTTP')
-      return { size, range, body: await this.http.stream(request, holders, size, range ?? whole), source: 'peer' }
+      return { size, range, body: await this.streamOverHttp(request, holders, size, range), source: 'peer' }
     }
     return { size, range, body: stream, source: 'swarm' }
+  }
+
+  /**
+   * A whole blob (hashed on the way, its last chunk held until it matches) or, from holders
+   * that proved the cluster key, a range of it. In an open swarm nobody vouches for a range's
+   * bytes, so that is a 404 and containerd asks the registry.
+   */
+  private streamOverHttp(request: Signalled<BlobRequest>, holders: HolderSearch, size: number, range: ByteRange | undefined): Promise<Readable> {
+    if (range && !this.init.authenticatedPeers && !(range.start === 0 && range.end === size - 1)) {
+      throw new BlobUnknownError(request.digest, 'an open swarm serves a part of a blob only from the swarm, whose end waits for the whole blob to be verified')
+    }
+    return this.http.stream(request, holders, size, range ?? { start: 0, end: size - 1 })
   }
 
   private async findManifest(request: Signalled<ManifestRequest>): Promise<ManifestAnswer> {
@@ -180,11 +198,24 @@ export class Mirror {
     if (local && local !== UNAVAILABLE) return local
     if (request.fromPeer) throw new ManifestUnknownError(label, 'manifest is not on this node')
     const holders = await this.findHolders(label, request.signal, (why) => new ManifestUnknownError(label, why))
-    const wanted = 'digest' in reference ? reference.digest : reference.tag
-    const answer = await this.race(label, holders, request.signal,
-      (peer, signal) => this.components.peers.fetchManifest(peer, { name: request.name, reference: wanted, registry }, { signal }))
+    const ask = (reference: string) => (peer: PeerAddress, signal: AbortSignal) => this.components.peers.fetchManifest(peer, { name: request.name, reference, registry }, { signal })
+    if ('tag' in reference) return this.agreedTag(label, holders, request.signal, ask(reference.tag))
+    const answer = await this.race(label, holders, request.signal, ask(reference.digest))
     if (!answer) throw new ManifestUnknownError(label, 'no holder gave the manifest')
     return { ...answer.value, source: 'peer' }
+  }
+
+  /** A tag resolves only to what every holder that answers in time says; on any disagreement, 404 (containerd asks the registry). */
+  private async agreedTag(label: string, holders: HolderSearch, signal: AbortSignal, ask: (peer: PeerAddress, signal: AbortSignal) => Promise<PeerManifest | undefined>): Promise<ManifestAnswer> {
+    const { holderHealth: health, logger } = this.components
+    const agreement = await agreedAnswer({ holders, health, logger }, { what: label, maxHolders: MAX_HOLDERS_ASKED, stallMs: this.init.stallTimeoutMs },
+      ask, (manifest) => manifest.digest, { signal })
+    if (!agreement) throw new ManifestUnknownError(label, 'no holder gave the manifest')
+    if ('disagreement' in agreement) {
+      logger.warn({ tag: label, answers: agreement.disagreement }, 'holders disagree on a tag; answering 404 so containerd asks the registry')
+      throw new ManifestUnknownError(label, 'holders disagree on what this tag points to')
+    }
+    return { ...agreement.value, source: 'peer' }
   }
 
   /**

@@ -5,7 +5,9 @@ import { isDigest, sha256Digest, type Digest } from '../oci/digest.js'
 import { MAX_MANIFEST_SIZE, parseManifest } from '../oci/mediatype.js'
 import { contentRange, type ByteRange } from '../oci/range.js'
 import type { SignalOptions } from '../util/abort.js'
-import { METAINFO_PATH, PEER_REQUEST_HEADER, WIRE_PORT_HEADER } from '../protocol/peer-api.js'
+import type { ClusterKey } from '../net/cluster-key.js'
+import { AUTH_HEADER, signRequest, verifyAnswer } from '../protocol/peer-auth.js'
+import { INFOHASH_HEADER, METAINFO_PATH, PEER_REQUEST_HEADER, WIRE_PORT_HEADER } from '../protocol/peer-api.js'
 import { peerKey, type PeerAddress } from '../routing/router.js'
 import { decodeMetainfo, MAX_METAINFO_BYTES, type Metainfo } from '../swarm/metainfo.js'
 import { ShoalError } from '../util/errors.js'
@@ -16,15 +18,34 @@ export class PeerRequestError extends ShoalError {
   }
 }
 
+/** A peer's answer that does not carry a valid tag of the cluster key: it is not a node of this cluster. */
+export class PeerUnauthenticatedError extends PeerRequestError {
+  constructor(peer: PeerAddress, what: string) {
+    super(peer, what, 'answer not signed with the cluster key')
+  }
+}
+
+/** What a peer says of a blob's torrent: `metainfo` only from a node that holds the blob. */
+export interface PeerMetainfo {
+  infoHash: string
+  wirePort: number
+  metainfo?: Metainfo
+}
+
 export interface PeerManifest {
   digest: Digest
   mediaType: string
   bytes: Buffer
 }
 
-/** Requests to other nodes' registry API. Every call takes a signal that bounds it. */
+/**
+ * Requests to other nodes' registry API. Every call takes a signal that bounds it. With a
+ * cluster key, requests are signed and a 2xx answer counts only if the peer signed it too.
+ */
 export class PeerClient {
   private readonly http = new HttpClient()
+
+  constructor(private readonly key?: ClusterKey) {}
 
   start(): void {}
 
@@ -84,21 +105,38 @@ export class PeerClient {
     return { digest, mediaType: parsed.mediaType, bytes }
   }
 
-  /** A blob's metainfo and the peer's wire port; undefined if it cannot give them now. */
-  async fetchMetainfo(peer: PeerAddress, digest: Digest, options: SignalOptions = {}): Promise<{ metainfo: Metainfo; wirePort: number } | undefined> {
+  /**
+   * A holder's metainfo of a blob and its wire port; from a node still downloading it, only the
+   * infohash it downloads and its wire port. Undefined if it can give neither now.
+   */
+  async fetchMetainfo(peer: PeerAddress, digest: Digest, options: SignalOptions = {}): Promise<PeerMetainfo | undefined> {
     const response = await this.request(peer, `${METAINFO_PATH}${digest}`, { signal: options.signal })
     if (response.status !== 200) response.discard()
     if (response.status === 404 || response.status === 503) return undefined
-    if (response.status !== 200) throw new PeerRequestError(peer, `metainfo ${digest}`, `status ${response.status}`)
+    if (response.status !== 200 && response.status !== 202) throw new PeerRequestError(peer, `metainfo ${digest}`, `status ${response.status}`)
     const wirePort = Number(response.header(WIRE_PORT_HEADER))
     if (!Number.isInteger(wirePort) || wirePort <= 0 || wirePort > 65535) throw new PeerRequestError(peer, `metainfo ${digest}`, `no ${WIRE_PORT_HEADER}`)
+    const infoHash = response.header(INFOHASH_HEADER) ?? ''
+    if (response.status === 202) {
+      if (!/^[0-9a-f]{40}$/.test(infoHash)) throw new PeerRequestError(peer, `metainfo ${digest}`, `no ${INFOHASH_HEADER}`)
+      return { infoHash, wirePort }
+    }
     const metainfo = decodeMetainfo(await limitedBody(response, MAX_METAINFO_BYTES, peer, digest), digest)
-    return { metainfo, wirePort }
+    if (infoHash && infoHash !== metainfo.infoHash) throw new PeerRequestError(peer, `metainfo ${digest}`, `body does not match its ${INFOHASH_HEADER}`)
+    return { infoHash: metainfo.infoHash, wirePort, metainfo }
   }
 
-  private request(peer: PeerAddress, path: string, init: { method?: string; signal?: AbortSignal | undefined; headers?: Record<string, string> }): Promise<HttpAnswer> {
-    return this.http.send({ host: peer.host, port: peer.port, path, method: init.method ?? 'GET', signal: init.signal,
-      headers: { [PEER_REQUEST_HEADER]: '1', ...init.headers } })
+  private async request(peer: PeerAddress, path: string, init: { method?: string; signal?: AbortSignal | undefined; headers?: Record<string, string> }): Promise<HttpAnswer> {
+    const method = init.method ?? 'GET'
+    const signed = this.key && signRequest(this.key, method, path)
+    const answer = await this.http.send({ host: peer.host, port: peer.port, path, method, signal: init.signal,
+      headers: { [PEER_REQUEST_HEADER]: '1', ...(signed ? { [AUTH_HEADER]: signed.header } : {}), ...init.headers } })
+    const success = answer.status >= 200 && answer.status < 300
+    if (this.key && signed && success && !verifyAnswer(this.key, signed.nonce, answer.status, answer.header)) {
+      answer.discard()
+      throw new PeerUnauthenticatedError(peer, `${method} ${path}`)
+    }
+    return answer
   }
 }
 

@@ -60,6 +60,10 @@ export function raceHolders<T>(components: RaceComponents, init: RaceInit, ask: 
     let asked = 0
     while (!winner && !options.signal.aborted) {
       const next = asked < init.maxHolders && pending.size < init.maxInFlight ? holders.found[asked] : undefined
+      if (next && health.isBanned(next)) {
+        asked++
+        continue
+      }
       if (next) {
         launch(next)
         asked++

@@ -13,6 +13,23 @@ import type { PeerClient } from './peer-client.js'
 
 export const DISCOVERY_INTERVAL_MS = 2_000
 const METAINFO_FANOUT = 8
+/** Digests whose refused infohashes are remembered. */
+const MAX_REJECTED = 1024
+
+/** What one peer offers for a blob's swarm: its wire, the infohash it serves, and the metainfo if it holds the blob. */
+interface Offer {
+  peer: PeerAddress
+  wire: PeerAddress
+  infoHash: string
+  metainfo?: Metainfo
+}
+
+/** The metainfo a download uses, the wires to start with, and who supplied it (none: computed here). */
+interface Chosen {
+  metainfo: Metainfo
+  wires: PeerAddress[]
+  supplier?: PeerAddress
+}
 
 /** Keys announced for as long as a download runs, so later requesters swarm with this node. */
 export interface TransientAdvertiser {
@@ -34,6 +51,7 @@ export interface SwarmJoinComponents {
 export class SwarmJoins {
   private readonly pending = new Map<Digest, Promise<Download | undefined>>()
   private readonly contacted = new Map<Digest, Set<string>>()
+  private readonly rejected = new Map<Digest, Set<string>>()
   private stopped = new AbortController()
 
   constructor(private readonly components: SwarmJoinComponents, private readonly init: { stallMs: number }) {}
@@ -46,37 +64,63 @@ export class SwarmJoins {
     this.stopped = new AbortController()
   }
 
-  /** The download of `digest`, joined or started; undefined if no holder gave its metainfo in time. */
-  join(digest: Digest, holders: HolderSearch): Promise<Download | undefined> {
+  /**
+   * The download of `digest` (`size` bytes, as holders reported it), joined or started;
+   * undefined if no holder gave metainfo for it in time.
+   */
+  join(digest: Digest, holders: HolderSearch, size: number): Promise<Download | undefined> {
     const running = this.components.swarm.downloading(digest)
     if (running) return Promise.resolve(running)
     let join = this.pending.get(digest)
     if (!join) {
-      join = this.begin(digest, holders).finally(() => this.pending.delete(digest))
+      join = this.begin(digest, holders, size).finally(() => this.pending.delete(digest))
       this.pending.set(digest, join)
     }
     return join
   }
 
-  private async begin(digest: Digest, holders: HolderSearch): Promise<Download | undefined> {
+  private async begin(digest: Digest, holders: HolderSearch, size: number): Promise<Download | undefined> {
     const known = await this.components.metainfo.cached(digest)
-    const first = await this.firstMetainfo(digest, holders, known)
+    const first = await this.firstMetainfo(digest, holders, { known, size })
     if (!first) return undefined
-    const download = await this.components.swarm.fetch(first.metainfo, [first.wire])
+    const download = await this.components.swarm.fetch(first.metainfo, first.wires)
     this.components.advertiser.hold(digest)
+    this.blameOnMismatch(digest, download, first)
     void this.discover(digest, first.metainfo, holders)
     return download
   }
 
-  /** Asks up to METAINFO_FANOUT holders at once; resolves with the first answer and adds the others as peers. */
-  private firstMetainfo(digest: Digest, holders: HolderSearch, known: Metainfo | undefined): Promise<{ metainfo: Metainfo; wire: PeerAddress } | undefined> {
+  /**
+   * Metainfo is bound to the digest: the blob's own (computed or verified here) if this node
+   * has it, else the first a holder gives whose length is the size holders report. A holder
+   * whose metainfo contradicts either is banned; nodes still downloading only say which
+   * infohash they download, and are joined when it matches.
+   */
+  private firstMetainfo(digest: Digest, holders: HolderSearch, expect: { known: Metainfo | undefined; size: number }): Promise<Chosen | undefined> {
     return new Promise((resolve) => {
-      let first: Metainfo | undefined
+      let chosen: Chosen | undefined = expect.known && { metainfo: expect.known, wires: [] }
+      const waiting: Offer[] = []
       let outstanding = 0
       let listed = false
       const silent = new Set<PeerAddress>()
       const settleIfDone = (): void => {
-        if (listed && outstanding === 0 && !first) resolve(undefined)
+        if (listed && outstanding === 0 && !(chosen && chosen.wires.length > 0)) resolve(undefined)
+      }
+      const consider = (offer: Offer): void => {
+        if (!this.believable(digest, offer, expect)) return
+        if (chosen && offer.infoHash !== chosen.metainfo.infoHash) return
+        if (chosen && chosen.wires.length > 0) {
+          void this.components.swarm.fetch(chosen.metainfo, [offer.wire]).catch(() => {})
+          return
+        }
+        if (!chosen && !offer.metainfo) {
+          waiting.push(offer)
+          return
+        }
+        chosen ??= { metainfo: offer.metainfo!, wires: [], supplier: offer.peer }
+        chosen.wires = [offer.wire, ...waiting.filter((other) => other.infoHash === chosen!.metainfo.infoHash).map((other) => other.wire)]
+        this.skipSilentLater(digest, silent)
+        resolve(chosen)
       }
       void (async () => {
         let asked = 0
@@ -84,17 +128,11 @@ export class SwarmJoins {
           const peer = await holders.nth(index, this.init.stallMs)
           if (!peer) break
           // A holder that failed lately is asked only when nobody better was found.
-          if (asked > 0 && this.components.health.isSkipped(peer)) continue
+          if (this.components.health.isBanned(peer) || (asked > 0 && this.components.health.isSkipped(peer))) continue
           asked++
           outstanding++
           silent.add(peer)
-          void this.ask(digest, peer, first ?? known).then((answer) => {
-            if (!answer) return
-            if (first) return this.components.swarm.fetch(first, [answer.wire]).then(() => undefined, () => undefined)
-            first = answer.metainfo
-            this.skipSilentLater(digest, silent)
-            resolve(answer)
-          }).finally(() => {
+          void this.ask(digest, peer).then((offer) => offer && consider(offer)).finally(() => {
             silent.delete(peer)
             outstanding--
             settleIfDone()
@@ -103,6 +141,29 @@ export class SwarmJoins {
         listed = true
         settleIfDone()
       })()
+    })
+  }
+
+  /** False (and the peer banned) when what it offers contradicts the digest or the size holders report. */
+  private believable(digest: Digest, offer: Offer, expect: { known: Metainfo | undefined; size: number }): boolean {
+    const lie = this.rejected.get(digest)?.has(offer.infoHash) ? 'its metainfo already failed the digest'
+      : offer.metainfo && offer.metainfo.length !== expect.size ? `its metainfo is ${offer.metainfo.length} bytes long, holders report ${expect.size}`
+      : offer.metainfo && expect.known && offer.infoHash !== expect.known.infoHash ? 'its metainfo differs from the one computed from the blob'
+      : undefined
+    if (!lie) return true
+    this.components.health.lied(offer.peer, digest, lie)
+    return false
+  }
+
+  /** A download whose assembled blob fails its digest: the holder whose metainfo it used lied, and that infohash is refused from anyone. */
+  private blameOnMismatch(digest: Digest, download: Download, chosen: Chosen): void {
+    void download.verdict.then(() => {
+      if (!download.digestMismatch || !chosen.supplier) return
+      const rejected = this.rejected.get(digest) ?? new Set<string>()
+      rejected.add(chosen.metainfo.infoHash)
+      this.rejected.set(digest, rejected)
+      if (this.rejected.size > MAX_REJECTED) this.rejected.delete(this.rejected.keys().next().value as Digest)
+      this.components.health.lied(chosen.supplier, digest, 'the blob assembled with its metainfo does not hash to the digest')
     })
   }
 
@@ -115,19 +176,15 @@ export class SwarmJoins {
     timer.unref()
   }
 
-  private async ask(digest: Digest, peer: PeerAddress, known: Metainfo | undefined): Promise<{ metainfo: Metainfo; wire: PeerAddress } | undefined> {
+  private async ask(digest: Digest, peer: PeerAddress): Promise<Offer | undefined> {
     let contacted = this.contacted.get(digest)
     if (!contacted) this.contacted.set(digest, (contacted = new Set()))
     contacted.add(peerKey(peer))
     try {
       const answer = await this.components.peers.fetchMetainfo(peer, digest, { signal: AbortSignal.any([AbortSignal.timeout(this.init.stallMs), this.stopped.signal]) })
       if (!answer) return undefined
-      if (known && answer.metainfo.infoHash !== known.infoHash) {
-        this.components.logger.warn({ peer: peerKey(peer), digest, theirs: answer.metainfo.infoHash, ours: known.infoHash }, 'peer has different metainfo; ignoring it')
-        return undefined
-      }
       this.components.health.delivered(digest, peer)
-      return { metainfo: answer.metainfo, wire: { host: peer.host, port: answer.wirePort } }
+      return { peer, wire: { host: peer.host, port: answer.wirePort }, infoHash: answer.infoHash, ...(answer.metainfo ? { metainfo: answer.metainfo } : {}) }
     } catch (err) {
       if (this.stopped.signal.aborted) return undefined
       this.components.health.failed(peer, digest, describeError(err))
@@ -144,8 +201,8 @@ export class SwarmJoins {
       while (this.components.swarm.downloading(digest)) {
         for (const peer of search.found) {
           if (this.contacted.get(digest)?.has(peerKey(peer)) || this.components.health.isSkipped(peer)) continue
-          const answer = await this.ask(digest, peer, metainfo)
-          if (answer) await this.components.swarm.fetch(metainfo, [answer.wire]).catch(() => {})
+          const offer = await this.ask(digest, peer)
+          if (offer && offer.infoHash === metainfo.infoHash) await this.components.swarm.fetch(metainfo, [offer.wire]).catch(() => {})
         }
         await sleep(DISCOVERY_INTERVAL_MS, undefined, { signal })
         search = new HolderSearch(this.components.router, digest, { signal: AbortSignal.any([AbortSignal.timeout(DISCOVERY_INTERVAL_MS), signal]), health: this.components.health })

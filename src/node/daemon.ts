@@ -7,21 +7,22 @@ import { DnsBootstrap, StaticBootstrap, type Bootstrap } from '../routing/bootst
 import { DhtRouter } from '../routing/dht.js'
 import { WebTorrentSwarm } from '../swarm/webtorrent-swarm.js'
 import { contentSource } from './content-source.js'
+import type { ClusterKey } from '../net/cluster-key.js'
 import { ShoalNode } from './node.js'
 
 /** The node `shoal registry` runs: containerd (or a layout directory), the DHT and webtorrent. */
-export function daemonNode(config: RegistryConfig, logger: Logger, version: string): ShoalNode {
+export function daemonNode(config: RegistryConfig, logger: Logger, version: string, clusterKey?: ClusterKey): ShoalNode {
   const identity = nodeIdentity(config)
   return new ShoalNode({
     source: contentSource(config, componentLogger(logger, 'containerd')),
     router: ({ metrics, registryPort }) => new DhtRouter({ bootstrap: bootstrapOf(config), logger: componentLogger(logger, 'dht'), metrics },
-      { listen: config.p2pAddr, announcePort: registryPort }),
-    swarm: (components) => new WebTorrentSwarm(components, { dataDir: config.dataDir, wirePort: config.p2pAddr.port, identity, uploadLimit: config.uploadLimit, peerIdleMs: config.peerIdleTimeout, lingerMs: config.downloadLinger }),
+      { listen: config.p2pAddr, announcePort: registryPort, clusterKey }),
+    swarm: (components) => new WebTorrentSwarm(components, { dataDir: config.dataDir, wirePort: config.p2pAddr.port, identity, uploadLimit: config.uploadLimit, peerIdleMs: config.peerIdleTimeout, lingerMs: config.downloadLinger, clusterKey }),
   }, {
     version, registryAddr: config.registryAddr, metricsAddr: config.metricsAddr, dataDir: config.dataDir, advertisedHost: identity.host,
     resolveTimeoutMs: config.mirrorResolveTimeout, stallTimeoutMs: config.stallTimeout, swarmMinSize: config.swarmMinSize, resolveTags: config.resolveTags,
     registryFilters: config.registryFilters, singleSource: config.singleSource, mirroredRegistries: config.mirroredRegistries.map((registry) => registry.host),
-    clientTimeoutMs: config.clientTimeout, maxBlobStreams: config.maxBlobStreams, settings: { ...config, registryFilters: config.registryFilters.map(String) },
+    clientTimeoutMs: config.clientTimeout, maxBlobStreams: config.maxBlobStreams, clusterKey, settings: { ...config, registryFilters: config.registryFilters.map(String) },
   }, logger)
 }
 

@@ -5,6 +5,8 @@ import { PeerClient } from '../mirror/peer-client.js'
 import { HolderHealth } from '../mirror/holder-health.js'
 import { SwarmJoins } from '../mirror/swarm-join.js'
 import { formatHostPort, type HostPort } from '../net/address.js'
+import type { ClusterKey } from '../net/cluster-key.js'
+import { ReplayGuard } from '../net/replay-guard.js'
 import { DEFAULT_CLIENT_TIMEOUT_MS, HttpServer } from '../net/http-server.js'
 import { TransferLedger } from '../observe/ledger.js'
 import { LabelValues } from '../observe/label-values.js'
@@ -57,12 +59,16 @@ export interface NodeInit {
   clientTimeoutMs?: number
   /** Blob bodies streamed at once; more get 503 so containerd goes upstream (peers try another holder). */
   maxBlobStreams?: number
+  /** Requests between nodes are authenticated with it; none: an open swarm (warned about). */
+  clusterKey?: ClusterKey | undefined
   /** Settings shown in /stats, without secrets. */
   settings?: Record<string, unknown>
   clock?: Clock
 }
 
-const EMPTY_DHT_STATS: DhtStats = { nodes: 0, bootstrapPeers: [], lastBootstrap: null, announcedKeys: 0, announcesSent: 0, announceFailures: 0, droppedPackets: 0, forgottenRecords: 0, withdrawnRecords: 0, table: [] }
+const EMPTY_DHT_STATS: DhtStats = { nodes: 0, bootstrapPeers: [], lastBootstrap: null, announcedKeys: 0, announcesSent: 0, announceFailures: 0, droppedPackets: 0, unauthenticatedPackets: 0, rateLimitedPackets: 0, storedRecords: 0, recordSources: [], forgottenRecords: 0, withdrawnRecords: 0, table: [] }
+
+export const OPEN_SWARM_WARNING = 'open swarm: no cluster key, so any process that can reach this node is believed (set --cluster-key-file; see docs/security.md)'
 
 /** One shoal node: every component of `shoal registry`, wired once, for the daemon and the tests. */
 export class ShoalNode {
@@ -102,17 +108,18 @@ export class ShoalNode {
     const router = this.router = adapters.router({ metrics, registryPort: () => this.registryServer.address()?.port ?? init.registryAddr.port })
     this.advertiser = new Advertiser({ content, watcher, router, logger: log('advertiser'), metrics, prefetch: (blobs) => this.metainfo.prefetch(blobs) },
       { resolveTags: init.resolveTags, prefetchMinSize: init.swarmMinSize, registryFilters: init.registryFilters })
-    const peers = this.peers = new PeerClient()
+    const peers = this.peers = new PeerClient(init.clusterKey)
     const health = this.holderHealth = new HolderHealth({ clock, router, ledger: this.ledger, logger: log('mirror') })
     this.contentHealth = new ContentHealth({ source: adapters.source, ledger: this.ledger, logger: log('content') })
     this.joins = new SwarmJoins({ router, peers, swarm: this.swarm, metainfo: this.metainfo, advertiser: this.advertiser, health, logger: log('swarm') },
       { stallMs: init.stallTimeoutMs })
     this.mirror = new Mirror({ content, contentHealth: this.contentHealth, holderHealth: health, router, peers, swarm: this.swarm, joins: this.joins, ledger: this.ledger, logger: log('mirror'), metrics },
       { resolveTimeoutMs: init.resolveTimeoutMs, swarmMinSize: init.swarmMinSize, stallTimeoutMs: init.stallTimeoutMs, resolveTags: init.resolveTags,
-        registryFilters: init.registryFilters, singleSource: init.singleSource })
+        registryFilters: init.registryFilters, singleSource: init.singleSource, authenticatedPeers: init.clusterKey !== undefined })
     const metainfoService = new MetainfoService({ content, swarm: this.swarm, metainfo: this.metainfo, logger: log('metainfo') },
       init.metainfoWaitMs === undefined ? {} : { waitMs: init.metainfoWaitMs })
     const registryApp = createRegistryApp({ mirror: this.mirror, metainfo: metainfoService, logger: log('registry'), metrics, ledger: this.ledger, ready: () => this.ready(),
+      clusterKey: init.clusterKey, replay: new ReplayGuard(clock),
       registryLabels: new LabelValues(init.mirroredRegistries ?? []), blobStreams: new StreamSlots(init.maxBlobStreams), // A body may pause while the swarm waits for a piece, up to the stall timeout: only longer pauses are the client's.
       clientTimeoutMs: Math.max(init.clientTimeoutMs ?? DEFAULT_CLIENT_TIMEOUT_MS, init.stallTimeoutMs + 1_000) })
     this.registryServer = new HttpServer({ logger }, { address: init.registryAddr, listener: registryApp.callback(), ...(init.clientTimeoutMs ? { clientTimeoutMs: init.clientTimeoutMs } : {}) })
@@ -172,6 +179,8 @@ export class ShoalNode {
       advertised: () => ({ digests: this.advertiser.inventory?.blobs.size ?? 0, tags: this.advertiser.inventory?.tags.size ?? 0,
         images: this.advertiser.inventory?.images ?? 0, lastSync: this.advertiser.lastSync?.toISOString() ?? null }),
       content: () => this.contentHealth.stats(),
+      trust: () => init.clusterKey ? { mode: 'cluster-key', keys: init.clusterKey.fingerprints, warning: null }
+        : { mode: 'open', keys: [], warning: OPEN_SWARM_WARNING },
       config: init.settings ?? {},
     }
     const measurer = new Measurer({ ledger: this.ledger, logger: componentLogger(this.logger, 'measure') }, { registryUrl: () => this.registryUrl() })

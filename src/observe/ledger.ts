@@ -32,10 +32,12 @@ export type LedgerEvent =
  * `peer-silent`: a wire stopped delivering requested blocks and was dropped;
  * `peer-overrun`: a wire asked for more than its request cap or stopped reading, and was dropped;
  * `peer-idle`: a wire with no interest either way was closed;
- * `content-unavailable`: the content store (containerd) did not answer.
+ * `content-unavailable`: the content store (containerd) did not answer;
+ * `peer-unauthenticated`: a peer did not prove the cluster key (wire or HTTP) and was refused;
+ * `peer-lied`: a peer's metainfo or size disagreed with the blob's digest, and it was banned.
  */
-export type FaultKind = 'io' | 'peer-unanswered' | 'peer-silent' | 'peer-overrun' | 'peer-idle' | 'content-unavailable'
-export const FAULT_KINDS: readonly FaultKind[] = ['io', 'peer-unanswered', 'peer-silent', 'peer-overrun', 'peer-idle', 'content-unavailable']
+export type FaultKind = 'io' | 'peer-unanswered' | 'peer-silent' | 'peer-overrun' | 'peer-idle' | 'content-unavailable' | 'peer-unauthenticated' | 'peer-lied'
+export const FAULT_KINDS: readonly FaultKind[] = ['io', 'peer-unanswered', 'peer-silent', 'peer-overrun', 'peer-idle', 'content-unavailable', 'peer-unauthenticated', 'peer-lied']
 const RECENT_FAULTS = 20
 
 export interface FaultRecord {

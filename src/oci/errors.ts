@@ -14,6 +14,7 @@ export type OciErrorCode =
   | 'SIZE_INVALID'
   | 'UNSUPPORTED'
   | 'UNAVAILABLE'
+  | 'UNAUTHORIZED'
   | 'UNKNOWN'
 
 export class OciError extends ShoalError {
@@ -67,6 +68,13 @@ export class RangeInvalidError extends OciError {
 export class UnsupportedError extends OciError {
   constructor(status: number, why: string) {
     super(status, 'UNSUPPORTED', why)
+  }
+}
+
+/** 401: a request between nodes that does not prove the cluster key. */
+export class UnauthorizedError extends OciError {
+  constructor(why: string) {
+    super(401, 'UNAUTHORIZED', `not a node of this cluster: ${why}`)
   }
 }
 

@@ -11,5 +11,8 @@ export const PEER_REQUEST_HEADER = 'Shoal-Peer-Request'
 export const WIRE_PORT_HEADER = 'Shoal-Wire-Port'
 /** On a metainfo answer: the infohash of the metainfo in the body. */
 export const INFOHASH_HEADER = 'Shoal-Infohash'
-/** `GET <METAINFO_PATH><digest>`: the blob's metainfo (bencoded torrent), if the node holds or downloads it. */
+/**
+ * `GET <METAINFO_PATH><digest>`: 200 with the blob's metainfo (bencoded torrent) if the node
+ * holds the blob; 202 with no body, only the infohash and wire port headers, while it downloads it.
+ */
 export const METAINFO_PATH = '/shoal/v1/metainfo/'

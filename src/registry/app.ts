@@ -6,6 +6,7 @@ import { parseDistributionPath, parseNamespaceParam } from '../oci/paths.js'
 import { ociErrors } from './errors.js'
 import { serveBlob, serveManifest, serveMetainfo, type RegistryComponents } from './handlers.js'
 import { httpMetrics } from './http-metrics.js'
+import { peerAuthentication } from './peer-auth.js'
 
 /** The node's registry API: the local containerd's mirror and the peers' HTTP API. */
 export function createRegistryApp(components: RegistryComponents): Koa {
@@ -14,6 +15,7 @@ export function createRegistryApp(components: RegistryComponents): Koa {
   app.use(probes(components.ready))
   app.use(httpMetrics(components.metrics))
   app.use(ociErrors(components.logger))
+  app.use(peerAuthentication(components.clusterKey, components.replay))
   app.use(async (ctx) => {
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
       ctx.set('Allow', 'GET, HEAD')

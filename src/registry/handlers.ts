@@ -12,6 +12,8 @@ import type { LabelValues } from '../observe/label-values.js'
 import type { Metrics } from '../observe/metrics.js'
 import { limitBodyStall, requestSignal } from '../net/request-signal.js'
 import type { StreamSlots } from './stream-slots.js'
+import type { ClusterKey } from '../net/cluster-key.js'
+import type { ReplayGuard } from '../net/replay-guard.js'
 
 export interface RegistryComponents {
   mirror: Mirror
@@ -27,6 +29,9 @@ export interface RegistryComponents {
   blobStreams: StreamSlots
   /** A client that reads nothing of a blob body for this long is disconnected. */
   clientTimeoutMs: number
+  /** Requests from peers must prove it; none: open swarm. */
+  clusterKey?: ClusterKey | undefined
+  replay: ReplayGuard
 }
 
 /** The peer's address when another shoal node asks; such requests are never forwarded. */
@@ -76,6 +81,12 @@ export async function serveMetainfo(ctx: Context, components: RegistryComponents
   const answer = await components.metainfo.answer(digest, { signal: requestSignal(ctx) })
   if (!answer) throw new BlobUnknownError(digest, 'this node neither holds nor downloads the blob')
   ctx.set(WIRE_PORT_HEADER, String(answer.wirePort))
+  if (answer.kind === 'downloading') {
+    ctx.set(INFOHASH_HEADER, answer.infoHash)
+    ctx.status = 202
+    ctx.body = ''
+    return
+  }
   ctx.set(INFOHASH_HEADER, answer.metainfo.infoHash)
   ctx.type = 'application/x-bittorrent'
   ctx.body = answer.metainfo.torrent

@@ -7,11 +7,21 @@ import { WITHDRAW_QUERY } from './krpc-guard.js'
  * the record store, the per-target lookup tables with the tokens nodes gave, token checks and
  * the query handler.
  */
+interface RecordStoreShape {
+  add(name: string, record: Buffer): void
+  remove(name: string, record: Buffer): void
+  get(name: string, limit?: number): Uint8Array[]
+  destroy(): void
+}
+
 interface DhtInternals {
-  _peers: { add(name: string, record: Buffer): void; remove(name: string, record: Buffer): void; get(name: string): Uint8Array[] }
+  _peers: RecordStoreShape
   _tables: { get(hex: string): { closest(target: Buffer): unknown[] } | undefined }
   _rpc: {
     id: Buffer
+    socket: NodeJS.EventEmitter
+    nodes: { get(id: Uint8Array): unknown }
+    emit(event: string, ...args: unknown[]): boolean
     queryAll(nodes: unknown[], message: unknown, visit: null, callback: (err: Error | null, count?: number) => void): void
     response(peer: unknown, query: unknown, reply: unknown): void
   }
@@ -20,6 +30,13 @@ interface DhtInternals {
 }
 
 const internals = (dht: DHT): DhtInternals => dht as unknown as DhtInternals
+
+/** Puts `store` in place of bittorrent-dht's own record store. */
+export function replaceRecordStore(dht: DHT, store: RecordStoreShape): void {
+  const dhtInternals = internals(dht)
+  dhtInternals._peers.destroy()
+  dhtInternals._peers = store
+}
 
 /** A peer record as BEP 5 stores it: 4 bytes of IPv4 address, 2 of port; undefined for anything else. */
 export function encodeCompactPeer(peer: PeerAddress): Buffer | undefined {
@@ -76,5 +93,29 @@ export function sendWithdrawal(dht: DHT, target: Buffer, port: number, signal: A
   return new Promise((resolve) => {
     signal.addEventListener('abort', () => resolve(), { once: true })
     dhtInternals._rpc.queryAll(table.closest(target), message, null, () => resolve())
+  })
+}
+
+/** Pings of nodes that queried this one, at most this many at once. */
+const MAX_PENDING_PINGS = 256
+
+/**
+ * k-rpc puts every node that sends a query into the routing table. Instead, a node that queries
+ * this one and is not in the table yet is pinged, and enters it only by answering (k-rpc adds
+ * nodes that respond): ids that never answer do not displace the nodes that do.
+ */
+export function admitNodesThatAnswer(dht: DHT): void {
+  const rpc = internals(dht)._rpc
+  const pinging = new Set<string>()
+  rpc.socket.removeAllListeners('query')
+  rpc.socket.on('query', (query: { a?: { id?: unknown } }, peer: { address: string; port: number }) => {
+    const id = query.a?.id
+    const address = `${peer.address}:${peer.port}`
+    if (id instanceof Uint8Array && !rpc.nodes.get(id) && !pinging.has(address) && pinging.size < MAX_PENDING_PINGS) {
+      pinging.add(address)
+      dht.addNode({ host: peer.address, port: peer.port })
+      setTimeout(() => pinging.delete(address), 5_000).unref()
+    }
+    rpc.emit('query', query, peer)
   })
 }

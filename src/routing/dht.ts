@@ -3,8 +3,12 @@ import type { Logger } from 'pino'
 import { localHosts, type DialAddress, type HostPort } from '../net/address.js'
 import type { Metrics } from '../observe/metrics.js'
 import type { Bootstrap } from './bootstrap.js'
-import { answerWithdrawals, changeStoredRecord, sendWithdrawal } from './dht-records.js'
+import type { ClusterKey } from '../net/cluster-key.js'
+import { ReplayGuard } from '../net/replay-guard.js'
+import { admitNodesThatAnswer, answerWithdrawals, changeStoredRecord, replaceRecordStore, sendWithdrawal } from './dht-records.js'
 import { guardedKrpcSocket } from './krpc-guard.js'
+import { RecordStore } from './record-store.js'
+import { DEFAULT_ANNOUNCE_LIMIT, DEFAULT_QUERY_LIMIT, SourceLimits } from './source-limits.js'
 import { peerKey, routingTarget, type PeerAddress, type Router } from './router.js'
 import type { SignalOptions } from '../util/abort.js'
 import { Wakeup } from '../util/wakeup.js'
@@ -20,7 +24,6 @@ export const DEFAULT_QUERY_TIMEOUT_MS = 1000
 /** On stop, how long the node spends asking others to drop its records. */
 export const DEFAULT_WITHDRAW_TIMEOUT_MS = 2_000
 const ANNOUNCE_CONCURRENCY = 16
-const MAX_STORED_RECORDS = 100_000
 
 export interface DhtRouterInit {
   /** UDP address of the DHT socket (`--p2p-addr`). */
@@ -32,6 +35,8 @@ export interface DhtRouterInit {
   bootstrapRefreshMs?: number
   queryTimeoutMs?: number
   withdrawTimeoutMs?: number
+  /** Every datagram sealed with it, and only sealed ones accepted; none: an open DHT. */
+  clusterKey?: ClusterKey | undefined
 }
 
 export class DhtStartError extends ShoalError {
@@ -48,6 +53,12 @@ export interface DhtStats {
   announcesSent: number
   announceFailures: number
   droppedPackets: number
+  /** Of those: not sealed with the cluster key (or replayed), and over a source's rate limit. */
+  unauthenticatedPackets: number
+  rateLimitedPackets: number
+  /** Holder records this node stores for others, and the sources holding the most. */
+  storedRecords: number
+  recordSources: { source: string; records: number }[]
   /** Holder records removed from this node's store because the holder stopped answering. */
   forgottenRecords: number
   /** Holder records removed from this node's store because their holder withdrew them when it stopped. */
@@ -71,6 +82,9 @@ export class DhtRouter implements Router {
   private announcesSent = 0
   private announceFailures = 0
   private droppedPackets = 0
+  private unauthenticatedPackets = 0
+  private rateLimitedPackets = 0
+  private readonly records: RecordStore
   private forgotten = 0
   private withdrawn = 0
   private tableWasEmpty = true
@@ -79,6 +93,7 @@ export class DhtRouter implements Router {
 
   constructor(private readonly components: { bootstrap: Bootstrap; logger: Logger; metrics: Metrics }, private readonly init: DhtRouterInit) {
     this.selfHosts = localHosts(init.listen)
+    this.records = new RecordStore({ maxAgeMs: init.recordTtlMs ?? DEFAULT_RECORD_TTL_MS })
   }
 
   async start(): Promise<void> {
@@ -87,13 +102,14 @@ export class DhtRouter implements Router {
     const dht = new DHT({
       bootstrap: this.bootstrapPeers.map((peer) => `${peer.host}:${peer.port}`),
       maxAge: this.init.recordTtlMs ?? DEFAULT_RECORD_TTL_MS,
-      maxPeers: MAX_STORED_RECORDS,
       timeout: this.init.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS,
-      socket: guardedKrpcSocket((reason, from) => {
-        this.droppedPackets++
-        this.components.logger.debug({ reason, from }, 'dropped a malformed DHT packet')
+      socket: guardedKrpcSocket({
+        key: this.init.clusterKey, replay: new ReplayGuard(undefined, { windowMs: 60_000, maxNonces: 100_000 }), limits: new SourceLimits({ query: DEFAULT_QUERY_LIMIT, announce: DEFAULT_ANNOUNCE_LIMIT }),
+        onDrop: (reason, from) => this.dropped(reason, from),
       }),
     })
+    replaceRecordStore(dht, this.records)
+    admitNodesThatAnswer(dht)
     // bittorrent-dht binds 0.0.0.0:random by itself unless listen() is called in this same tick.
     await new Promise<void>((resolve, reject) => {
       dht.once('error', (err: Error) => reject(new DhtStartError(this.init.listen, err)))
@@ -161,6 +177,13 @@ export class DhtRouter implements Router {
     }
   }
 
+  private dropped(reason: string, from: string): void {
+    this.droppedPackets++
+    if (reason.endsWith('rate limit')) this.rateLimitedPackets++
+    else if (reason.includes('seal') || reason.includes('replay')) this.unauthenticatedPackets++
+    this.components.logger.debug({ reason, from }, 'dropped a DHT packet')
+  }
+
   advertise(keys: Iterable<string>): void {
     const fresh = [...keys].filter((key) => !this.keys.has(key))
     for (const key of fresh) this.keys.add(key)
@@ -216,6 +239,10 @@ export class DhtRouter implements Router {
       announcesSent: this.announcesSent,
       announceFailures: this.announceFailures,
       droppedPackets: this.droppedPackets,
+      unauthenticatedPackets: this.unauthenticatedPackets,
+      rateLimitedPackets: this.rateLimitedPackets,
+      storedRecords: this.records.size,
+      recordSources: this.records.sources(5),
       forgottenRecords: this.forgotten,
       withdrawnRecords: this.withdrawn,
       table: this.routingTable(),

@@ -1,5 +1,9 @@
 import { createSocket, type Socket } from 'node:dgram'
 import bencode from 'bencode'
+import type { ClusterKey } from '../net/cluster-key.js'
+import type { ReplayGuard } from '../net/replay-guard.js'
+import { openDatagram, sealDatagram } from './dht-seal.js'
+import type { SourceLimits } from './source-limits.js'
 
 const ID_LENGTH = 20
 const COMPACT_NODE_LENGTH = 26
@@ -18,6 +22,20 @@ type Dict = Record<string, unknown>
  * with wrong field types, so every packet is checked before they see it.
  */
 export function krpcProblem(packet: Uint8Array): string | undefined {
+  const verdict = inspectKrpc(packet)
+  return 'problem' in verdict ? verdict.problem : undefined
+}
+
+/** The kind of a well-formed KRPC datagram (the query's name, `response` or `error`), or what is wrong with it. */
+export function inspectKrpc(packet: Uint8Array): { kind: string } | { problem: string } {
+  const problem = shapeProblem(packet)
+  if (problem) return { problem }
+  const message = bencode.decode(packet) as Dict
+  const type = text(message['y'])
+  return { kind: type === 'q' ? text(message['q'])! : type === 'r' ? 'response' : 'error' }
+}
+
+function shapeProblem(packet: Uint8Array): string | undefined {
   if (packet.length === 0 || packet.length > MAX_PACKET_BYTES) return 'bad size'
   let message: unknown
   try {
@@ -72,20 +90,53 @@ function text(value: unknown): string | undefined {
   return value instanceof Uint8Array ? Buffer.from(value).toString('latin1') : undefined
 }
 
-/** A UDP socket that drops malformed KRPC datagrams before k-rpc reads them. */
-export function guardedKrpcSocket(onDrop: (reason: string, from: string) => void): Socket {
+export interface GuardedSocketInit {
+  /** With a key: every datagram is sealed on the way out and must be on the way in. */
+  key?: ClusterKey | undefined
+  replay?: ReplayGuard | undefined
+  limits: SourceLimits
+  onDrop: (reason: string, from: string) => void
+}
+
+/**
+ * A UDP socket for k-rpc that drops, before k-rpc or bittorrent-dht see them: datagrams not
+ * sealed with the cluster key (when there is one), malformed KRPC, and queries beyond a
+ * source's rate limit.
+ */
+export function guardedKrpcSocket(init: GuardedSocketInit): Socket {
   const socket = createSocket('udp4')
   const emit = socket.emit.bind(socket) as (event: string | symbol, ...args: unknown[]) => boolean
   socket.emit = ((event: string | symbol, ...args: unknown[]) => {
-    if (event === 'message') {
-      const problem = krpcProblem(args[0] as Buffer)
-      if (problem) {
-        const from = args[1] as { address: string; port: number }
-        onDrop(problem, `${from.address}:${from.port}`)
-        return false
-      }
+    if (event !== 'message') return emit(event, ...args)
+    const from = args[1] as { address: string; port: number }
+    const packet = admit(init, args[0] as Buffer, from.address)
+    if ('problem' in packet) {
+      init.onDrop(packet.problem, `${from.address}:${from.port}`)
+      return false
     }
-    return emit(event, ...args)
+    return emit(event, packet.packet, from)
   }) as Socket['emit']
+  const key = init.key
+  if (key) {
+    const send = socket.send.bind(socket) as (...args: unknown[]) => void
+    // k-rpc-socket sends (buffer, offset, length, port, host, callback); dgram itself calls send
+    // again with (list, port, host, callback), already sealed, for datagrams queued before bind.
+    socket.send = ((...args: unknown[]) => {
+      const [buffer, offset, length, port, host, callback] = args as [Uint8Array, number, number, number, string, (err: Error | null) => void]
+      if (!(buffer instanceof Uint8Array) || typeof offset !== 'number') return send(...args)
+      const sealed = sealDatagram(key, Buffer.from(buffer.buffer, buffer.byteOffset + offset, length))
+      send(sealed, 0, sealed.length, port, host, callback)
+    }) as unknown as Socket['send']
+  }
   return socket
+}
+
+function admit(init: GuardedSocketInit, datagram: Buffer, source: string): { packet: Buffer } | { problem: string } {
+  const opened = init.key && init.replay ? openDatagram(init.key, init.replay, datagram) : { packet: datagram }
+  if ('problem' in opened) return opened
+  const verdict = inspectKrpc(opened.packet)
+  if ('problem' in verdict) return verdict
+  const limited = verdict.kind === 'announce_peer' ? 'announce' : verdict.kind === 'response' || verdict.kind === 'error' ? undefined : 'query'
+  if (limited && !init.limits.allow(source, limited)) return { problem: `${limited} rate limit` }
+  return opened
 }

@@ -84,6 +84,7 @@ function peers(stats) {
 }
 function render(stats) {
   const n = stats.node, t = stats.totals;
+  $('trust').textContent = stats.trust.warning || '';
   $('node').textContent = n.peerId + ' · shoal ' + n.version + ' · up since ' + n.startedAt + ' · updated ' + stats.generatedAt;
   $('totals').textContent = 'received ' + bytes(t.received) + ' · sent ' + bytes(t.sent) + ' · pieces verified ' + t.piecesVerified +
     ' · failed ' + t.piecesFailed + ' · bans ' + t.bans + ' · mirror answers: ' +
@@ -126,7 +127,7 @@ refresh();
 export const DEBUG_PAGE_HTML = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>shoal debug</title><style>${STYLE}</style></head>
 <body>
-<h1>shoal</h1><div id="node" class="muted"></div><div id="totals"></div><div id="status" class="error"></div>
+<h1>shoal</h1><div id="node" class="muted"></div><div id="totals"></div><div id="status" class="error"></div><div id="trust" class="error"></div>
 <h2>Transfers</h2><div id="transfers"></div>
 <h2>Peers</h2><div id="peers"></div>
 <h2>DHT</h2><div id="dht-summary"></div><div id="dht"></div>

@@ -22,8 +22,18 @@ export interface StatsSources {
   advertised: () => { digests: number; tags: number; images: number; lastSync: string | null }
   /** Whether the content store (containerd) answered its last health check. */
   content: () => ContentHealthStats
+  /** Whether peers must prove a cluster key. */
+  trust: () => TrustStats
   /** The settings in effect, without secrets. */
   config: Record<string, unknown>
+}
+
+export interface TrustStats {
+  /** `cluster-key`: only peers that prove the key are believed; `open`: anyone who can reach the node is. */
+  mode: 'cluster-key' | 'open'
+  /** Fingerprints of the keys in use (never the keys). */
+  keys: string[]
+  warning: string | null
 }
 
 export interface ContentHealthStats {
@@ -74,6 +84,7 @@ export function buildStats(sources: StatsSources) {
     mirror: structuredClone(ledger.mirror),
     faults: { counts: { ...ledger.faults }, recent: ledger.recentFaults.map((fault) => ({ ...fault, at: iso(fault.at)! })) },
     content: sources.content(),
+    trust: sources.trust(),
     config: sources.config,
   }
 }

@@ -12,15 +12,17 @@ export class DigestMismatchError extends ShoalError {
 /**
  * The bytes of a range of a download, in order, as their pieces are verified, read from the
  * download file in large batches. The last bytes of the blob are only released once the whole
- * blob has been checked against its SHA-256 digest. Destroys itself (so the HTTP connection is
- * cut and containerd retries with Range) when no piece arrives for `stallMs`.
+ * blob has been checked against its SHA-256 digest, and with `holdEndUntilVerified` the last
+ * bytes of any range too (for metainfo nobody vouched for: the response never ends cleanly
+ * unless the blob is the digest's). Destroys itself (so the HTTP connection is cut and
+ * containerd retries with Range) when no piece arrives for `stallMs`, or the digest fails.
  */
 export class SwarmBlobStream extends Readable {
   private position: number
   private pumping = false
   private readonly controller = new AbortController()
 
-  constructor(private readonly download: Download, private readonly range: ByteRange, private readonly stallMs: number) {
+  constructor(private readonly download: Download, private readonly range: ByteRange, private readonly stallMs: number, private readonly holdEndUntilVerified = false) {
     super({ highWaterMark: READ_BATCH_BYTES })
     this.position = range.start
     download.consumers++
@@ -49,7 +51,7 @@ export class SwarmBlobStream extends Readable {
     while (this.position <= this.range.end) {
       await this.download.waitForPiece(this.pieceAt(this.position), this.stallMs, { signal: this.controller.signal })
       const size = this.download.readableBytes(this.position, Math.min(READ_BATCH_BYTES, this.range.end + 1 - this.position))
-      if (this.position + size === length) {
+      if (this.position + size === length || (this.holdEndUntilVerified && this.position + size === this.range.end + 1)) {
         await this.download.waitForAll(this.stallMs, { signal: this.controller.signal })
         if (!(await this.download.verdict)) throw new DigestMismatchError(digest)
       }

@@ -54,6 +54,10 @@ export class Download {
   private settleVerdict!: (matches: boolean) => void
   /** Whether the whole blob hashes to its digest; settles once every piece is verified. */
   readonly verdict: Promise<boolean>
+  /** Every piece verified against the metainfo, and yet the blob does not hash to the digest: the metainfo lied. */
+  digestMismatch = false
+  /** The whole blob hashed to its digest: its metainfo is now vouched for. */
+  matchesDigest = false
   consumers = 0
   lastActivity: number
 
@@ -163,7 +167,11 @@ export class Download {
         this.hash.update(await this.file.read(position, length))
         this.hashedPieces = Math.ceil((position + length) / this.metainfo.pieceLength)
       }
-      if (this.hashedPieces === this.pieces) this.settleVerdict(`sha256:${this.hash.copy().digest('hex')}` === this.metainfo.digest)
+      if (this.hashedPieces === this.pieces) {
+        this.digestMismatch = `sha256:${this.hash.copy().digest('hex')}` !== this.metainfo.digest
+        this.matchesDigest = !this.digestMismatch
+        this.settleVerdict(this.matchesDigest)
+      }
     } catch (err) {
       this.fail(err as Error)
     } finally {

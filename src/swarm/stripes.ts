@@ -18,6 +18,8 @@ type PeerWire = Wire & { peerPieces: PieceSet; peerChoking: boolean; holderView?
  */
 export class Stripes {
   private readonly urgent = new Set<number>()
+  /** Wires admitted to the download (a wire still proving the cluster key is not one yet). */
+  private readonly attached = new Set<PeerWire>()
   private count = 1
   private index = 0
 
@@ -26,6 +28,7 @@ export class Stripes {
   /** Called for every new wire of the download: hides from holders' wires what others can give. */
   attach(wire: Wire): void {
     const peer = wire as PeerWire
+    this.attached.add(peer)
     const wrapIfHolder = (): void => {
       const pieces = peer.peerPieces
       if (!peer.holderView && this.isComplete(pieces)) {
@@ -42,7 +45,10 @@ export class Stripes {
     wire.on('bitfield', wrapIfHolder)
     wire.on('have-all', wrapIfHolder)
     wire.on('have', wrapIfHolder)
-    wire.once('close', () => this.restripe())
+    wire.once('close', () => {
+      this.attached.delete(peer)
+      this.restripe()
+    })
   }
 
   markUrgent(piece: number): void {
@@ -54,11 +60,11 @@ export class Stripes {
   private fromHolder(holder: PeerWire, index: number): boolean {
     if (this.urgent.has(index)) return true
     if (index % this.count !== this.index) return false
-    return !(this.torrent.wires as PeerWire[]).some((other) => other !== holder && !other.holderView && !other.peerChoking && other.peerPieces.get(index))
+    return ![...this.attached].some((other) => other !== holder && !other.holderView && !other.peerChoking && other.peerPieces.get(index))
   }
 
   private restripe(): void {
-    const downloaders = [this.self, ...(this.torrent.wires as PeerWire[]).filter((wire) => !wire.holderView && !(wire as { destroyed?: boolean }).destroyed).map(this.label)]
+    const downloaders = [this.self, ...[...this.attached].filter((wire) => !wire.holderView && !(wire as { destroyed?: boolean }).destroyed).map(this.label)]
     const sorted = [...new Set(downloaders)].sort()
     this.count = sorted.length
     this.index = sorted.indexOf(this.self)

@@ -1,11 +1,11 @@
 import type { Transform } from 'node:stream'
-import { crc32 } from 'node:zlib'
 import type { Logger } from 'pino'
 import WebTorrent, { type Torrent, type Wire } from 'webtorrent'
 import type { ContentProvider } from '../content/provider.js'
 import type { DialAddress } from '../net/address.js'
 import type { Digest } from '../oci/digest.js'
-import type { FaultKind, LedgerEvent, TransferLedger } from '../observe/ledger.js'
+import type { ClusterKey } from '../net/cluster-key.js'
+import type { LedgerEvent, TransferLedger } from '../observe/ledger.js'
 import type { Metrics } from '../observe/metrics.js'
 import { abortable, type SignalOptions } from '../util/abort.js'
 import { systemClock, type Clock } from '../util/clock.js'
@@ -15,6 +15,7 @@ import { DownloadFile, clearDownloads, downloadPath } from './download-store.js'
 import { pieceCount, type Metainfo } from './metainfo.js'
 import type { MetainfoCache } from './metainfo-cache.js'
 import { encodePeerId } from './peer-id.js'
+import { PeerWires } from './peer-wires.js'
 import { goodBlockCrcs, peerLabel } from './wire-label.js'
 import { PieceCache, seedStoreClass } from './seed-store.js'
 import { Stripes } from './stripes.js'
@@ -42,6 +43,8 @@ export interface WebTorrentSwarmInit {
   lingerMs?: number
   /** A wire with no interest either way for this long is closed. */
   peerIdleMs?: number
+  /** Peers must prove it before any piece flows; none: an open swarm. */
+  clusterKey?: ClusterKey | undefined
 }
 
 interface Entry {
@@ -78,20 +81,25 @@ export class WebTorrentSwarm implements Swarm {
   private readonly label: string
   private readonly clock: Clock
   private readonly guard: WireGuard
+  private readonly wires: PeerWires
+  private readonly peerId: Buffer
 
   constructor(private readonly components: SwarmComponents, private readonly init: WebTorrentSwarmInit) {
     this.pieceCache = new PieceCache(init.pieceCacheBytes ?? DEFAULT_PIECE_CACHE_BYTES)
     this.label = `${init.identity.host}:${init.wirePort}`
     this.clock = components.clock ?? systemClock
-    this.guard = new WireGuard({ clock: this.clock, onDrop: (wire, kind, detail) => this.wireDropped(wire, kind, detail) },
+    this.guard = new WireGuard({ clock: this.clock, onDrop: (wire, kind, detail) => this.wires.dropped(wire, kind, detail) },
       init.peerIdleMs === undefined ? {} : { idleMs: init.peerIdleMs })
+    this.peerId = encodePeerId(init.identity.host, init.wirePort)
+    this.wires = new PeerWires({ bans: components.bans, guard: this.guard, metrics: components.metrics, logger: components.logger, emit: (event) => this.emit(event) },
+      { label: this.label, peerId: this.peerId.toString('hex'), clusterKey: init.clusterKey })
   }
 
   async start(): Promise<void> {
     if (this.client) return
     clearDownloads(this.init.dataDir)
     const client = new WebTorrent({
-      peerId: encodePeerId(this.init.identity.host, this.init.wirePort),
+      peerId: this.peerId,
       torrentPort: this.init.wirePort,
       dht: false, tracker: false, lsd: false, utPex: false, natUpnp: false, natPmp: false, utp: false, webSeeds: false,
       secure: 0,
@@ -195,7 +203,7 @@ export class WebTorrentSwarm implements Swarm {
 
   private watch(entry: Entry): void {
     const { torrent, key, download } = entry
-    torrent.on('wire', (wire: Wire) => this.onWire(entry, wire))
+    torrent.on('wire', (wire: Wire) => this.wires.onWire({ key, torrent, stripes: entry.stripes, touch: () => { entry.lastUsed = this.clock.now() } }, wire))
     torrent.on('verified', (piece: number) => {
       download?.markVerified(piece)
       if (!download) return
@@ -225,49 +233,6 @@ export class WebTorrentSwarm implements Swarm {
       download?.fail(new DownloadFailedError(entry.metainfo.digest, 'the torrent failed', { cause: err }))
       void this.remove(entry.metainfo.digest, 'failed', err.message)
     })
-  }
-
-  private onWire(entry: Entry, wire: Wire): void {
-    const peer = peerLabel(wire)
-    if (this.components.bans.isBanned(peer)) {
-      wire.destroy()
-      return
-    }
-    if (this.dropDuplicate(entry.torrent, wire, peer)) return
-    entry.stripes?.attach(wire)
-    // The request cap (BEP 10 reqq) also keeps the first fast requester from taking nearly all of a holder's upload.
-    this.guard.attach(wire)
-    const { key } = entry
-    this.components.metrics.swarmPeersConnected.inc()
-    this.emit({ type: 'peer-connected', key, peer })
-    wire.on('piece', (piece: number, offset: number, block: Uint8Array) => {
-      this.components.metrics.swarmBytes.inc({ direction: 'down', via: 'wire' }, block.length)
-      this.emit({ type: 'bytes-received', key, peer, bytes: block.length })
-      this.components.bans.blockReceived(key, peer, { piece, offset, length: block.length, crc: crc32(block) })
-    })
-    wire.on('upload', (bytes: number) => {
-      entry.lastUsed = this.clock.now()
-      this.components.metrics.swarmBytes.inc({ direction: 'up', via: 'wire' }, bytes)
-      this.emit({ type: 'bytes-sent', key, peer, bytes })
-    })
-    wire.once('close', () => {
-      this.components.metrics.swarmPeersConnected.dec()
-      this.emit({ type: 'peer-disconnected', key, peer })
-    })
-  }
-
-  /**
-   * Two nodes that found each other both dial; both sides keep the connection opened by the
-   * node with the lower address, so exactly one remains.
-   */
-  private dropDuplicate(torrent: Torrent, wire: Wire, peer: string): boolean {
-    const other = torrent.wires.find((candidate) => candidate !== wire && peerLabel(candidate) === peer)
-    if (!other) return false
-    const keepOutgoing = this.label < peer
-    const drop = (wire.type === 'tcpOutgoing') === keepOutgoing ? other : wire
-    if (drop.type === 'tcpOutgoing') torrent.removePeer(`${drop.remoteAddress}:${drop.remotePort}`)
-    else drop.destroy()
-    return drop === wire
   }
 
   private connect(torrent: Torrent, peers: DialAddress[]): void {
@@ -312,14 +277,6 @@ export class WebTorrentSwarm implements Swarm {
         entry.torrent.removePeer(ban.peer)
       }
     }
-  }
-
-  private wireDropped(wire: Wire, kind: FaultKind, detail: string): void {
-    const peer = peerLabel(wire)
-    this.components.metrics.swarmWireDrops.inc({ reason: kind })
-    this.emit({ type: 'fault', kind, detail: `${peer}: ${detail}` })
-    const level = kind === 'peer-idle' ? 'debug' : 'warn'
-    this.components.logger[level]({ peer, reason: kind, detail }, 'dropped a BitTorrent connection')
   }
 
   /** Closes idle wires; drops idle seeds, finished downloads containerd has committed, and abandoned downloads. */

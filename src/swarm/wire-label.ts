@@ -16,8 +16,20 @@ export async function goodBlockCrcs(download: Download, piece: number): Promise<
   return blocks
 }
 
-/** How stats and bans name a peer: the node address in its peer id, else the socket's remote end. */
+const identities = new WeakMap<Wire, string>()
+
+/**
+ * Names the node behind a wire: the node address in its peer id, once it proved the cluster key
+ * (or at once in an open swarm, where anyone may claim any id).
+ */
+export function acceptPeerIdentity(wire: Wire): string {
+  const identity = decodePeerId(wire.peerId) ?? `${wire.remoteAddress}:${wire.remotePort}`
+  identities.set(wire, identity)
+  return identity
+}
+
+/** How stats and bans name a peer: its accepted identity, else the socket's remote end. */
 export function peerLabel(wire: Wire): string {
-  return decodePeerId(wire.peerId) ?? `${wire.remoteAddress}:${wire.remotePort}`
+  return identities.get(wire) ?? `${wire.remoteAddress}:${wire.remotePort}`
 }
 

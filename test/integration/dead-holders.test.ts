@@ -14,6 +14,7 @@ import { buildImage } from '../support/images.js'
 import { freePort, freeUdpPort } from '../support/ports.js'
 import { removeTestDir } from '../support/processes.js'
 import { silentLogger } from '../support/registry-app.js'
+import { testClusterKey } from '../support/shoal.js'
 
 /**
  * Small blobs (under --swarm-min-size) come whole from one holder over HTTP. The bound per pull,
@@ -68,7 +69,7 @@ describe('dead and frozen holders of small blobs', () => {
         const deadPort = await freePort(host)
         const ghost = new DhtRouter({ bootstrap, logger: silentLogger, metrics: createMetricsRegistry().metrics },
           // No withdrawal when it stops: as if it had been killed.
-          { listen: { host, port: await freeUdpPort([host]) }, announcePort: () => deadPort, withdrawTimeoutMs: 0 })
+          { listen: { host, port: await freeUdpPort([host]) }, announcePort: () => deadPort, withdrawTimeoutMs: 0, clusterKey: testClusterKey() })
         await ghost.start()
         ghost.advertise([layer.digest])
         ghosts.push(ghost)
@@ -86,7 +87,7 @@ describe('dead and frozen holders of small blobs', () => {
     }
     // The premise: the DHT still names the dead holders (which of them a pull meets first is chance).
     const probeHost = '127.0.2.99'
-    const probe = new DhtRouter({ bootstrap, logger: silentLogger, metrics: createMetricsRegistry().metrics }, { listen: { host: probeHost, port: await freeUdpPort([probeHost]) }, announcePort: () => 1 })
+    const probe = new DhtRouter({ bootstrap, logger: silentLogger, metrics: createMetricsRegistry().metrics }, { listen: { host: probeHost, port: await freeUdpPort([probeHost]) }, announcePort: () => 1, clusterKey: testClusterKey() })
     await probe.start()
     try {
       const named: string[] = []

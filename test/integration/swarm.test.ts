@@ -8,6 +8,7 @@ import { startLoopbackCluster, stats, stopCluster, type LoopbackNode, type Trans
 import { buildImage, type TestImage } from '../support/images.js'
 import { freePort, freeUdpPort } from '../support/ports.js'
 import { removeTestDir } from '../support/processes.js'
+import { testClusterKey } from '../support/shoal.js'
 import { RoguePeer } from '../support/rogue-peer.js'
 import { eventually } from '../support/eventually.js'
 import { pullBlob, type Pulled } from '../support/faults.js'
@@ -94,7 +95,8 @@ describe('a holder that serves corrupted pieces', () => {
     nodes = await startLoopbackCluster({ dir, base: 50, contents: [[image], []], args: (index) => index === 0 ? ['--upload-limit', '8MiB'] : [] })
     const layer = image.layers[0]!
     const metainfo = await computeMetainfo(layer.digest, layer.bytes.length, (async function* () { yield layer.bytes })())
-    rogue = new RoguePeer('127.0.0.59', await freePort('127.0.0.59'), metainfo, layer.bytes)
+    // A node of the cluster (it has the key) whose disk returns bad bytes.
+    rogue = new RoguePeer('127.0.0.59', await freePort('127.0.0.59'), metainfo, layer.bytes, testClusterKey())
     await rogue.start({ host: nodes[0]!.host, port: Number(nodes[0]!.p2p.split(':')[1]) }, await freeUdpPort(['127.0.0.59']))
   })
   after(async () => {

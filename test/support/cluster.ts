@@ -28,6 +28,8 @@ export interface LoopbackClusterInit {
   /** First address is 127.0.0.<base+1>. */
   base?: number
   waitReady?: boolean
+  /** A node's cluster key lines (default: the shared test key); null: that node runs an open swarm. */
+  clusterKey?: (index: number) => string[] | null
   /** Runs after a node's layout is written and before it starts (e.g. to link in big blobs). */
   beforeStart?: (index: number, layoutDir: string) => void | Promise<void>
 }
@@ -52,6 +54,7 @@ export async function startLoopbackCluster(init: LoopbackClusterInit): Promise<L
         dir: init.dir, name: `node-${index + 1}`,
         registryAddr: `${host}:${await freePort(host)}`, metricsAddr: `${host}:${await freePort(host)}`,
         waitReady: init.waitReady ?? true,
+        ...(init.clusterKey ? { clusterKey: init.clusterKey(index) } : {}),
         ...(init.wrap?.(index) ? { wrap: init.wrap(index)! } : {}),
         args: ['--content-dir', layoutDir, '--data-dir', join(init.dir, `node-${index + 1}`, 'data'),
           '--p2p-addr', `${host}:${p2pPort}`, '--static-bootstrap-peers', `${hosts[0]}:${nodes[0] ? p2pOf(nodes[0]) : p2pPort}`,

@@ -1,5 +1,8 @@
-import { createServer, type Server } from 'node:http'
-import WebTorrent from 'webtorrent'
+import { createServer, type IncomingMessage, type Server } from 'node:http'
+import WebTorrent, { type Wire } from 'webtorrent'
+import type { ClusterKey } from '../../src/net/cluster-key.js'
+import { AUTH_HEADER, signAnswer } from '../../src/protocol/peer-auth.js'
+import { authenticateWire } from '../../src/swarm/wire-auth.js'
 import { METAINFO_PATH, WIRE_PORT_HEADER } from '../../src/protocol/peer-api.js'
 import { createMetricsRegistry } from '../../src/observe/metrics.js'
 import { StaticBootstrap } from '../../src/routing/bootstrap.js'
@@ -18,7 +21,9 @@ export class RoguePeer {
   private router: DhtRouter | undefined
   readonly label: string
 
-  constructor(private readonly host: string, private readonly wirePort: number, private readonly metainfo: Metainfo, private readonly bytes: Buffer) {
+  /** `key`: the cluster key, when the rogue is a node of the cluster (a bad disk, a broken build). */
+  constructor(private readonly host: string, private readonly wirePort: number, private readonly metainfo: Metainfo, private readonly bytes: Buffer,
+    private readonly key?: ClusterKey) {
     this.label = `${host}:${wirePort}`
   }
 
@@ -42,13 +47,15 @@ export class RoguePeer {
       destroy(cb?: () => void): void { cb?.() }
     }
     const torrent = client.add(metainfo.torrent, { store: CorruptStore, skipVerify: true, announce: [], storeCacheSlots: 0 })
+    const key = this.key
+    if (key) torrent.on('wire', (wire: Wire) => authenticateWire(wire, { key, infoHash: metainfo.infoHash, peerId: client.peerId, onProven: () => {}, onRefused: () => {} }))
     await new Promise<void>((resolve) => torrent.once('ready', () => resolve()))
     this.server = createServer((req, res) => {
       if (req.url === `${METAINFO_PATH}${metainfo.digest}`) {
-        res.writeHead(200, { [WIRE_PORT_HEADER]: String(this.wirePort), 'content-type': 'application/x-bittorrent' })
+        res.writeHead(200, this.signed(req, 200, { [WIRE_PORT_HEADER]: String(this.wirePort), 'content-type': 'application/x-bittorrent', 'content-length': String(metainfo.torrent.length) }))
         res.end(metainfo.torrent)
       } else if (req.method === 'HEAD' && req.url?.includes(`/blobs/${metainfo.digest}`)) {
-        res.writeHead(200, { 'content-length': String(metainfo.length) })
+        res.writeHead(200, this.signed(req, 200, { 'content-length': String(metainfo.length) }))
         res.end()
       } else {
         res.writeHead(404)
@@ -58,9 +65,16 @@ export class RoguePeer {
     await new Promise<void>((resolve) => this.server!.listen(0, this.host, () => resolve()))
     const httpPort = (this.server.address() as { port: number }).port
     this.router = new DhtRouter({ bootstrap: new StaticBootstrap([bootstrap]), logger: silentLogger, metrics: createMetricsRegistry().metrics },
-      { listen: { host: this.host, port: dhtPort }, announcePort: () => httpPort, bootstrapRefreshMs: 500 })
+      { listen: { host: this.host, port: dhtPort }, announcePort: () => httpPort, bootstrapRefreshMs: 500, clusterKey: this.key })
     await this.router.start()
     this.router.advertise([metainfo.digest])
+  }
+
+  /** With the key: the answer's headers plus its Shoal-Auth tag, as a node's would carry. */
+  private signed(request: IncomingMessage, status: number, headers: Record<string, string>): Record<string, string> {
+    const nonce = String(request.headers[AUTH_HEADER.toLowerCase()] ?? '').split(' ')[2]
+    if (!this.key || !nonce) return headers
+    return { ...headers, [AUTH_HEADER]: signAnswer(this.key, nonce, status, (name) => Object.entries(headers).find(([key]) => key.toLowerCase() === name)?.[1]) }
   }
 
   async stop(): Promise<void> {

@@ -1,7 +1,10 @@
 import { fileURLToPath } from 'node:url'
 import { join } from 'node:path'
 import { spawn } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { writeFileSync } from 'node:fs'
 import { startProcess, type Managed } from './processes.js'
+import { ClusterKey } from '../../src/net/cluster-key.js'
 import { eventually } from './eventually.js'
 
 /** The built CLI, dist/src/main.js. */
@@ -25,11 +28,30 @@ export interface ShoalInit {
   waitReady?: boolean
   /** A command the node runs under, e.g. strace with its flags. */
   wrap?: string[]
+  /** The node's cluster key file lines (default: TEST_CLUSTER_KEY); null: an open swarm, no key. */
+  clusterKey?: string[] | null
+}
+
+/** The key every test node has unless a test says otherwise. */
+export const TEST_CLUSTER_KEY = 'shoal-test-cluster-key-0123456789abcdef0123456789abcdef'
+
+/** The test key as a ClusterKey, for in-process test peers that act as nodes of the cluster. */
+export function testClusterKey(): ClusterKey {
+  return ClusterKey.parse(TEST_CLUSTER_KEY, 'test key')
+}
+
+/** Writes a cluster key file with these keys into `dir` and returns its path. */
+export function writeClusterKey(dir: string, keys: string[]): string {
+  const path = join(dir, `cluster-${createHash('sha256').update(keys.join('\n')).digest('hex').slice(0, 8)}.key`)
+  writeFileSync(path, `${keys.join('\n')}\n`, { mode: 0o600 })
+  return path
 }
 
 /** `shoal registry` as a real process, logging to `<dir>/<name>.log`. */
 export async function startShoal(init: ShoalInit): Promise<ShoalProcess> {
-  const args = [SHOAL_MAIN, 'registry', '--registry-addr', init.registryAddr, '--metrics-addr', init.metricsAddr, '--log-level', 'debug', ...init.args]
+  const keys = init.clusterKey === undefined ? [TEST_CLUSTER_KEY] : init.clusterKey
+  const keyArgs = keys ? ['--cluster-key-file', writeClusterKey(init.dir, keys)] : []
+  const args = [SHOAL_MAIN, 'registry', '--registry-addr', init.registryAddr, '--metrics-addr', init.metricsAddr, '--log-level', 'debug', ...keyArgs, ...init.args]
   // SHOAL_NODE_ARGS: extra node flags for every started node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
   const nodeArgs = (process.env['SHOAL_NODE_ARGS'] ?? '').split(' ').filter(Boolean)
   const full = [...(init.wrap ?? []), process.execPath, ...nodeArgs, ...args]

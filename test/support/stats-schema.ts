@@ -9,7 +9,8 @@ export function assertStatsSchema(doc: Record<string, unknown>): void {
   isoDate(doc['generatedAt'], 'generatedAt')
   shape(doc['node'], 'node', { version: 'string', startedAt: 'date', registryAddress: 'string', metricsAddress: 'string', p2pAddress: 'string', peerId: 'string' })
   shape(doc['dht'], 'dht', { nodes: 'number', bootstrapPeers: 'array', lastBootstrap: 'date?', announcedKeys: 'number', announcesSent: 'number',
-    announceFailures: 'number', droppedPackets: 'number', forgottenRecords: 'number', withdrawnRecords: 'number', table: 'array' })
+    announceFailures: 'number', droppedPackets: 'number', unauthenticatedPackets: 'number', rateLimitedPackets: 'number', storedRecords: 'number',
+    recordSources: 'array', forgottenRecords: 'number', withdrawnRecords: 'number', table: 'array' })
   for (const row of (doc['dht'] as { table: unknown[] }).table) shape(row, 'dht.table[]', { id: 'string', address: 'string' })
   shape(doc['advertised'], 'advertised', { digests: 'number', tags: 'number', images: 'number', lastSync: 'date?' })
   for (const key of ['transfers', 'recent'] as const) {
@@ -27,6 +28,7 @@ export function assertStatsSchema(doc: Record<string, unknown>): void {
   for (const source of ['local', 'peer', 'swarm', 'upstream-fallback']) {
     shape((doc['mirror'] as Record<string, unknown>)[source], `mirror.${source}`, { requests: 'number', bytes: 'number' })
   }
+  shape(doc['trust'], 'trust', { mode: 'string', keys: 'array', warning: 'string?' })
   const faults = doc['faults'] as { counts: Record<string, unknown>; recent: unknown[] }
   shape(faults, 'faults', { counts: 'object', recent: 'array' })
   shape(faults.counts, 'faults.counts', { io: 'number', 'peer-unanswered': 'number', 'peer-silent': 'number', 'peer-overrun': 'number', 'peer-idle': 'number', 'content-unavailable': 'number' })

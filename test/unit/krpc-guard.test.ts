@@ -4,6 +4,7 @@ import { once } from 'node:events'
 import { describe, it } from 'node:test'
 import bencode from 'bencode'
 import { guardedKrpcSocket, krpcProblem } from '../../src/routing/krpc-guard.js'
+import { SourceLimits } from '../../src/routing/source-limits.js'
 import { eventually } from '../support/eventually.js'
 
 const id = Buffer.alloc(20, 1)
@@ -30,7 +31,7 @@ describe('KRPC guard', () => {
   })
 
   it('drops malformed datagrams before listeners see them and passes good ones on', async () => {
-    const guarded = guardedKrpcSocket((reason, from) => dropped.push(`${reason} from ${from.split(':')[0]}`))
+    const guarded = guardedKrpcSocket({ limits: new SourceLimits({}), onDrop: (reason, from) => dropped.push(`${reason} from ${from.split(':')[0]}`) })
     const dropped: string[] = []
     const received: Buffer[] = []
     guarded.on('message', (message: Buffer) => received.push(message))

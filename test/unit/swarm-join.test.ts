@@ -16,7 +16,8 @@ import type { Metainfo } from '../../src/swarm/metainfo.js'
 import { silentLogger } from '../support/registry-app.js'
 import { blobWithMetainfo } from '../support/swarm-fixtures.js'
 
-async function setup(answers: (Metainfo | undefined)[]) {
+/** What each holder (port = index + 1) answers: metainfo, only an infohash (it downloads), or nothing. */
+async function setup(answers: (Metainfo | { downloading: string } | undefined)[]) {
   const dir = await mkdtemp(join(tmpdir(), 'shoal-join-'))
   const content = new MemoryContentProvider()
   const network = new MemoryRoutingNetwork()
@@ -27,19 +28,22 @@ async function setup(answers: (Metainfo | undefined)[]) {
   const peers = {
     async fetchMetainfo(peer: { port: number }) {
       asked.push(peer.port)
-      const metainfo = answers[peer.port - 1]
-      return metainfo && { metainfo, wirePort: 6000 + peer.port }
+      const answer = answers[peer.port - 1]
+      if (!answer) return undefined
+      if ('downloading' in answer) return { infoHash: answer.downloading, wirePort: 6000 + peer.port }
+      return { metainfo: answer, infoHash: answer.infoHash, wirePort: 6000 + peer.port }
     },
   } as unknown as PeerClient
   const held: string[] = []
   const metainfo = new MetainfoCache({ content, logger: silentLogger, metrics }, { dataDir: dir })
   const router = network.router({ host: '10.0.0.9', port: 9 })
-  const joins = new SwarmJoins({ router, peers, swarm, metainfo, advertiser: { hold: (key) => held.push(key), release: () => {} }, health: new HolderHealth(), logger: silentLogger }, { stallMs: 500 })
+  const health = new HolderHealth()
+  const joins = new SwarmJoins({ router, peers, swarm, metainfo, advertiser: { hold: (key) => held.push(key), release: () => {} }, health, logger: silentLogger }, { stallMs: 500 })
   const holders = (digest: string): HolderSearch => {
     answers.forEach((_, index) => network.router({ host: '10.0.0.1', port: index + 1 }).advertise([digest]))
     return new HolderSearch(router, digest)
   }
-  return { joins, swarm, asked, held, holders, async stop() { joins.stop(); await rm(dir, { recursive: true, force: true }) } }
+  return { joins, swarm, asked, held, holders, health, async stop() { joins.stop(); await rm(dir, { recursive: true, force: true }) } }
 }
 
 describe('swarm joins', () => {
@@ -47,7 +51,7 @@ describe('swarm joins', () => {
     const { metainfo } = await blobWithMetainfo(300_000)
     const subject = await setup([metainfo])
     try {
-      const [a, b] = await Promise.all([subject.joins.join(metainfo.digest, subject.holders(metainfo.digest)), subject.joins.join(metainfo.digest, subject.holders(metainfo.digest))])
+      const [a, b] = await Promise.all([subject.joins.join(metainfo.digest, subject.holders(metainfo.digest), metainfo.length), subject.joins.join(metainfo.digest, subject.holders(metainfo.digest), metainfo.length)])
       assert.ok(a && a === b)
       assert.equal(subject.swarm.downloading(metainfo.digest), a)
       assert.deepEqual(subject.held, [metainfo.digest])
@@ -60,7 +64,7 @@ describe('swarm joins', () => {
     const { metainfo } = await blobWithMetainfo(300_000)
     const subject = await setup([undefined, undefined])
     try {
-      assert.equal(await subject.joins.join(metainfo.digest, subject.holders(metainfo.digest)), undefined)
+      assert.equal(await subject.joins.join(metainfo.digest, subject.holders(metainfo.digest), metainfo.length), undefined)
       assert.deepEqual(subject.asked.sort(), [1, 2])
       assert.equal(subject.swarm.downloading(metainfo.digest), undefined)
     } finally {
@@ -72,8 +76,46 @@ describe('swarm joins', () => {
     const { metainfo } = await blobWithMetainfo(300_000)
     const subject = await setup([undefined, metainfo])
     try {
-      const download = await subject.joins.join(metainfo.digest, subject.holders(metainfo.digest))
+      const download = await subject.joins.join(metainfo.digest, subject.holders(metainfo.digest), metainfo.length)
       assert.equal(download?.metainfo.infoHash, metainfo.infoHash)
+    } finally {
+      await subject.stop()
+    }
+  })
+
+  it('refuses metainfo whose length is not the size holders report, bans its holder and uses another holder\'s', async () => {
+    const { metainfo } = await blobWithMetainfo(300_000)
+    const { metainfo: longer } = await blobWithMetainfo(400_000)
+    const forged = { ...longer, digest: metainfo.digest }
+    const subject = await setup([forged, metainfo])
+    try {
+      const download = await subject.joins.join(metainfo.digest, subject.holders(metainfo.digest), metainfo.length)
+      assert.equal(download?.metainfo.infoHash, metainfo.infoHash)
+      assert.ok(subject.health.isBanned({ host: '10.0.0.1', port: 1 }))
+      assert.ok(!subject.health.isBanned({ host: '10.0.0.1', port: 2 }))
+    } finally {
+      await subject.stop()
+    }
+  })
+
+  it('never adopts metainfo from nodes that only download the blob: with no holder there is no swarm', async () => {
+    const { metainfo } = await blobWithMetainfo(300_000)
+    const subject = await setup([{ downloading: metainfo.infoHash }, { downloading: metainfo.infoHash }])
+    try {
+      assert.equal(await subject.joins.join(metainfo.digest, subject.holders(metainfo.digest), metainfo.length), undefined)
+      assert.equal(subject.swarm.downloading(metainfo.digest), undefined)
+    } finally {
+      await subject.stop()
+    }
+  })
+
+  it('joins downloaders whose infohash matches the holder\'s metainfo', async () => {
+    const { metainfo } = await blobWithMetainfo(300_000)
+    const subject = await setup([{ downloading: metainfo.infoHash }, metainfo])
+    try {
+      const download = await subject.joins.join(metainfo.digest, subject.holders(metainfo.digest), metainfo.length)
+      assert.equal(download?.metainfo.infoHash, metainfo.infoHash)
+      assert.deepEqual(subject.asked.sort(), [1, 2])
     } finally {
       await subject.stop()
     }

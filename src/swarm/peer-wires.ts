@@ -1,0 +1,111 @@
+import { crc32 } from 'node:zlib'
+import type { Logger } from 'pino'
+import type { Torrent, Wire } from 'webtorrent'
+import type { ClusterKey } from '../net/cluster-key.js'
+import type { FaultKind, LedgerEvent } from '../observe/ledger.js'
+import type { Metrics } from '../observe/metrics.js'
+import type { BanPolicy } from './ban-policy.js'
+import type { Stripes } from './stripes.js'
+import { authenticateWire } from './wire-auth.js'
+import type { WireGuard } from './wire-guard.js'
+import { acceptPeerIdentity, peerLabel } from './wire-label.js'
+
+export interface PeerWiresComponents {
+  bans: BanPolicy
+  guard: WireGuard
+  metrics: Metrics
+  logger: Logger
+  emit: (event: LedgerEvent) => void
+}
+
+export interface PeerWiresInit {
+  /** This node's `host:port`, which decides which of two duplicate connections stays. */
+  label: string
+  /** This node's peer id (hex). */
+  peerId: string
+  /** With a key, a wire joins only once the peer proved it; none: an open swarm. */
+  clusterKey?: ClusterKey | undefined
+}
+
+/** The transfer a wire belongs to. */
+export interface WireOwner {
+  key: string
+  torrent: Torrent
+  stripes?: Stripes | undefined
+  touch(): void
+}
+
+/** Admits the BitTorrent connections of a torrent: cluster key, bans, duplicates, guard and accounting. */
+export class PeerWires {
+  constructor(private readonly components: PeerWiresComponents, private readonly init: PeerWiresInit) {}
+
+  onWire(owner: WireOwner, wire: Wire): void {
+    // At once, so the request cap (BEP 10 reqq) goes out in the extended handshake. It also keeps
+    // the first fast requester from taking nearly all of a holder's upload.
+    this.components.guard.attach(wire)
+    const key = this.init.clusterKey
+    if (!key) {
+      acceptPeerIdentity(wire)
+      this.admit(owner, wire)
+      return
+    }
+    authenticateWire(wire, {
+      key, infoHash: owner.torrent.infoHash, peerId: this.init.peerId,
+      onProven: () => {
+        acceptPeerIdentity(wire)
+        this.admit(owner, wire)
+      },
+      onRefused: (_, why) => this.dropped(wire, 'peer-unauthenticated', why),
+    })
+  }
+
+  dropped(wire: Wire, kind: FaultKind, detail: string): void {
+    const peer = peerLabel(wire)
+    this.components.metrics.swarmWireDrops.inc({ reason: kind })
+    this.components.emit({ type: 'fault', kind, detail: `${peer}: ${detail}` })
+    const level = kind === 'peer-idle' ? 'debug' : 'warn'
+    this.components.logger[level]({ peer, reason: kind, detail }, 'dropped a BitTorrent connection')
+  }
+
+  private admit(owner: WireOwner, wire: Wire): void {
+    const peer = peerLabel(wire)
+    if (this.components.bans.isBanned(peer) || (wire as { destroyed?: boolean }).destroyed) {
+      wire.destroy()
+      return
+    }
+    if (this.dropDuplicate(owner.torrent, wire, peer)) return
+    owner.stripes?.attach(wire)
+    const { key } = owner
+    const { metrics, emit, bans } = this.components
+    metrics.swarmPeersConnected.inc()
+    emit({ type: 'peer-connected', key, peer })
+    wire.on('piece', (piece: number, offset: number, block: Uint8Array) => {
+      metrics.swarmBytes.inc({ direction: 'down', via: 'wire' }, block.length)
+      emit({ type: 'bytes-received', key, peer, bytes: block.length })
+      bans.blockReceived(key, peer, { piece, offset, length: block.length, crc: crc32(block) })
+    })
+    wire.on('upload', (bytes: number) => {
+      owner.touch()
+      metrics.swarmBytes.inc({ direction: 'up', via: 'wire' }, bytes)
+      emit({ type: 'bytes-sent', key, peer, bytes })
+    })
+    wire.once('close', () => {
+      metrics.swarmPeersConnected.dec()
+      emit({ type: 'peer-disconnected', key, peer })
+    })
+  }
+
+  /**
+   * Two nodes that found each other both dial; both sides keep the connection opened by the
+   * node with the lower address, so exactly one remains.
+   */
+  private dropDuplicate(torrent: Torrent, wire: Wire, peer: string): boolean {
+    const other = torrent.wires.find((candidate) => candidate !== wire && peerLabel(candidate) === peer)
+    if (!other) return false
+    const keepOutgoing = this.init.label < peer
+    const drop = (wire.type === 'tcpOutgoing') === keepOutgoing ? other : wire
+    if (drop.type === 'tcpOutgoing') torrent.removePeer(`${drop.remoteAddress}:${drop.remotePort}`)
+    else drop.destroy()
+    return drop === wire
+  }
+}

@@ -1,0 +1,3 @@
+import { attackSuite } from '../support/attack-suite.js'
+
+attackSuite('cluster-key', 170)
