@@ -66,19 +66,23 @@ export async function runThroughput(sizeMiB = 1024): Promise<ThroughputRow[]> {
   } finally {
     await registry.stop()
   }
+  // The authenticated path (cluster key, as installed) next to the open one, in the same run.
   for (const holders of [1, 3]) {
-    const nodes = await startLoopbackCluster({
-      dir: join(dir, `run-${holders}`), base: 120 + holders * 10, contents: [...Array.from({ length: holders }, () => []), []],
-      beforeStart: (index, layoutDir) => { if (index < holders) execFileSync('cp', ['-alf', `${join(dir, 'shared')}/.`, layoutDir]) },
-    })
-    try {
-      await new Promise((resolve) => setTimeout(resolve, 2000 + sizeMiB * 2))
-      const pidsOf = (list: LoopbackNode[]): number[] => list.map((node) => node.shoal.process.child.pid!)
-      if (holders === 1) rows.push(await measure('plain HTTP from a shoal node\'s own content', pidsOf([nodes[0]!]), undefined, nodes[0]!.shoal.registryUrl, image))
-      const requester = nodes[holders]!
-      rows.push(await measure(`swarm, ${holders} holder${holders > 1 ? 's' : ''}`, pidsOf(nodes.slice(0, holders)), requester, requester.shoal.registryUrl, image))
-    } finally {
-      await stopCluster(nodes)
+    for (const trust of ['cluster key', 'open'] as const) {
+      const nodes = await startLoopbackCluster({
+        dir: join(dir, `run-${holders}-${trust === 'open' ? 'open' : 'key'}`), base: 120 + holders * 10 + (trust === 'open' ? 5 : 0), contents: [...Array.from({ length: holders }, () => []), []],
+        beforeStart: (index, layoutDir) => { if (index < holders) execFileSync('cp', ['-alf', `${join(dir, 'shared')}/.`, layoutDir]) },
+        ...(trust === 'open' ? { clusterKey: () => null } : {}),
+      })
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 2000 + sizeMiB * 2))
+        const pidsOf = (list: LoopbackNode[]): number[] => list.map((node) => node.shoal.process.child.pid!)
+        if (holders === 1 && trust === 'open') rows.push(await measure('plain HTTP from a shoal node\'s own content', pidsOf([nodes[0]!]), undefined, nodes[0]!.shoal.registryUrl, image))
+        const requester = nodes[holders]!
+        rows.push(await measure(`swarm, ${holders} holder${holders > 1 ? 's' : ''}, ${trust}`, pidsOf(nodes.slice(0, holders)), requester, requester.shoal.registryUrl, image))
+      } finally {
+        await stopCluster(nodes)
+      }
     }
   }
   await removeTestDir(dir)

@@ -5,7 +5,8 @@
  * a sample image, nodes 3 and 4 pull it at the same time through their mirror endpoints.
  * The debug pages stay up until Ctrl-C, which stops every node and removes the temp files.
  */
-import { mkdtemp, rm } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildImage, writeOciLayout } from './sample-image.js'
@@ -42,8 +43,11 @@ try {
     nodes.push(node)
   }
   const bootstrap = nodes.map((node) => node.p2p)
+  // The demo's cluster key, as the chart makes one: a random line in a file only its nodes read.
+  const keyFile = join(dir, 'cluster.key')
+  await writeFile(keyFile, `${randomBytes(32).toString('hex')}\n`, { mode: 0o600 })
   for (const [index, node] of nodes.entries()) {
-    node.start(bootstrap.filter((peer) => peer !== node.p2p), index < HOLDERS ? ['--upload-limit', HOLDER_UPLOAD_LIMIT] : [])
+    node.start(bootstrap.filter((peer) => peer !== node.p2p), ['--cluster-key-file', keyFile, ...(index < HOLDERS ? ['--upload-limit', HOLDER_UPLOAD_LIMIT] : [])])
   }
   await Promise.all(nodes.map((node) => node.waitReady(READY_TIMEOUT_MS)))
   const requesters = nodes.slice(HOLDERS)

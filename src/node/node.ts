@@ -15,7 +15,7 @@ import { createMetricsRegistry, type Metrics, type Registry } from '../observe/m
 import { createRegistryApp } from '../registry/app.js'
 import { StreamSlots } from '../registry/stream-slots.js'
 import { Advertiser } from '../routing/advertiser.js'
-import type { DhtStats } from '../routing/dht.js'
+import { EMPTY_DHT_STATS, type DhtStats } from '../routing/dht-stats.js'
 import type { Router } from '../routing/router.js'
 import { createMetricsApp } from '../status/metrics-app.js'
 import { Measurer } from '../status/measure.js'
@@ -65,8 +65,6 @@ export interface NodeInit {
   settings?: Record<string, unknown>
   clock?: Clock
 }
-
-const EMPTY_DHT_STATS: DhtStats = { nodes: 0, bootstrapPeers: [], lastBootstrap: null, announcedKeys: 0, announcesSent: 0, announceFailures: 0, droppedPackets: 0, unauthenticatedPackets: 0, rateLimitedPackets: 0, storedRecords: 0, recordSources: [], forgottenRecords: 0, withdrawnRecords: 0, table: [] }
 
 export const OPEN_SWARM_WARNING = 'open swarm: no cluster key, so any process that can reach this node is believed (set --cluster-key-file; see docs/security.md)'
 

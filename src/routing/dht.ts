@@ -8,6 +8,7 @@ import { ReplayGuard } from '../net/replay-guard.js'
 import { admitNodesThatAnswer, answerWithdrawals, changeStoredRecord, replaceRecordStore, sendWithdrawal } from './dht-records.js'
 import { guardedKrpcSocket } from './krpc-guard.js'
 import { RecordStore } from './record-store.js'
+import { DhtDrops, routingTable, type DhtStats } from './dht-stats.js'
 import { DEFAULT_ANNOUNCE_LIMIT, DEFAULT_QUERY_LIMIT, SourceLimits } from './source-limits.js'
 import { peerKey, routingTarget, type PeerAddress, type Router } from './router.js'
 import type { SignalOptions } from '../util/abort.js'
@@ -45,30 +46,6 @@ export class DhtStartError extends ShoalError {
   }
 }
 
-export interface DhtStats {
-  nodes: number
-  bootstrapPeers: string[]
-  lastBootstrap: string | null
-  announcedKeys: number
-  announcesSent: number
-  announceFailures: number
-  droppedPackets: number
-  /** Of those: not sealed with the cluster key (or replayed), and over a source's rate limit. */
-  unauthenticatedPackets: number
-  rateLimitedPackets: number
-  /** Holder records this node stores for others, and the sources holding the most. */
-  storedRecords: number
-  recordSources: { source: string; records: number }[]
-  /** Holder records removed from this node's store because the holder stopped answering. */
-  forgottenRecords: number
-  /** Holder records removed from this node's store because their holder withdrew them when it stopped. */
-  withdrawnRecords: number
-  /** The routing table: every node this one knows (bounded). */
-  table: { id: string; address: string }[]
-}
-
-const STATS_TABLE_LIMIT = 512
-
 /** A private mainline DHT (bittorrent-dht) bootstrapped only from our own nodes. */
 export class DhtRouter implements Router {
   private dht: DHT | undefined
@@ -81,9 +58,7 @@ export class DhtRouter implements Router {
   private rebootstrapTimer: NodeJS.Timeout | undefined
   private announcesSent = 0
   private announceFailures = 0
-  private droppedPackets = 0
-  private unauthenticatedPackets = 0
-  private rateLimitedPackets = 0
+  private readonly drops: DhtDrops
   private readonly records: RecordStore
   private forgotten = 0
   private withdrawn = 0
@@ -94,6 +69,7 @@ export class DhtRouter implements Router {
   constructor(private readonly components: { bootstrap: Bootstrap; logger: Logger; metrics: Metrics }, private readonly init: DhtRouterInit) {
     this.selfHosts = localHosts(init.listen)
     this.records = new RecordStore({ maxAgeMs: init.recordTtlMs ?? DEFAULT_RECORD_TTL_MS })
+    this.drops = new DhtDrops(components.logger)
   }
 
   async start(): Promise<void> {
@@ -105,7 +81,7 @@ export class DhtRouter implements Router {
       timeout: this.init.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS,
       socket: guardedKrpcSocket({
         key: this.init.clusterKey, replay: new ReplayGuard(undefined, { windowMs: 60_000, maxNonces: 100_000 }), limits: new SourceLimits({ query: DEFAULT_QUERY_LIMIT, announce: DEFAULT_ANNOUNCE_LIMIT }),
-        onDrop: (reason, from) => this.dropped(reason, from),
+        onDrop: (reason, from) => this.drops.record(reason, from),
       }),
     })
     replaceRecordStore(dht, this.records)
@@ -177,13 +153,6 @@ export class DhtRouter implements Router {
     }
   }
 
-  private dropped(reason: string, from: string): void {
-    this.droppedPackets++
-    if (reason.endsWith('rate limit')) this.rateLimitedPackets++
-    else if (reason.includes('seal') || reason.includes('replay')) this.unauthenticatedPackets++
-    this.components.logger.debug({ reason, from }, 'dropped a DHT packet')
-  }
-
   advertise(keys: Iterable<string>): void {
     const fresh = [...keys].filter((key) => !this.keys.has(key))
     for (const key of fresh) this.keys.add(key)
@@ -238,20 +207,13 @@ export class DhtRouter implements Router {
       announcedKeys: this.keys.size,
       announcesSent: this.announcesSent,
       announceFailures: this.announceFailures,
-      droppedPackets: this.droppedPackets,
-      unauthenticatedPackets: this.unauthenticatedPackets,
-      rateLimitedPackets: this.rateLimitedPackets,
+      ...this.drops.counts(),
       storedRecords: this.records.size,
       recordSources: this.records.sources(5),
       forgottenRecords: this.forgotten,
       withdrawnRecords: this.withdrawn,
-      table: this.routingTable(),
+      table: routingTable(this.dht),
     }
-  }
-
-  private routingTable(): DhtStats['table'] {
-    const contacts = (this.dht?.nodes.toArray() ?? []) as { id: Uint8Array; host: string; port: number }[]
-    return contacts.slice(0, STATS_TABLE_LIMIT).map((contact) => ({ id: Buffer.from(contact.id).toString('hex'), address: `${contact.host}:${contact.port}` }))
   }
 
   private schedule(keys: Iterable<string>): void {

@@ -1,4 +1,4 @@
-import type { DhtStats } from '../routing/dht.js'
+import type { DhtStats } from '../routing/dht-stats.js'
 import type { TransferLedger, TransferState } from '../observe/ledger.js'
 
 /** Bumped on any incompatible change to the /stats document (see docs/stats.md). */

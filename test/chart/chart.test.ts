@@ -91,7 +91,7 @@ describe('the Helm chart', () => {
     for (const key of SPEGEL_KEYS) assert.ok(shoalValues.includes(key), `shoal.${key}`)
     const everything = containers(rendered.everything)
     const flags = new Set(everything.flatMap((container) => [...flagsOf(container).keys()]))
-    const notFlags: Record<string, string> = { containerdMirrorAdd: 'configuration', additionalMirrorTargets: 'mirror-targets' }
+    const notFlags: Record<string, string> = { containerdMirrorAdd: 'configuration', additionalMirrorTargets: 'mirror-targets', clusterKey: 'cluster-key-file' }
     for (const key of shoalValues) {
       const flag = notFlags[key] ?? key.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`)
       if (key === 'containerdMirrorAdd') assert.ok(everything.some((container) => container.name === flag))
@@ -108,6 +108,26 @@ describe('the Helm chart', () => {
       for (const key of Object.keys(table)) assert.ok(doc.includes(`\`--${flagName(key)}\``), `--${flagName(key)} is documented`)
     }
     for (const key of Object.keys(defaults['shoal'] as object)) assert.ok(doc.includes(`\`shoal.${key}\``), `shoal.${key} is documented`)
+  })
+
+  it('creates the cluster key as a Secret kept across upgrades and uninstall, mounts it and passes it; or uses an existing one; or none', async () => {
+    const registryOf = (objects: K8sObject[]) => podSpec(find(objects, 'DaemonSet', 'shoal')).containers.find((container) => container.name === 'registry')!
+    const secret = find(rendered.defaults, 'Secret', 'shoal-cluster-key') as K8sObject & { data: Record<string, string> }
+    assert.equal(secret.metadata.annotations?.['helm.sh/resource-policy'], 'keep')
+    const key = Buffer.from(secret.data['cluster.key']!, 'base64').toString('utf8')
+    assert.match(key, /^[A-Za-z0-9]{64}\n$/)
+    const keyPath = flagsOf(registryOf(rendered.defaults)).get('cluster-key-file')!
+    const mount = registryOf(rendered.defaults).volumeMounts!.find((entry) => keyPath.startsWith(`${entry.mountPath}/`))!
+    assert.ok(mount?.readOnly, 'the key is mounted read-only')
+    const volume = podSpec(find(rendered.defaults, 'DaemonSet', 'shoal')).volumes!.find((entry) => entry.name === mount.name) as { secret?: { secretName: string } }
+    assert.equal(volume.secret?.secretName, 'shoal-cluster-key')
+    const existing = await renderChart(dir, 'existing-key', { shoal: { clusterKey: { existingSecret: 'my-key' } } })
+    assert.ok(!existing.some((object) => object.kind === 'Secret'), 'no Secret is made when one is given')
+    const existingVolumes = podSpec(find(existing, 'DaemonSet', 'shoal')).volumes as { secret?: { secretName: string } }[]
+    assert.ok(existingVolumes.some((entry) => entry.secret?.secretName === 'my-key'))
+    const open = await renderChart(dir, 'open', { shoal: { clusterKey: { create: false } } })
+    assert.ok(!flagsOf(registryOf(open)).has('cluster-key-file'), 'without a key the swarm is open (the daemon warns)')
+    assert.ok(!open.some((object) => object.kind === 'Secret'))
   })
 
   it('lines up ports, probes and Services with the flags, and the mirror targets with hostPort and NodePort', () => {

@@ -2,7 +2,7 @@ import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitorin
 import { DaemonSet } from 'kubernetes-models/apps/v1'
 import { Job } from 'kubernetes-models/batch/v1'
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1'
-import { ConfigMap, Service, ServiceAccount } from 'kubernetes-models/v1'
+import { ConfigMap, Secret, Service, ServiceAccount } from 'kubernetes-models/v1'
 import type { K8sObject } from './render.js'
 
 type Model = new (data: never) => { validate(): void }
@@ -11,6 +11,7 @@ const MODELS: Record<string, Model> = {
   'v1/ServiceAccount': ServiceAccount as unknown as Model,
   'v1/Service': Service as unknown as Model,
   'v1/ConfigMap': ConfigMap as unknown as Model,
+  'v1/Secret': Secret as unknown as Model,
   'apps/v1/DaemonSet': DaemonSet as unknown as Model,
   'batch/v1/Job': Job as unknown as Model,
   'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy as unknown as Model,

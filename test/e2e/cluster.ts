@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -16,6 +17,7 @@ const CONTROL_OCTET = 250
 export const REGISTRY_PORT = 5000
 export const P2P_PORT = 5001
 export const METRICS_PORT = 9090
+const ALPHANUMERIC = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
 
 export interface E2eNode {
   index: number
@@ -53,6 +55,9 @@ export class E2eCluster {
   private upstream: UpstreamRegistry | undefined
   private upstreamNs = ''
   private proxy: Managed | undefined
+  private readonly strangers: ShoalProcess[] = []
+  /** The cluster key as the chart makes it (64 random alphanumerics), in a file passed with --cluster-key-file. */
+  readonly clusterKey = Array.from({ length: 64 }, () => ALPHANUMERIC[randomInt(ALPHANUMERIC.length)]).join('')
 
   constructor(private readonly init: E2eInit) {
     this.net = new Switch(init.prefix)
@@ -72,6 +77,7 @@ export class E2eCluster {
   }
 
   async stop(): Promise<void> {
+    for (const stranger of this.strangers) await stranger.stop()
     for (const node of this.nodes) {
       await node.shoal?.stop()
       await node.containerd.stop()
@@ -99,7 +105,7 @@ export class E2eCluster {
   async startShoal(node: E2eNode): Promise<void> {
     const peers = this.nodes.length ? this.nodes : Array.from({ length: this.init.nodes }, (_, i) => ({ address: `127.77.0.${i + 1}` }))
     node.shoal = await startShoal({
-      dir: node.dir, name: 'shoal', netns: node.ns, waitReady: false,
+      dir: node.dir, name: 'shoal', netns: node.ns, waitReady: false, clusterKey: [this.clusterKey],
       registryAddr: `${node.address}:${REGISTRY_PORT}`, metricsAddr: `${node.address}:${METRICS_PORT}`,
       args: ['--containerd-sock', node.containerd.socket, '--containerd-content-path', node.containerd.contentPath,
         '--containerd-registry-config-path', node.containerd.registryConfigPath, '--containerd-config-file', node.containerd.configFile,
@@ -107,6 +113,25 @@ export class E2eCluster {
         '--static-bootstrap-peers', peers.filter((peer) => peer.address !== node.address).map((peer) => `${peer.address}:${P2P_PORT}`).join(','),
         ...(this.init.shoalArgs ?? [])],
     })
+  }
+
+  /**
+   * A namespace on the same bridge running `shoal registry` without the key (an open swarm),
+   * holding the OCI layout at `layoutDir` and bootstrapping from every node.
+   */
+  async startStranger(octet: number, layoutDir: string): Promise<{ shoal: ShoalProcess; metricsUrl: string; registryUrl: string }> {
+    const ns = await this.net.attach(`x${octet}`, octet)
+    const address = `127.77.0.${octet}`
+    const dir = join(this.init.dir, `stranger-${octet}`)
+    await mkdir(dir, { recursive: true })
+    const shoal = await startShoal({
+      dir, name: 'stranger', netns: ns, waitReady: false, clusterKey: null,
+      registryAddr: `${address}:${REGISTRY_PORT}`, metricsAddr: `${address}:${METRICS_PORT}`,
+      args: ['--content-dir', layoutDir, '--data-dir', join(dir, 'data'), '--p2p-addr', `${address}:${P2P_PORT}`,
+        '--static-bootstrap-peers', this.nodes.map((node) => `${node.address}:${P2P_PORT}`).join(',')],
+    })
+    this.strangers.push(shoal)
+    return { shoal, metricsUrl: `http://${address}:${METRICS_PORT}`, registryUrl: `http://${address}:${REGISTRY_PORT}` }
   }
 
   async waitReady(node: E2eNode, timeoutMs = 30_000): Promise<void> {

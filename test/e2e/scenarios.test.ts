@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { readTree } from '../../src/containerd/config-tree.js'
 import { rootTestsUnavailable } from '../support/environment.js'
-import { buildImage, type TestImage } from '../support/images.js'
+import { buildImage, writeOciLayout, type TestImage } from '../support/images.js'
 import { removeTestDir } from '../support/processes.js'
 import { runShoal } from '../support/shoal.js'
 import { pushImage } from '../support/upstream.js'
@@ -41,8 +41,9 @@ describe('shoal on a 4-node cluster with real containerd', { skip, timeout: 600_
     images['multi'] = buildImage({ registry, repository: 'e2e/multi', tag: 'v1', layerSizes: [2 * MiB, 4096], withIndex: true })
     images['restart'] = buildImage({ registry, repository: 'e2e/restart', tag: 'v1', layerSizes: [40 * MiB, 4096] })
     images['nobody'] = buildImage({ registry, repository: 'e2e/nobody', tag: 'v1', layerSizes: [1 * MiB] })
+    images['foreign'] = buildImage({ registry, repository: 'e2e/foreign', tag: 'v1', layerSizes: [2 * MiB, 4096] })
     images['frozen'] = buildImage({ registry, repository: 'e2e/frozen', tag: 'v1', layerSizes: [256 * MiB, 2 * MiB, 4096] })
-    for (const image of Object.values(images)) await pushImage(cluster.upstreamUrl, image, cluster.fetch)
+    for (const image of Object.values(images)) if (image !== images['foreign']) await pushImage(cluster.upstreamUrl, image, cluster.fetch)
   })
   after(async () => {
     await cluster?.stop()
@@ -182,7 +183,29 @@ describe('shoal on a 4-node cluster with real containerd', { skip, timeout: 600_
     await cluster.waitReady(node(3))
   })
 
-  it('9. configuration and cleanup leave containerd\'s registry config path as it was', async () => {
+  it('9. a namespace on the same bridge without the cluster key cannot serve a byte to a node\'s containerd, nor take one', async () => {
+    const foreign = images['foreign']!
+    const layout = join(dir, 'stranger-layout')
+    await writeOciLayout(layout, [foreign, images['big']!])
+    await cluster.stopUpstream()
+    const stranger = await cluster.startStranger(60, layout)
+    await eventually('the nodes to drop the stranger\'s DHT packets', async () =>
+      ((await cluster.stats(node(1)))['dht'] as { unauthenticatedPackets: number }).unauthenticatedPackets > 0, 20_000, 200)
+    await assert.rejects(cluster.pull(node(4), foreign.name, 30_000), /failed|not found|refused/i)
+    const asked = await cluster.fetch(`${stranger.registryUrl}/v2/${images['herd']!.repository}/blobs/${images['herd']!.layers[0]!.digest}?ns=${cluster.upstreamHost}`, { method: 'HEAD' })
+    assert.equal(asked.status, 404, 'the stranger cannot take a blob from the nodes either')
+    const strangerStats = await (await cluster.fetch(`${stranger.metricsUrl}/stats`)).json() as { totals: { sent: number }; served: unknown[]; dht: { nodes: number } }
+    assert.equal(strangerStats.totals.sent, 0)
+    assert.deepEqual(strangerStats.served, [])
+    for (const index of [1, 2, 3, 4]) {
+      const view = await cluster.stats(node(index)) as { recent: { peers: { peer: string }[] }[]; transfers: { peers: { peer: string }[] }[] }
+      const peers = [...view.recent, ...view.transfers].flatMap((transfer) => transfer.peers.map((peer) => peer.peer))
+      assert.ok(!peers.some((peer) => peer.startsWith('127.77.0.60:')), `node ${index} traded with the stranger`)
+    }
+    await stranger.shoal.stop()
+  })
+
+  it('10. configuration and cleanup leave containerd\'s registry config path as it was', async () => {
     const target = node(4)
     const path = target.containerd.registryConfigPath
     const restored = await runShoal(['cleanup', '--containerd-registry-config-path', path])

@@ -10,6 +10,9 @@ import type { ByteRange } from '../../src/oci/range.js'
 import { MemoryRoutingNetwork } from '../../src/routing/memory.js'
 import { DigestMismatchError } from '../../src/swarm/blob-stream.js'
 import { silentLogger } from '../support/registry-app.js'
+import { HttpTransfers } from '../../src/mirror/http-transfer.js'
+import { TransferLedger } from '../../src/observe/ledger.js'
+import { createMetricsRegistry } from '../../src/observe/metrics.js'
 
 type Behaviour = (range: ByteRange | undefined) => Readable | undefined
 
@@ -70,5 +73,17 @@ describe('blob bytes from holders over HTTP', () => {
       { name: 'app', digest, size: bytes.length, range: { start: 0, end: bytes.length - 1 }, stallMs: 1000 })
     await assert.rejects(async () => { for await (const chunk of chunks) released.push(chunk) }, DigestMismatchError)
     assert.ok(Buffer.concat(released).length < bytes.length)
+  })
+
+  it('bans a lone holder whose bytes fail the digest; fetched again, the blob comes whole from an honest holder', async () => {
+    const wrong = Buffer.from(bytes)
+    wrong[5000] = 0
+    const { peers, search, asked } = holders(digest, [serve(wrong), serve(bytes)])
+    const health = new HolderHealth()
+    const transfers = new HttpTransfers({ peers, health, ledger: new TransferLedger(), metrics: createMetricsRegistry().metrics, logger: silentLogger }, { stallMs: 1000 })
+    const fetched = await transfers.fetchWhole({ name: 'app', digest, signal: new AbortController().signal }, search, bytes.length)
+    assert.ok(fetched.equals(bytes))
+    assert.ok(health.isBanned({ host: '10.0.0.1', port: 1 }))
+    assert.deepEqual(asked, ['1:all', '2:all'])
   })
 })
