@@ -66,7 +66,8 @@ export function renderStatus(stats: StatsDocument, now = Date.now()): string {
   const transferHeaders = ['DIGEST', 'ROLE', 'STATE', 'SIZE', 'DONE', 'DOWN', 'UP', 'BYTES BY PEER']
   return [
     `node ${node.peerId}  shoal ${node.version}  up ${uptime}  registry ${node.registryAddress}  metrics ${node.metricsAddress}\n`,
-    `dht: ${dht.nodes} nodes, ${dht.announcedKeys} keys announced, bootstrap ${dht.bootstrapPeers.join(', ') || 'none'}, last ${dht.lastBootstrap ?? 'never'}\n`,
+    stats.trust.mode === 'open' ? `WARNING ${stats.trust.warning}\n` : `trust: cluster key ${stats.trust.keys.join(', ')}\n`,
+    `dht: ${dht.nodes} nodes, ${dht.announcedKeys} keys announced, bootstrap ${dht.bootstrapPeers.join(', ') || 'none'}, last ${dht.lastBootstrap ?? 'never'}, ${dht.unauthenticatedPackets} unauthenticated packets dropped\n`,
     `advertised: ${advertised.images} images, ${advertised.digests} digests, ${advertised.tags} tags (last sync ${advertised.lastSync ?? 'never'})\n`,
     `totals: received ${formatBytes(totals.received)}, sent ${formatBytes(totals.sent)}, pieces ${totals.piecesVerified} verified / ${totals.piecesFailed} failed, bans ${totals.bans}\n`,
     `mirror answers: ${mirror.join(', ')}\n`,
