@@ -27,6 +27,12 @@ export function createMetrics(registry: Registry) {
       help: 'Keys (digests and tags) this node announces in the DHT.',
       registers,
     }),
+    dhtDroppedPackets: new Counter({
+      name: 'shoal_dht_dropped_packets_total',
+      help: 'DHT datagrams dropped before the DHT read them, by reason: unauthenticated (not sealed with the cluster key, stale or replayed), rate-limited (over a source\'s query or announce_peer rate), malformed.',
+      labelNames: ['reason'] as const,
+      registers,
+    }),
     advertisedImages: new Gauge({
       name: 'shoal_advertised_images',
       help: 'Images whose content this node advertises.',

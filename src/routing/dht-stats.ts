@@ -1,5 +1,6 @@
 import type DHT from 'bittorrent-dht'
 import type { Logger } from 'pino'
+import type { Metrics } from '../observe/metrics.js'
 
 export interface DhtStats {
   nodes: number
@@ -37,12 +38,15 @@ export class DhtDrops {
   private unauthenticated = 0
   private rateLimited = 0
 
-  constructor(private readonly logger: Logger) {}
+  constructor(private readonly logger: Logger, private readonly metrics: Metrics) {}
 
   record(reason: string, from: string): void {
     this.total++
-    if (reason.endsWith('rate limit')) this.rateLimited++
-    else if (reason.includes('seal') || reason.includes('replay') || reason.includes('window')) this.unauthenticated++
+    const kind = reason.endsWith('rate limit') ? 'rate-limited'
+      : reason.includes('seal') || reason.includes('replay') || reason.includes('window') ? 'unauthenticated' : 'malformed'
+    if (kind === 'rate-limited') this.rateLimited++
+    if (kind === 'unauthenticated') this.unauthenticated++
+    this.metrics.dhtDroppedPackets.inc({ reason: kind })
     this.logger.debug({ reason, from }, 'dropped a DHT packet')
   }
 

@@ -69,7 +69,7 @@ export class DhtRouter implements Router {
   constructor(private readonly components: { bootstrap: Bootstrap; logger: Logger; metrics: Metrics }, private readonly init: DhtRouterInit) {
     this.selfHosts = localHosts(init.listen)
     this.records = new RecordStore({ maxAgeMs: init.recordTtlMs ?? DEFAULT_RECORD_TTL_MS })
-    this.drops = new DhtDrops(components.logger)
+    this.drops = new DhtDrops(components.logger, components.metrics)
   }
 
   async start(): Promise<void> {

@@ -14,6 +14,8 @@ import { MemorySwarm, MemorySwarmNetwork } from '../../src/swarm/memory.js'
 import { MetainfoCache } from '../../src/swarm/metainfo-cache.js'
 import type { Metainfo } from '../../src/swarm/metainfo.js'
 import { silentLogger } from '../support/registry-app.js'
+import { eventually } from '../support/eventually.js'
+import type { Swarm } from '../../src/swarm/swarm.js'
 import { blobWithMetainfo } from '../support/swarm-fixtures.js'
 
 /** What each holder (port = index + 1) answers: metainfo, only an infohash (it downloads), or nothing. */
@@ -43,7 +45,7 @@ async function setup(answers: (Metainfo | { downloading: string } | undefined)[]
     answers.forEach((_, index) => network.router({ host: '10.0.0.1', port: index + 1 }).advertise([digest]))
     return new HolderSearch(router, digest)
   }
-  return { joins, swarm, asked, held, holders, health, async stop() { joins.stop(); await rm(dir, { recursive: true, force: true }) } }
+  return { joins, swarm, asked, held, holders, health, router, peers, metainfo, async stop() { joins.stop(); await rm(dir, { recursive: true, force: true }) } }
 }
 
 describe('swarm joins', () => {
@@ -117,6 +119,38 @@ describe('swarm joins', () => {
       assert.equal(download?.metainfo.infoHash, metainfo.infoHash)
       assert.deepEqual(subject.asked.sort(), [1, 2])
     } finally {
+      await subject.stop()
+    }
+  })
+
+  it('a blob that fails its digest bans the holder whose metainfo it used; that infohash is refused from anyone, the next join uses another', async () => {
+    const { metainfo } = await blobWithMetainfo(300_000)
+    const { metainfo: other } = await blobWithMetainfo(300_000)
+    const forged = { ...other, digest: metainfo.digest }
+    const subject = await setup([forged, metainfo, forged])
+    const fetched: string[] = []
+    // A swarm whose downloads finish at once: the forged metainfo's blob fails the digest.
+    const swarm = {
+      downloading: () => undefined,
+      fetch: async (used: typeof metainfo) => {
+        fetched.push(used.infoHash)
+        const mismatch = used.infoHash !== metainfo.infoHash
+        return { metainfo: used, digestMismatch: mismatch, matchesDigest: !mismatch, verdict: Promise.resolve(!mismatch) }
+      },
+    }
+    const joins = new SwarmJoins({ router: subject.router, peers: subject.peers, swarm: swarm as unknown as Swarm, metainfo: subject.metainfo,
+      advertiser: { hold: () => {}, release: () => {} }, health: subject.health, logger: silentLogger }, { stallMs: 500 })
+    try {
+      const first = await joins.join(metainfo.digest, subject.holders(metainfo.digest), metainfo.length)
+      assert.equal(first?.metainfo.infoHash, forged.infoHash, 'the first holder to answer gave the forged metainfo')
+      await eventually('the forger banned', () => subject.health.isBanned({ host: '10.0.0.1', port: 1 }), 2000, 10)
+      const second = await joins.join(metainfo.digest, subject.holders(metainfo.digest), metainfo.length)
+      assert.equal(second?.metainfo.infoHash, metainfo.infoHash)
+      assert.ok(!subject.health.isBanned({ host: '10.0.0.1', port: 2 }))
+      assert.equal(fetched[0], forged.infoHash)
+      assert.equal(fetched.at(-1), metainfo.infoHash)
+    } finally {
+      joins.stop()
       await subject.stop()
     }
   })
