@@ -16,7 +16,7 @@ export interface AgreementInit {
   stallMs: number
 }
 
-export type Agreement<T> = { value: T; peers: PeerAddress[] } | { disagreement: string[] } | undefined
+export type Agreement<T> = { value: T } | { disagreement: string[] } | undefined
 
 /**
  * Asks up to AGREEMENT_QUORUM holders at once (the ones found within an answer timeout of the
@@ -38,7 +38,7 @@ export async function agreedAnswer<T>(components: { holders: HolderSearch; healt
     const answers = await askBatch(components, init, batch, ask, options)
     if (answers.length === 0) continue
     const first = answers[0]!
-    if (answers.every((answer) => identify(answer.value) === identify(first.value))) return { value: first.value, peers: answers.map((answer) => answer.peer) }
+    if (answers.every((answer) => identify(answer.value) === identify(first.value))) return { value: first.value }
     return { disagreement: answers.map((answer) => `${peerKey(answer.peer)}: ${identify(answer.value)}`) }
   }
   return undefined

@@ -30,7 +30,7 @@ export class MetainfoService {
     const signal = options.signal ?? new AbortController().signal
     const { content, swarm, metainfo } = this.components
     const downloading = swarm.downloading(digest)
-    if (downloading?.matchesDigest) return { kind: 'verified', metainfo: downloading.metainfo, wirePort: swarm.wirePort() }
+    if (downloading?.digestMatches) return { kind: 'verified', metainfo: downloading.metainfo, wirePort: swarm.wirePort() }
     if (downloading) return { kind: 'downloading', infoHash: downloading.metainfo.infoHash, wirePort: swarm.wirePort() }
     const info = await content.stat(digest, { signal })
     if (!info || info.size === 0 || !digest.startsWith('sha256:')) return undefined

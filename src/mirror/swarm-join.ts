@@ -158,7 +158,7 @@ export class SwarmJoins {
   /** A download whose assembled blob fails its digest: the holder whose metainfo it used lied, and that infohash is refused from anyone. */
   private blameOnMismatch(digest: Digest, download: Download, chosen: Chosen): void {
     void download.verdict.then(() => {
-      if (!download.digestMismatch || !chosen.supplier) return
+      if (download.digestMatches !== false || !chosen.supplier) return
       const rejected = this.rejected.get(digest) ?? new Set<string>()
       rejected.add(chosen.metainfo.infoHash)
       this.rejected.set(digest, rejected)

@@ -1,6 +1,7 @@
 import type DHT from 'bittorrent-dht'
 import type { Logger } from 'pino'
 import type { Metrics } from '../observe/metrics.js'
+import type { DropKind } from './krpc-guard.js'
 
 export interface DhtStats {
   nodes: number
@@ -40,10 +41,8 @@ export class DhtDrops {
 
   constructor(private readonly logger: Logger, private readonly metrics: Metrics) {}
 
-  record(reason: string, from: string): void {
+  record(reason: string, from: string, kind: DropKind): void {
     this.total++
-    const kind = reason.endsWith('rate limit') ? 'rate-limited'
-      : reason.includes('seal') || reason.includes('replay') || reason.includes('window') ? 'unauthenticated' : 'malformed'
     if (kind === 'rate-limited') this.rateLimited++
     if (kind === 'unauthenticated') this.unauthenticated++
     this.metrics.dhtDroppedPackets.inc({ reason: kind })

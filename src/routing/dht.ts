@@ -81,7 +81,7 @@ export class DhtRouter implements Router {
       timeout: this.init.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS,
       socket: guardedKrpcSocket({
         key: this.init.clusterKey, replay: new ReplayGuard(undefined, { windowMs: 60_000, maxNonces: 100_000 }), limits: new SourceLimits({ query: DEFAULT_QUERY_LIMIT, announce: DEFAULT_ANNOUNCE_LIMIT }),
-        onDrop: (reason, from) => this.drops.record(reason, from),
+        onDrop: (reason, from, kind) => this.drops.record(reason, from, kind),
       }),
     })
     replaceRecordStore(dht, this.records)

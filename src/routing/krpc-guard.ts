@@ -28,21 +28,20 @@ export function krpcProblem(packet: Uint8Array): string | undefined {
 
 /** The kind of a well-formed KRPC datagram (the query's name, `response` or `error`), or what is wrong with it. */
 export function inspectKrpc(packet: Uint8Array): { kind: string } | { problem: string } {
-  const problem = shapeProblem(packet)
-  if (problem) return { problem }
-  const message = bencode.decode(packet) as Dict
-  const type = text(message['y'])
-  return { kind: type === 'q' ? text(message['q'])! : type === 'r' ? 'response' : 'error' }
-}
-
-function shapeProblem(packet: Uint8Array): string | undefined {
-  if (packet.length === 0 || packet.length > MAX_PACKET_BYTES) return 'bad size'
+  if (packet.length === 0 || packet.length > MAX_PACKET_BYTES) return { problem: 'bad size' }
   let message: unknown
   try {
     message = bencode.decode(packet)
   } catch {
-    return 'not bencode'
+    return { problem: 'not bencode' }
   }
+  const problem = messageProblem(message)
+  if (problem) return { problem }
+  const type = text((message as Dict)['y'])
+  return { kind: type === 'q' ? text((message as Dict)['q'])! : type === 'r' ? 'response' : 'error' }
+}
+
+function messageProblem(message: unknown): string | undefined {
   if (!isDict(message) || !isBytes(message['t'])) return 'no transaction id'
   const type = text(message['y'])
   if (type === 'q') return queryProblem(message)
@@ -95,8 +94,13 @@ export interface GuardedSocketInit {
   key?: ClusterKey | undefined
   replay?: ReplayGuard | undefined
   limits: SourceLimits
-  onDrop: (reason: string, from: string) => void
+  onDrop: (reason: string, from: string, kind: DropKind) => void
 }
+
+/** Why a datagram was dropped, as counted: no valid seal, over a rate, or not KRPC as expected. */
+export type DropKind = 'unauthenticated' | 'rate-limited' | 'malformed'
+
+type Admitted = { packet: Buffer } | { problem: string; kind: DropKind }
 
 /**
  * A UDP socket for k-rpc that drops, before k-rpc or bittorrent-dht see them: datagrams not
@@ -111,7 +115,7 @@ export function guardedKrpcSocket(init: GuardedSocketInit): Socket {
     const from = args[1] as { address: string; port: number }
     const packet = admit(init, args[0] as Buffer, from.address)
     if ('problem' in packet) {
-      init.onDrop(packet.problem, `${from.address}:${from.port}`)
+      init.onDrop(packet.problem, `${from.address}:${from.port}`, packet.kind)
       return false
     }
     return emit(event, packet.packet, from)
@@ -131,12 +135,12 @@ export function guardedKrpcSocket(init: GuardedSocketInit): Socket {
   return socket
 }
 
-function admit(init: GuardedSocketInit, datagram: Buffer, source: string): { packet: Buffer } | { problem: string } {
+function admit(init: GuardedSocketInit, datagram: Buffer, source: string): Admitted {
   const opened = init.key && init.replay ? openDatagram(init.key, init.replay, datagram) : { packet: datagram }
-  if ('problem' in opened) return opened
+  if ('problem' in opened) return { ...opened, kind: 'unauthenticated' }
   const verdict = inspectKrpc(opened.packet)
-  if ('problem' in verdict) return verdict
+  if ('problem' in verdict) return { ...verdict, kind: 'malformed' }
   const limited = verdict.kind === 'announce_peer' ? 'announce' : verdict.kind === 'response' || verdict.kind === 'error' ? undefined : 'query'
-  if (limited && !init.limits.allow(source, limited)) return { problem: `${limited} rate limit` }
+  if (limited && !init.limits.allow(source, limited)) return { problem: `${limited} rate limit`, kind: 'rate-limited' }
   return opened
 }

@@ -54,10 +54,11 @@ export class Download {
   private settleVerdict!: (matches: boolean) => void
   /** Whether the whole blob hashes to its digest; settles once every piece is verified. */
   readonly verdict: Promise<boolean>
-  /** Every piece verified against the metainfo, and yet the blob does not hash to the digest: the metainfo lied. */
-  digestMismatch = false
-  /** The whole blob hashed to its digest: its metainfo is now vouched for. */
-  matchesDigest = false
+  /**
+   * Once every piece verified, whether the whole blob hashed to its digest: true vouches for the
+   * metainfo, false means the metainfo lied. Undefined until then, and for a failed download.
+   */
+  digestMatches: boolean | undefined
   consumers = 0
   lastActivity: number
 
@@ -168,9 +169,8 @@ export class Download {
         this.hashedPieces = Math.ceil((position + length) / this.metainfo.pieceLength)
       }
       if (this.hashedPieces === this.pieces) {
-        this.digestMismatch = `sha256:${this.hash.copy().digest('hex')}` !== this.metainfo.digest
-        this.matchesDigest = !this.digestMismatch
-        this.settleVerdict(this.matchesDigest)
+        this.digestMatches = `sha256:${this.hash.copy().digest('hex')}` === this.metainfo.digest
+        this.settleVerdict(this.digestMatches)
       }
     } catch (err) {
       this.fail(err as Error)

@@ -45,7 +45,9 @@ async function setup(answers: (Metainfo | { downloading: string } | undefined)[]
     answers.forEach((_, index) => network.router({ host: '10.0.0.1', port: index + 1 }).advertise([digest]))
     return new HolderSearch(router, digest)
   }
-  return { joins, swarm, asked, held, holders, health, router, peers, metainfo, async stop() { joins.stop(); await rm(dir, { recursive: true, force: true }) } }
+  /** A join of the blob `metainfo` describes, its size as holders would report it. */
+  const joinBlob = (blob: Metainfo, through: SwarmJoins = joins) => through.join(blob.digest, holders(blob.digest), blob.length)
+  return { joins, joinBlob, swarm, asked, held, holders, health, router, peers, metainfo, async stop() { joins.stop(); await rm(dir, { recursive: true, force: true }) } }
 }
 
 describe('swarm joins', () => {
@@ -53,7 +55,7 @@ describe('swarm joins', () => {
     const { metainfo } = await blobWithMetainfo(300_000)
     const subject = await setup([metainfo])
     try {
-      const [a, b] = await Promise.all([subject.joins.join(metainfo.digest, subject.holders(metainfo.digest), metainfo.length), subject.joins.join(metainfo.digest, subject.holders(metainfo.digest), metainfo.length)])
+      const [a, b] = await Promise.all([subject.joinBlob(metainfo), subject.joinBlob(metainfo)])
       assert.ok(a && a === b)
       assert.equal(subject.swarm.downloading(metainfo.digest), a)
       assert.deepEqual(subject.held, [metainfo.digest])
@@ -66,7 +68,7 @@ describe('swarm joins', () => {
     const { metainfo } = await blobWithMetainfo(300_000)
     const subject = await setup([undefined, undefined])
     try {
-      assert.equal(await subject.joins.join(metainfo.digest, subject.holders(metainfo.digest), metainfo.length), undefined)
+      assert.equal(await subject.joinBlob(metainfo), undefined)
       assert.deepEqual(subject.asked.sort(), [1, 2])
       assert.equal(subject.swarm.downloading(metainfo.digest), undefined)
     } finally {
@@ -78,7 +80,7 @@ describe('swarm joins', () => {
     const { metainfo } = await blobWithMetainfo(300_000)
     const subject = await setup([undefined, metainfo])
     try {
-      const download = await subject.joins.join(metainfo.digest, subject.holders(metainfo.digest), metainfo.length)
+      const download = await subject.joinBlob(metainfo)
       assert.equal(download?.metainfo.infoHash, metainfo.infoHash)
     } finally {
       await subject.stop()
@@ -91,7 +93,7 @@ describe('swarm joins', () => {
     const forged = { ...longer, digest: metainfo.digest }
     const subject = await setup([forged, metainfo])
     try {
-      const download = await subject.joins.join(metainfo.digest, subject.holders(metainfo.digest), metainfo.length)
+      const download = await subject.joinBlob(metainfo)
       assert.equal(download?.metainfo.infoHash, metainfo.infoHash)
       assert.ok(subject.health.isBanned({ host: '10.0.0.1', port: 1 }))
       assert.ok(!subject.health.isBanned({ host: '10.0.0.1', port: 2 }))
@@ -104,7 +106,7 @@ describe('swarm joins', () => {
     const { metainfo } = await blobWithMetainfo(300_000)
     const subject = await setup([{ downloading: metainfo.infoHash }, { downloading: metainfo.infoHash }])
     try {
-      assert.equal(await subject.joins.join(metainfo.digest, subject.holders(metainfo.digest), metainfo.length), undefined)
+      assert.equal(await subject.joinBlob(metainfo), undefined)
       assert.equal(subject.swarm.downloading(metainfo.digest), undefined)
     } finally {
       await subject.stop()
@@ -114,10 +116,17 @@ describe('swarm joins', () => {
   it('joins downloaders whose infohash matches the holder\'s metainfo', async () => {
     const { metainfo } = await blobWithMetainfo(300_000)
     const subject = await setup([{ downloading: metainfo.infoHash }, metainfo])
+    const dialled: number[] = []
+    const fetch = subject.swarm.fetch.bind(subject.swarm)
+    subject.swarm.fetch = (used, peers) => {
+      dialled.push(...peers.map((peer) => peer.port))
+      return fetch(used, peers)
+    }
     try {
-      const download = await subject.joins.join(metainfo.digest, subject.holders(metainfo.digest), metainfo.length)
+      const download = await subject.joinBlob(metainfo)
       assert.equal(download?.metainfo.infoHash, metainfo.infoHash)
       assert.deepEqual(subject.asked.sort(), [1, 2])
+      assert.deepEqual(dialled.sort(), [6001, 6002], 'the downloader\'s wire is dialled with the holder\'s')
     } finally {
       await subject.stop()
     }
@@ -135,16 +144,16 @@ describe('swarm joins', () => {
       fetch: async (used: typeof metainfo) => {
         fetched.push(used.infoHash)
         const mismatch = used.infoHash !== metainfo.infoHash
-        return { metainfo: used, digestMismatch: mismatch, matchesDigest: !mismatch, verdict: Promise.resolve(!mismatch) }
+        return { metainfo: used, digestMatches: !mismatch, verdict: Promise.resolve(!mismatch) }
       },
     }
     const joins = new SwarmJoins({ router: subject.router, peers: subject.peers, swarm: swarm as unknown as Swarm, metainfo: subject.metainfo,
       advertiser: { hold: () => {}, release: () => {} }, health: subject.health, logger: silentLogger }, { stallMs: 500 })
     try {
-      const first = await joins.join(metainfo.digest, subject.holders(metainfo.digest), metainfo.length)
+      const first = await subject.joinBlob(metainfo, joins)
       assert.equal(first?.metainfo.infoHash, forged.infoHash, 'the first holder to answer gave the forged metainfo')
       await eventually('the forger banned', () => subject.health.isBanned({ host: '10.0.0.1', port: 1 }), 2000, 10)
-      const second = await joins.join(metainfo.digest, subject.holders(metainfo.digest), metainfo.length)
+      const second = await subject.joinBlob(metainfo, joins)
       assert.equal(second?.metainfo.infoHash, metainfo.infoHash)
       assert.ok(!subject.health.isBanned({ host: '10.0.0.1', port: 2 }))
       assert.equal(fetched[0], forged.infoHash)
