@@ -20,12 +20,13 @@ interface DhtInternals {
   _rpc: {
     id: Buffer
     socket: NodeJS.EventEmitter
-    nodes: { get(id: Uint8Array): unknown }
+    nodes: { get(id: Uint8Array): unknown; closest(target: Uint8Array): unknown[] }
     emit(event: string, ...args: unknown[]): boolean
     queryAll(nodes: unknown[], message: unknown, visit: null, callback: (err: Error | null, count?: number) => void): void
-    response(peer: unknown, query: unknown, reply: unknown): void
+    response(peer: unknown, query: unknown, reply: unknown, nodes?: unknown[]): void
   }
   _validateToken(host: string, token: Buffer): boolean
+  _generateToken(host: string): Buffer
   _onquery(query: { q?: Uint8Array; a?: Record<string, unknown> }, peer: { address: string; port: number }): void
 }
 
@@ -118,4 +119,22 @@ export function admitNodesThatAnswer(dht: DHT): void {
     }
     rpc.emit('query', query, peer)
   })
+}
+
+/**
+ * bittorrent-dht answers get_peers with the records it stores or, if it has none, the closest
+ * nodes it knows: never both. A lookup that meets a node storing only stale records then learns
+ * no nodes from it and may end before reaching the nodes that store the live ones. Here every
+ * answer carries the closest nodes as well (BEP 5 allows both).
+ */
+export function answerGetPeersWithNodes(dht: DHT): void {
+  const dhtInternals = internals(dht)
+  const original = dhtInternals._onquery.bind(dht)
+  dhtInternals._onquery = (query, peer) => {
+    const infoHash = query.a?.['info_hash']
+    if (Buffer.from(query.q ?? []).toString() !== 'get_peers' || !(infoHash instanceof Uint8Array)) return original(query, peer)
+    const values = dhtInternals._peers.get(Buffer.from(infoHash).toString('hex'))
+    const reply = { id: dhtInternals._rpc.id, token: dhtInternals._generateToken(peer.address), ...(values.length ? { values } : {}) }
+    dhtInternals._rpc.response(peer, query, reply, dhtInternals._rpc.nodes.closest(infoHash))
+  }
 }

@@ -5,7 +5,7 @@ import type { Metrics } from '../observe/metrics.js'
 import type { Bootstrap } from './bootstrap.js'
 import type { ClusterKey } from '../net/cluster-key.js'
 import { ReplayGuard } from '../net/replay-guard.js'
-import { admitNodesThatAnswer, answerWithdrawals, changeStoredRecord, replaceRecordStore, sendWithdrawal } from './dht-records.js'
+import { admitNodesThatAnswer, answerGetPeersWithNodes, answerWithdrawals, changeStoredRecord, replaceRecordStore, sendWithdrawal } from './dht-records.js'
 import { guardedKrpcSocket } from './krpc-guard.js'
 import { RecordStore } from './record-store.js'
 import { DhtDrops, routingTable, type DhtStats } from './dht-stats.js'
@@ -86,6 +86,7 @@ export class DhtRouter implements Router {
     })
     replaceRecordStore(dht, this.records)
     admitNodesThatAnswer(dht)
+    answerGetPeersWithNodes(dht)
     // bittorrent-dht binds 0.0.0.0:random by itself unless listen() is called in this same tick.
     await new Promise<void>((resolve, reject) => {
       dht.once('error', (err: Error) => reject(new DhtStartError(this.init.listen, err)))

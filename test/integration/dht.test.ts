@@ -5,6 +5,7 @@ import bencode from 'bencode'
 import { createMetricsRegistry } from '../../src/observe/metrics.js'
 import { StaticBootstrap } from '../../src/routing/bootstrap.js'
 import { DhtRouter } from '../../src/routing/dht.js'
+import { routingTarget } from '../../src/routing/router.js'
 import type { PeerAddress } from '../../src/routing/router.js'
 import { eventually } from '../support/eventually.js'
 import { freeUdpPort } from '../support/ports.js'
@@ -112,5 +113,24 @@ describe('DHT router on loopback', () => {
     routers[2]!.advertise(['sha256:after-fuzz'])
     const found = await eventually('the key advertised after the fuzz', async () => { const peers = await collect(routers[0]!, 'sha256:after-fuzz'); return peers.length > 0 && peers }, 5000)
     assert.deepEqual(found.map((peer) => `${peer.host}:${peer.port}`), [`${hosts[2]}:5002`])
+  })
+
+  it('answers get_peers with the records it stores and the closest nodes it knows, so a lookup goes on past nodes that store only stale records', async () => {
+    routers[2]!.advertise(['sha256:with-nodes'])
+    await eventually('the record stored at the first node', async () => (await collect(routers[4]!, 'sha256:with-nodes')).length > 0, 5000)
+    const socket = createSocket('udp4')
+    try {
+      // The node also pings this unknown sender (it enters the table only by answering): wait for the reply.
+      const answer = new Promise<{ r: { values?: unknown[]; nodes?: Uint8Array } }>((resolve) => socket.on('message', (message: Buffer) => {
+        const decoded = bencode.decode(message) as { y?: Uint8Array; r?: unknown }
+        if (Buffer.from(decoded.y ?? []).toString() === 'r') resolve(decoded as never)
+      }))
+      socket.send(Buffer.from(bencode.encode({ t: 'gp', y: 'q', q: 'get_peers', a: { id: Buffer.alloc(20, 9), info_hash: routingTarget('sha256:with-nodes') } })), port, hosts[0]!)
+      const { r } = await answer
+      assert.ok((r.values?.length ?? 0) > 0, 'the records')
+      assert.ok((r.nodes?.length ?? 0) >= 26, 'and the closest nodes')
+    } finally {
+      socket.close()
+    }
   })
 })
