@@ -1,5 +1,4 @@
-import { Readable, Transform } from 'node:stream'
-import { pipeline } from 'node:stream/promises'
+import { Readable } from 'node:stream'
 import type { Logger } from 'pino'
 import type { BlobInfo, ContentProvider } from '../content/provider.js'
 import { ContentNotFoundError } from '../content/provider.js'
@@ -21,6 +20,7 @@ import { HttpTransfers } from './http-transfer.js'
 import type { PeerClient, PeerManifest } from './peer-client.js'
 import { agreedAnswer } from './agree.js'
 import type { SwarmJoins } from './swarm-join.js'
+import { countedUpload } from './upload.js'
 import type { SignalOptions } from '../util/abort.js'
 
 export interface MirrorInit {
@@ -255,23 +255,8 @@ export class Mirror {
       void this.components.contentHealth.check()
       throw new UnavailableError('the content store could not open the blob', { cause: err })
     }
-    if (request.fromPeer) body = this.throttledUpload(body, request.digest, request.fromPeer)
+    if (request.fromPeer) body = countedUpload(this.components, body, request.digest, request.fromPeer)
     return { size: info.size, range, body, source: 'local' }
-  }
-
-  /** Uploads to peers share the node's upload limit with the BitTorrent wire, and are counted. */
-  private throttledUpload(body: Readable, digest: Digest, peer: string): Readable {
-    const { ledger, metrics, swarm } = this.components
-    const counter = new Transform({
-      transform(chunk: Buffer, _encoding, done) {
-        ledger.record({ type: 'served', digest, peer, bytes: chunk.length })
-        metrics.swarmBytes.inc({ direction: 'up', via: 'http' }, chunk.length)
-        done(null, chunk)
-      },
-    })
-    const throttle = swarm.uploadThrottle()
-    void pipeline(body, throttle, counter).catch(() => {})
-    return counter
   }
 
   private async findHolders(key: string, signal: AbortSignal, notFound: (why: string) => Error): Promise<HolderSearch> {

@@ -7,7 +7,8 @@ import { contentRange, type ByteRange } from '../oci/range.js'
 import type { SignalOptions } from '../util/abort.js'
 import type { ClusterKey } from '../net/cluster-key.js'
 import { AUTH_HEADER, signRequest, verifyAnswer } from '../protocol/peer-auth.js'
-import { INFOHASH_HEADER, METAINFO_PATH, PEER_REQUEST_HEADER, WIRE_PORT_HEADER } from '../protocol/peer-api.js'
+import { INFOHASH_HEADER, METAINFO_PATH, PEER_REQUEST_HEADER, PIECES_PATH, WIRE_PORT_HEADER } from '../protocol/peer-api.js'
+import type { PieceFetcher } from '../swarm/http-pieces.js'
 import { peerKey, type PeerAddress } from '../routing/router.js'
 import { decodeMetainfo, MAX_METAINFO_BYTES, type Metainfo } from '../swarm/metainfo.js'
 import { ShoalError } from '../util/errors.js'
@@ -42,7 +43,7 @@ export interface PeerManifest {
  * Requests to other nodes' registry API. Every call takes a signal that bounds it. With a
  * cluster key, requests are signed and a 2xx answer counts only if the peer signed it too.
  */
-export class PeerClient {
+export class PeerClient implements PieceFetcher {
   private readonly http = new HttpClient()
 
   constructor(private readonly key?: ClusterKey) {}
@@ -84,6 +85,28 @@ export class PeerClient {
       throw new PeerRequestError(peer, `GET ${digest}`, `unexpected Content-Range ${response.header('content-range')}`)
     }
     return response.body
+  }
+
+  /**
+   * `length` bytes of a blob at `start`, for a whole-piece request of the swarm, read into one
+   * buffer. The swarm verifies them (SHA-1) before it keeps them; this only checks the framing.
+   */
+  async fetchPiece(peer: PeerAddress, piece: { digest: Digest; start: number; length: number }, options: SignalOptions = {}): Promise<Buffer> {
+    const { digest, start, length } = piece
+    const what = `piece range ${start}+${length} of ${digest}`
+    const response = await this.request(peer, `${PIECES_PATH}${digest}`, { signal: options.signal, headers: { range: `bytes=${start}-${start + length - 1}` } })
+    if (response.status !== 206) {
+      response.discard()
+      throw new PeerRequestError(peer, what, `status ${response.status}`)
+    }
+    if (!response.header('content-range')?.startsWith(`bytes ${start}-${start + length - 1}/`) || Number(response.header('content-length')) !== length) {
+      response.discard()
+      throw new PeerRequestError(peer, what, `unexpected Content-Range ${response.header('content-range')}`)
+    }
+    const data = await readInto(response.body, Buffer.allocUnsafe(length)).catch((err: unknown) => {
+      throw new PeerRequestError(peer, what, 'unreadable answer', { cause: err })
+    })
+    return data
   }
 
   /** A manifest by tag or digest, checked against the digest the peer names. */
@@ -151,4 +174,23 @@ async function limitedBody(response: HttpAnswer, limit: number, peer: PeerAddres
   } catch (err) {
     throw new PeerRequestError(peer, what, 'unreadable answer', { cause: err })
   }
+}
+
+/** Reads a body of exactly `into.length` bytes into `into`, chunk by chunk as they arrive. */
+function readInto(body: Readable, into: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    let filled = 0
+    const fail = (err: Error): void => {
+      body.destroy()
+      reject(err)
+    }
+    body.on('data', (chunk: Buffer) => {
+      if (filled + chunk.length > into.length) return fail(new Error('more bytes than asked for'))
+      chunk.copy(into, filled)
+      filled += chunk.length
+    })
+    body.once('error', fail)
+    body.once('close', () => filled < into.length && fail(new Error('connection closed early')))
+    body.once('end', () => filled === into.length ? resolve(into) : fail(new Error(`answer ended after ${filled} of ${into.length} bytes`)))
+  })
 }

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino'
 import { Mirror } from '../mirror/mirror.js'
+import { PieceService } from '../mirror/piece-service.js'
 import { MetainfoService } from '../mirror/metainfo-service.js'
 import { PeerClient } from '../mirror/peer-client.js'
 import { HolderHealth } from '../mirror/holder-health.js'
@@ -102,11 +103,12 @@ export class ShoalNode {
     this.ledger = new TransferLedger(clock)
     this.bans = new BanPolicy(clock)
     this.metainfo = new MetainfoCache({ content, logger: log('metainfo'), metrics, ledger: this.ledger }, { dataDir: init.dataDir })
-    this.swarm = adapters.swarm({ content, metainfo: this.metainfo, ledger: this.ledger, bans: this.bans, logger: log('swarm'), metrics, clock })
-    const router = this.router = adapters.router({ metrics, registryPort: () => this.registryServer.address()?.port ?? init.registryAddr.port })
+    const peers = this.peers = new PeerClient(init.clusterKey)
+    const registryPort = (): number => this.registryServer.address()?.port ?? init.registryAddr.port
+    this.swarm = adapters.swarm({ content, metainfo: this.metainfo, ledger: this.ledger, bans: this.bans, logger: log('swarm'), metrics, clock, pieces: peers, registryPort })
+    const router = this.router = adapters.router({ metrics, registryPort })
     this.advertiser = new Advertiser({ content, watcher, router, logger: log('advertiser'), metrics, prefetch: (blobs) => this.metainfo.prefetch(blobs) },
       { resolveTags: init.resolveTags, prefetchMinSize: init.swarmMinSize, registryFilters: init.registryFilters })
-    const peers = this.peers = new PeerClient(init.clusterKey)
     const health = this.holderHealth = new HolderHealth({ clock, router, ledger: this.ledger, logger: log('mirror') })
     this.contentHealth = new ContentHealth({ source: adapters.source, ledger: this.ledger, logger: log('content') })
     this.joins = new SwarmJoins({ router, peers, swarm: this.swarm, metainfo: this.metainfo, advertiser: this.advertiser, health, logger: log('swarm') },
@@ -116,7 +118,8 @@ export class ShoalNode {
         registryFilters: init.registryFilters, singleSource: init.singleSource, authenticatedPeers: init.clusterKey !== undefined })
     const metainfoService = new MetainfoService({ content, swarm: this.swarm, metainfo: this.metainfo, logger: log('metainfo') },
       init.metainfoWaitMs === undefined ? {} : { waitMs: init.metainfoWaitMs })
-    const registryApp = createRegistryApp({ mirror: this.mirror, metainfo: metainfoService, logger: log('registry'), metrics, ledger: this.ledger, ready: () => this.ready(),
+    const pieces = new PieceService({ content, swarm: this.swarm, ledger: this.ledger, metrics })
+    const registryApp = createRegistryApp({ mirror: this.mirror, metainfo: metainfoService, pieces, logger: log('registry'), metrics, ledger: this.ledger, ready: () => this.ready(),
       clusterKey: init.clusterKey, replay: new ReplayGuard(clock),
       registryLabels: new LabelValues(init.mirroredRegistries ?? []), blobStreams: new StreamSlots(init.maxBlobStreams), // A body may pause while the swarm waits for a piece, up to the stall timeout: only longer pauses are the client's.
       clientTimeoutMs: Math.max(init.clientTimeoutMs ?? DEFAULT_CLIENT_TIMEOUT_MS, init.stallTimeoutMs + 1_000) })

@@ -16,3 +16,11 @@ export const INFOHASH_HEADER = 'Shoal-Infohash'
  * holds the blob; 202 with no body, only the infohash and wire port headers, while it downloads it.
  */
 export const METAINFO_PATH = '/shoal/v1/metainfo/'
+/**
+ * `GET <PIECES_PATH><digest>` with a `Range`: 206 with those bytes of the blob, from a node that
+ * holds it or has verified every piece the range touches (whole-piece transfers between nodes
+ * that offered it in their BitTorrent extended handshake); 404 otherwise. Peers only.
+ */
+export const PIECES_PATH = '/shoal/v1/pieces/'
+/** Every path of shoal's own peer API; requests to them always come from a peer. */
+export const PEER_API_PREFIX = '/shoal/v1/'

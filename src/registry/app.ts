@@ -1,10 +1,10 @@
 import Koa from 'koa'
-import { METAINFO_PATH } from '../protocol/peer-api.js'
+import { METAINFO_PATH, PIECES_PATH } from '../protocol/peer-api.js'
 import { parseDigest } from '../oci/digest.js'
 import { API_VERSION, API_VERSION_HEADER, UnsupportedError } from '../oci/errors.js'
 import { parseDistributionPath, parseNamespaceParam } from '../oci/paths.js'
 import { ociErrors } from './errors.js'
-import { serveBlob, serveManifest, serveMetainfo, type RegistryComponents } from './handlers.js'
+import { serveBlob, serveManifest, serveMetainfo, servePieces, type RegistryComponents } from './handlers.js'
 import { httpMetrics } from './http-metrics.js'
 import { peerAuthentication } from './peer-auth.js'
 
@@ -23,6 +23,10 @@ export function createRegistryApp(components: RegistryComponents): Koa {
     }
     if (ctx.path.startsWith(METAINFO_PATH)) {
       await serveMetainfo(ctx, components, parseDigest(ctx.path.slice(METAINFO_PATH.length)))
+      return
+    }
+    if (ctx.path.startsWith(PIECES_PATH)) {
+      await servePieces(ctx, components, parseDigest(ctx.path.slice(PIECES_PATH.length)))
       return
     }
     const route = parseDistributionPath(ctx.path)

@@ -6,6 +6,7 @@ import { contentRange, rangeLength } from '../oci/range.js'
 import { INFOHASH_HEADER, PEER_REQUEST_HEADER, SOURCE_HEADER, WIRE_PORT_HEADER } from '../protocol/peer-api.js'
 import type { Logger } from 'pino'
 import type { MetainfoService } from '../mirror/metainfo-service.js'
+import type { PieceService } from '../mirror/piece-service.js'
 import type { Mirror } from '../mirror/mirror.js'
 import type { MirrorSource, TransferLedger } from '../observe/ledger.js'
 import type { LabelValues } from '../observe/label-values.js'
@@ -18,6 +19,7 @@ import type { ReplayGuard } from '../net/replay-guard.js'
 export interface RegistryComponents {
   mirror: Mirror
   metainfo: MetainfoService
+  pieces: PieceService
   logger: Logger
   metrics: Metrics
   ledger: TransferLedger
@@ -90,6 +92,22 @@ export async function serveMetainfo(ctx: Context, components: RegistryComponents
   ctx.set(INFOHASH_HEADER, answer.metainfo.infoHash)
   ctx.type = 'application/x-bittorrent'
   ctx.body = answer.metainfo.torrent
+}
+
+/** A range of a blob for a peer's whole-piece request, from local content or verified pieces. */
+export async function servePieces(ctx: Context, components: RegistryComponents, digest: Digest): Promise<void> {
+  if (ctx.method === 'GET') holdBlobStream(ctx, components.blobStreams)
+  const answer = await components.pieces.open(digest, ctx.request.headers.range, ctx.request.socket.remoteAddress ?? 'unknown', { signal: requestSignal(ctx) })
+  ctx.type = OCTET_STREAM
+  if (ctx.method === 'GET') {
+    ctx.body = answer.body
+    limitBodyStall(ctx, components.clientTimeoutMs)
+  } else {
+    answer.body.destroy()
+  }
+  ctx.status = 206
+  ctx.set('Content-Range', contentRange(answer.range, answer.size))
+  ctx.length = rangeLength(answer.range)
 }
 
 /** Takes one of the blob-stream slots until the response closes, or refuses with 503 when none is free. */

@@ -1,11 +1,11 @@
+import { crc32 } from 'node:zlib'
 import { systemClock, type Clock } from '../util/clock.js'
 
-/** One block of a piece as received: who sent it and a CRC32 of its bytes. */
+/** One block of a piece as received (16 KiB over the wire, or the rest of the piece over HTTP). */
 export interface Block {
   piece: number
   offset: number
-  length: number
-  crc: number
+  data: Uint8Array
 }
 
 export interface Ban {
@@ -27,7 +27,10 @@ export interface BanPolicyInit {
 
 export const DEFAULT_BAN_MS = 10 * 60_000
 
-type BlockLog = Map<number, { peer: string; crc: number; length: number }[]>
+/** Senders of each block offset; the bytes are kept only while the piece is assembled. */
+type BlockLog = Map<number, { peer: string; data: Uint8Array }[]>
+/** What a failed piece's senders sent, as a CRC32 per span: computed only once a piece failed. */
+type SuspectLog = Map<number, { peer: string; length: number; crc: number }[]>
 
 /**
  * Who sent which block of the pieces being assembled, and who is banned for sending bad ones.
@@ -38,7 +41,7 @@ export class BanPolicy {
   /** Blocks of pieces being assembled, by `key#piece`. */
   private readonly blocks = new Map<string, BlockLog>()
   /** Blocks of pieces that failed with several senders, kept until a good copy shows who lied. */
-  private readonly suspects = new Map<string, BlockLog>()
+  private readonly suspects = new Map<string, SuspectLog>()
   private readonly bans = new Map<string, number>()
   private readonly banMs: number
 
@@ -52,16 +55,16 @@ export class BanPolicy {
     if (!log) this.blocks.set(id, (log = new Map()))
     let senders = log.get(block.offset)
     if (!senders) log.set(block.offset, (senders = []))
-    senders.push({ peer, crc: block.crc, length: block.length })
+    senders.push({ peer, data: block.data })
   }
 
-  /** Whether `pieceVerified` for this piece needs the good blocks' CRC32s to convict someone. */
-  needsGoodBlocks(key: string, piece: number): boolean {
+  /** Whether `pieceVerified` for this piece needs the verified piece's bytes to convict someone. */
+  needsVerifiedPiece(key: string, piece: number): boolean {
     return this.suspects.has(`${key}#${piece}`)
   }
 
-  /** `goodBlocks`: CRC32 per block offset of the verified data, when `needsGoodBlocks` asked for it. */
-  pieceVerified(key: string, piece: number, goodBlocks?: Map<number, number>, what = key): VerifiedPiece {
+  /** `verifiedPiece`: the piece's verified bytes, when `needsVerifiedPiece` asked for them. */
+  pieceVerified(key: string, piece: number, verifiedPiece?: Uint8Array, what = key): VerifiedPiece {
     const id = `${key}#${piece}`
     const log = this.blocks.get(id)
     this.blocks.delete(id)
@@ -69,19 +72,22 @@ export class BanPolicy {
     const verifiedBytes = new Map<string, number>()
     for (const sent of log?.values() ?? []) {
       const kept = sent[sent.length - 1]
-      if (kept) verifiedBytes.set(kept.peer, (verifiedBytes.get(kept.peer) ?? 0) + kept.length)
+      if (kept) verifiedBytes.set(kept.peer, (verifiedBytes.get(kept.peer) ?? 0) + kept.data.length)
     }
-    return { source: sources[sources.length - 1], verifiedBytes, bans: this.convictLiars(id, piece, goodBlocks, what) }
+    return { source: sources[sources.length - 1], verifiedBytes, bans: this.convictLiars(id, piece, verifiedPiece, what) }
   }
 
   pieceFailed(key: string, piece: number, what = key): Ban[] {
     const id = `${key}#${piece}`
-    const log = this.blocks.get(id) ?? new Map()
+    const log = this.blocks.get(id) ?? (new Map() as BlockLog)
     this.blocks.delete(id)
     const sources = senders(log)
     if (sources.length === 1) return this.ban(sources[0]!, `sent piece ${piece} of ${what} that failed SHA-1 verification`)
-    const suspect = this.suspects.get(id) ?? new Map()
-    for (const [offset, sent] of log) suspect.set(offset, [...(suspect.get(offset) ?? []), ...sent])
+    const suspect = this.suspects.get(id) ?? (new Map() as SuspectLog)
+    for (const [offset, sent] of log) {
+      const spans = sent.map(({ peer, data }) => ({ peer, length: data.length, crc: crc32(data) }))
+      suspect.set(offset, [...(suspect.get(offset) ?? []), ...spans])
+    }
     this.suspects.set(id, suspect)
     return []
   }
@@ -105,13 +111,15 @@ export class BanPolicy {
     return [...this.bans].filter(([peer]) => this.isBanned(peer)).map(([peer, until]) => ({ peer, until: new Date(until).toISOString() }))
   }
 
-  private convictLiars(id: string, piece: number, goodBlocks: Map<number, number> | undefined, what: string): Ban[] {
+  private convictLiars(id: string, piece: number, verifiedPiece: Uint8Array | undefined, what: string): Ban[] {
     const suspect = this.suspects.get(id)
-    if (!suspect || !goodBlocks) return []
+    if (!suspect || !verifiedPiece) return []
     this.suspects.delete(id)
     const liars = new Set<string>()
     for (const [offset, sent] of suspect) {
-      for (const { peer, crc } of sent) if (goodBlocks.get(offset) !== crc) liars.add(peer)
+      for (const { peer, length, crc } of sent) {
+        if (offset + length > verifiedPiece.length || crc32(verifiedPiece.subarray(offset, offset + length)) !== crc) liars.add(peer)
+      }
     }
     return [...liars].flatMap((peer) => this.ban(peer, `sent data for piece ${piece} of ${what} that differs from the verified piece`))
   }

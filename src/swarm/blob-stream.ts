@@ -55,13 +55,23 @@ export class SwarmBlobStream extends Readable {
         await this.download.waitForAll(this.stallMs, { signal: this.controller.signal })
         if (!(await this.download.verdict)) throw new DigestMismatchError(digest)
       }
-      const chunk = await this.download.read(this.position, size)
+      const chunk = this.fromMemory(size) ?? await this.download.read(this.position, size)
       if (this.destroyed) return
-      this.position += size
+      this.position += chunk.length
       this.download.touch()
       if (!this.push(chunk)) return
     }
     this.push(null)
+  }
+
+  /** The next bytes (at most `size`) from a verified piece still in memory, if it is. */
+  private fromMemory(size: number): Buffer | undefined {
+    const { pieceLength } = this.download.metainfo
+    const piece = this.pieceAt(this.position)
+    const kept = this.download.recentPiece(piece)
+    if (!kept) return undefined
+    const offset = this.position - piece * pieceLength
+    return kept.subarray(offset, offset + Math.min(size, kept.length - offset))
   }
 
   private pieceAt(position: number): number {

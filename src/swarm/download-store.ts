@@ -18,6 +18,8 @@ export function downloadPath(dataDir: string, metainfo: Metainfo): string {
 export class DownloadFile {
   private handle: FileHandle | undefined
   private opening: Promise<FileHandle> | undefined
+  /** Called with each verified piece once it is written, before webtorrent marks it verified. */
+  onStored: (index: number, data: Buffer) => void = () => {}
 
   constructor(readonly path: string, readonly metainfo: Metainfo) {
     mkdirSync(join(path, '..'), { recursive: true })
@@ -66,7 +68,10 @@ export class DownloadFile {
       readonly length = length
 
       put(index: number, buffer: Buffer, cb: Callback<void>): void {
-        file.write(index, buffer).then(() => cb(null), (err: Error) => cb(err))
+        file.write(index, buffer).then(() => {
+          file.onStored(index, buffer)
+          cb(null)
+        }, (err: Error) => cb(err))
       }
 
       get(index: number, opts: { offset?: number; length?: number } | Callback<Buffer> | null, cb?: Callback<Buffer>): void {

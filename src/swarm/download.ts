@@ -8,6 +8,11 @@ import { ShoalError } from '../util/errors.js'
 
 /** Largest single read from the download file, for hashing and for streaming. */
 export const READ_BATCH_BYTES = 8 * 1024 * 1024
+/**
+ * The most recently verified pieces of a download kept in memory, so the SHA-256 and the
+ * readers take them from there instead of reading them back from the file.
+ */
+export const RECENT_PIECES_BYTES = 8 * 1024 * 1024
 
 export class StallError extends ShoalError {
   constructor(digest: string, piece: number, ms: number) {
@@ -49,6 +54,9 @@ export class Download {
   private readonly onUrgent: (piece: number) => void
   private readonly hash = createHash('sha256')
   private hashedPieces = 0
+  /** The latest verified pieces as stored, oldest first, at most RECENT_PIECES_BYTES. */
+  private readonly recent = new Map<number, Buffer>()
+  private recentBytes = 0
   private hashing = false
   private failure: Error | undefined
   private settleVerdict!: (matches: boolean) => void
@@ -72,6 +80,24 @@ export class Download {
     this.pieces = pieceCount(metainfo)
     this.verified = new Uint8Array(this.pieces)
     this.verdict = new Promise((resolve) => { this.settleVerdict = resolve })
+    this.file.onStored = (piece, data) => this.keepRecent(piece, data)
+  }
+
+  /** A verified piece as written (it is never changed afterwards) replaces the oldest kept ones. */
+  private keepRecent(piece: number, data: Buffer): void {
+    if (this.recent.has(piece) || data.length > RECENT_PIECES_BYTES) return
+    this.recent.set(piece, data)
+    this.recentBytes += data.length
+    for (const [oldest, bytes] of this.recent) {
+      if (this.recentBytes <= RECENT_PIECES_BYTES) break
+      this.recent.delete(oldest)
+      this.recentBytes -= bytes.length
+    }
+  }
+
+  /** A verified piece still kept in memory, else undefined (read it from the file). */
+  recentPiece(piece: number): Buffer | undefined {
+    return this.verified[piece] ? this.recent.get(piece) : undefined
   }
 
   get complete(): boolean {
@@ -161,12 +187,16 @@ export class Download {
     if (this.hashing || this.failure) return
     this.hashing = true
     try {
-      for (;;) {
-        const position = this.hashedPieces * this.metainfo.pieceLength
-        const length = this.readableBytes(position, READ_BATCH_BYTES)
-        if (length === 0) break
+      while (this.hashedPieces < this.pieces && this.isVerified(this.hashedPieces)) {
+        const kept = this.recentPiece(this.hashedPieces)
+        if (kept) {
+          this.hash.update(kept)
+          this.hashedPieces++
+          continue
+        }
+        const { position, length, end } = this.unheldRun(this.hashedPieces)
         this.hash.update(await this.file.read(position, length))
-        this.hashedPieces = Math.ceil((position + length) / this.metainfo.pieceLength)
+        this.hashedPieces = end
       }
       if (this.hashedPieces === this.pieces) {
         this.digestMatches = `sha256:${this.hash.copy().digest('hex')}` === this.metainfo.digest
@@ -178,5 +208,14 @@ export class Download {
       this.hashing = false
     }
     if (!this.failure && this.hashedPieces < this.pieces && this.isVerified(this.hashedPieces)) void this.advanceHash()
+  }
+
+  /** Verified pieces from `first` that are not kept in memory, up to READ_BATCH_BYTES: one read. */
+  private unheldRun(first: number): { position: number; length: number; end: number } {
+    const { pieceLength, length: size } = this.metainfo
+    let end = first
+    while (end < this.pieces && this.isVerified(end) && !this.recent.has(end) && (end - first) * pieceLength < READ_BATCH_BYTES) end++
+    const position = first * pieceLength
+    return { position, length: Math.min(end * pieceLength, size) - position, end }
   }
 }

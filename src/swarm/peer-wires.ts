@@ -1,10 +1,11 @@
-import { crc32 } from 'node:zlib'
 import type { Logger } from 'pino'
 import type { Torrent, Wire } from 'webtorrent'
 import type { ClusterKey } from '../net/cluster-key.js'
 import type { FaultKind, LedgerEvent } from '../observe/ledger.js'
 import type { Metrics } from '../observe/metrics.js'
 import type { BanPolicy } from './ban-policy.js'
+import { fetchPiecesOverHttp, hasExtendedHandshake, offerHttpPieces, offeredHttpPort, type PieceFetcher } from './http-pieces.js'
+import type { Metainfo } from './metainfo.js'
 import type { Stripes } from './stripes.js'
 import { authenticateWire } from './wire-auth.js'
 import type { WireGuard } from './wire-guard.js'
@@ -16,6 +17,10 @@ export interface PeerWiresComponents {
   metrics: Metrics
   logger: Logger
   emit: (event: LedgerEvent) => void
+  /** Fetches whole pieces from peers that offer them over HTTP; none: 16 KiB blocks only. */
+  pieces?: PieceFetcher | undefined
+  /** The port this node serves whole pieces on (its registry API); none: not offered. */
+  httpPort?: (() => number) | undefined
 }
 
 export interface PeerWiresInit {
@@ -30,6 +35,9 @@ export interface PeerWiresInit {
 /** The transfer a wire belongs to. */
 export interface WireOwner {
   key: string
+  metainfo: Metainfo
+  /** Whether this node downloads the blob (and so requests pieces). */
+  downloads: boolean
   torrent: Torrent
   stripes?: Stripes | undefined
   touch(): void
@@ -43,6 +51,8 @@ export class PeerWires {
     // At once, so the request cap (BEP 10 reqq) goes out in the extended handshake. It also keeps
     // the first fast requester from taking nearly all of a holder's upload.
     this.components.guard.attach(wire)
+    outgoing.set(wire, wire.type === 'tcpOutgoing')
+    if (this.components.httpPort) offerHttpPieces(wire, this.components.httpPort())
     const key = this.init.clusterKey
     if (!key) {
       acceptPeerIdentity(wire)
@@ -75,6 +85,7 @@ export class PeerWires {
     }
     if (this.dropDuplicate(owner.torrent, wire, peer)) return
     owner.stripes?.attach(wire)
+    this.requestWholePieces(owner, wire, peer)
     const { key } = owner
     const { metrics, emit, bans } = this.components
     metrics.swarmPeersConnected.inc()
@@ -82,7 +93,7 @@ export class PeerWires {
     wire.on('piece', (piece: number, offset: number, block: Uint8Array) => {
       metrics.swarmBytes.inc({ direction: 'down', via: 'wire' }, block.length)
       emit({ type: 'bytes-received', key, peer, bytes: block.length })
-      bans.blockReceived(key, peer, { piece, offset, length: block.length, crc: crc32(block) })
+      bans.blockReceived(key, peer, { piece, offset, data: block })
     })
     wire.on('upload', (bytes: number) => {
       owner.touch()
@@ -95,6 +106,27 @@ export class PeerWires {
     })
   }
 
+  /** A peer that offered whole pieces over HTTP (in its extended handshake) gets this node's requests that way. */
+  private requestWholePieces(owner: WireOwner, wire: Wire, peer: string): void {
+    const fetcher = this.components.pieces
+    if (!owner.downloads || !fetcher) return
+    const start = (): void => {
+      const port = offeredHttpPort(wire)
+      if (port === undefined) return
+      const { digest, pieceLength } = owner.metainfo
+      fetchPiecesOverHttp(wire, {
+        digest, pieceLength, fetcher, port,
+        onFallback: (err) => this.components.logger.warn({ peer, digest, err }, 'whole-piece request over HTTP failed; asking this peer for blocks over the wire instead'),
+      })
+    }
+    if (hasExtendedHandshake(wire)) return start()
+    wire.on('extended', function onHandshake(name: string) {
+      if (name !== 'handshake') return
+      wire.off('extended', onHandshake)
+      start()
+    })
+  }
+
   /**
    * Two nodes that found each other both dial; both sides keep the connection opened by the
    * node with the lower address, so exactly one remains.
@@ -103,9 +135,16 @@ export class PeerWires {
     const other = torrent.wires.find((candidate) => candidate !== wire && peerLabel(candidate) === peer)
     if (!other) return false
     const keepOutgoing = this.init.label < peer
-    const drop = (wire.type === 'tcpOutgoing') === keepOutgoing ? other : wire
-    if (drop.type === 'tcpOutgoing') torrent.removePeer(`${drop.remoteAddress}:${drop.remotePort}`)
+    const drop = isOutgoing(wire) === keepOutgoing ? other : wire
+    if (isOutgoing(drop)) torrent.removePeer(`${drop.remoteAddress}:${drop.remotePort}`)
     else drop.destroy()
     return drop === wire
   }
+}
+
+/** Whether this node dialled a wire, noted before whole-piece requests relabel it `webSeed`. */
+const outgoing = new WeakMap<Wire, boolean>()
+
+function isOutgoing(wire: Wire): boolean {
+  return outgoing.get(wire) ?? wire.type === 'tcpOutgoing'
 }

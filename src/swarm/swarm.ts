@@ -17,6 +17,6 @@ export interface Swarm extends Service {
   downloading(digest: Digest): Download | undefined
   /** The TCP port of the BitTorrent wire, which peers learn from our HTTP API. */
   wirePort(): number
-  /** A pass-through that counts against this node's upload limit (HTTP uploads to peers). */
-  uploadThrottle(): Transform
+  /** A pass-through that counts against this node's upload limit (HTTP uploads to peers); none without a limit. */
+  uploadThrottle(): Transform | undefined
 }

@@ -15,8 +15,10 @@ import { DownloadFile, clearDownloads, downloadPath } from './download-store.js'
 import { pieceCount, type Metainfo } from './metainfo.js'
 import type { MetainfoCache } from './metainfo-cache.js'
 import { encodePeerId } from './peer-id.js'
+import { DEFAULT_PIECES_IN_FLIGHT, type PieceFetcher } from './http-pieces.js'
 import { PeerWires } from './peer-wires.js'
-import { goodBlockCrcs, peerLabel } from './wire-label.js'
+import { installPieceFlush } from './piece-flush.js'
+import { peerLabel, readVerifiedPiece } from './wire-label.js'
 import { PieceCache, seedStoreClass } from './seed-store.js'
 import { Stripes } from './stripes.js'
 import type { Swarm } from './swarm.js'
@@ -45,6 +47,8 @@ export interface WebTorrentSwarmInit {
   peerIdleMs?: number
   /** Peers must prove it before any piece flows; none: an open swarm. */
   clusterKey?: ClusterKey | undefined
+  /** Offer and use whole-piece transfers over HTTP with peers that offer them too (default true). */
+  httpPieces?: boolean
 }
 
 interface Entry {
@@ -70,6 +74,10 @@ export interface SwarmComponents {
   logger: Logger
   metrics: Metrics
   clock?: Clock
+  /** Fetches whole pieces from peers' registry APIs. */
+  pieces?: PieceFetcher
+  /** The port of this node's registry API, where it serves whole pieces. */
+  registryPort?: () => number
 }
 
 /** The Swarm on webtorrent: a private, silent client that only talks to peers shoal gives it. */
@@ -91,12 +99,15 @@ export class WebTorrentSwarm implements Swarm {
     this.guard = new WireGuard({ clock: this.clock, onDrop: (wire, kind, detail) => this.wires.dropped(wire, kind, detail) },
       init.peerIdleMs === undefined ? {} : { idleMs: init.peerIdleMs })
     this.peerId = encodePeerId(init.identity.host, init.wirePort)
-    this.wires = new PeerWires({ bans: components.bans, guard: this.guard, metrics: components.metrics, logger: components.logger, emit: (event) => this.emit(event) },
+    const httpPieces = init.httpPieces !== false
+    this.wires = new PeerWires({ bans: components.bans, guard: this.guard, metrics: components.metrics, logger: components.logger, emit: (event) => this.emit(event),
+      pieces: httpPieces ? components.pieces : undefined, httpPort: httpPieces ? components.registryPort : undefined },
       { label: this.label, peerId: this.peerId.toString('hex'), clusterKey: init.clusterKey })
   }
 
   async start(): Promise<void> {
     if (this.client) return
+    installPieceFlush()
     clearDownloads(this.init.dataDir)
     const client = new WebTorrent({
       peerId: this.peerId,
@@ -131,9 +142,9 @@ export class WebTorrentSwarm implements Swarm {
     return this.client?.address()?.port ?? this.init.wirePort
   }
 
-  uploadThrottle(): Transform {
+  uploadThrottle(): Transform | undefined {
     if (!this.client) throw new Error('swarm is not started')
-    return this.client.throttleGroups.up.throttle()
+    return this.init.uploadLimit ? this.client.throttleGroups.up.throttle() : undefined
   }
 
   downloading(digest: Digest): Download | undefined {
@@ -178,7 +189,7 @@ export class WebTorrentSwarm implements Swarm {
     // arrived yet (every incoming connection) and never clears the flag, so it would choke
     // peers that are still downloading and never trade with them.
     // uploads: a private cluster needs no tit-for-tat; every interested peer is served.
-    const torrent = client.add(metainfo.torrent, { announce: [], storeCacheSlots: 0, destroyStoreOnDestroy: false, alwaysChokeSeeders: false, uploads: UNCHOKE_SLOTS, ...options })
+    const torrent = client.add(metainfo.torrent, { announce: [], storeCacheSlots: 0, destroyStoreOnDestroy: false, alwaysChokeSeeders: false, uploads: UNCHOKE_SLOTS, maxWebConns: DEFAULT_PIECES_IN_FLIGHT, ...options })
     const key = `${role}:${metainfo.digest}`
     const ready = new Promise<void>((resolve, reject) => {
       torrent.once('ready', () => resolve())
@@ -203,16 +214,16 @@ export class WebTorrentSwarm implements Swarm {
 
   private watch(entry: Entry): void {
     const { torrent, key, download } = entry
-    torrent.on('wire', (wire: Wire) => this.wires.onWire({ key, torrent, stripes: entry.stripes, touch: () => { entry.lastUsed = this.clock.now() } }, wire))
+    torrent.on('wire', (wire: Wire) => this.wires.onWire({ key, metainfo: entry.metainfo, downloads: entry.role === 'download', torrent, stripes: entry.stripes, touch: () => { entry.lastUsed = this.clock.now() } }, wire))
     torrent.on('verified', (piece: number) => {
       download?.markVerified(piece)
       if (!download) return
       this.components.metrics.swarmPieces.inc({ result: 'verified' })
-      if (!this.components.bans.needsGoodBlocks(key, piece)) {
+      if (!this.components.bans.needsVerifiedPiece(key, piece)) {
         this.pieceVerified(entry, piece)
         return
       }
-      void goodBlockCrcs(download, piece).then((goodBlocks) => this.pieceVerified(entry, piece, goodBlocks), () => this.pieceVerified(entry, piece))
+      void readVerifiedPiece(download, piece).then((data) => this.pieceVerified(entry, piece, data), () => this.pieceVerified(entry, piece))
     })
     torrent.on('warning', (err: Error) => {
       const failed = FAILED_PIECE.exec(err.message)
@@ -259,8 +270,8 @@ export class WebTorrentSwarm implements Swarm {
     this.components.ledger.record(event)
   }
 
-  private pieceVerified(entry: Entry, piece: number, goodBlocks?: Map<number, number>): void {
-    const { source, verifiedBytes, bans } = this.components.bans.pieceVerified(entry.key, piece, goodBlocks, entry.metainfo.digest)
+  private pieceVerified(entry: Entry, piece: number, verifiedPiece?: Uint8Array): void {
+    const { source, verifiedBytes, bans } = this.components.bans.pieceVerified(entry.key, piece, verifiedPiece, entry.metainfo.digest)
     this.emit({ type: 'piece-verified', key: entry.key, piece, source, verifiedBytes })
     this.carryOut(bans)
   }

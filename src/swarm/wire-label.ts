@@ -1,19 +1,12 @@
-import { crc32 } from 'node:zlib'
 import type { Wire } from 'webtorrent'
 import type { Download } from './download.js'
 import { decodePeerId } from './peer-id.js'
 
-/** The BitTorrent request size webtorrent uses. */
-const BLOCK_LENGTH = 16 * 1024
-
-/** CRC32 of every 16 KiB block of a verified piece, to compare with what suspects sent. */
-export async function goodBlockCrcs(download: Download, piece: number): Promise<Map<number, number>> {
+/** The bytes of a verified piece, read back from the download file (only to convict a liar). */
+export function readVerifiedPiece(download: Download, piece: number): Promise<Buffer> {
   const { pieceLength, length } = download.metainfo
   const start = piece * pieceLength
-  const data = await download.read(start, Math.min(pieceLength, length - start))
-  const blocks = new Map<number, number>()
-  for (let offset = 0; offset < data.length; offset += BLOCK_LENGTH) blocks.set(offset, crc32(data.subarray(offset, offset + BLOCK_LENGTH)))
-  return blocks
+  return download.read(start, Math.min(pieceLength, length - start))
 }
 
 const identities = new WeakMap<Wire, string>()

@@ -5,8 +5,13 @@ import { ManualClock } from '../support/clock.js'
 
 const KEY = 'download:sha256:x'
 
-function block(policy: BanPolicy, peer: string, piece: number, offset: number, crc: number): void {
-  policy.blockReceived(KEY, peer, { piece, offset, length: 16384, crc })
+/** A 16 KiB block whose every byte is `fill`. */
+function block(policy: BanPolicy, peer: string, piece: number, offset: number, fill: number, length = 16384): void {
+  policy.blockReceived(KEY, peer, { piece, offset, data: Buffer.alloc(length, fill) })
+}
+
+function pieceOf(...fills: number[]): Buffer {
+  return Buffer.concat(fills.map((fill) => Buffer.alloc(16384, fill)))
 }
 
 describe('ban policy', () => {
@@ -36,13 +41,23 @@ describe('ban policy', () => {
     block(policy, 'bad:2', 3, 16384, 666)
     assert.deepEqual(policy.pieceFailed(KEY, 3), [])
     assert.equal(policy.isBanned('good:1'), false)
-    assert.equal(policy.needsGoodBlocks(KEY, 3), true)
+    assert.equal(policy.needsVerifiedPiece(KEY, 3), true)
     block(policy, 'good:1', 3, 0, 100)
     block(policy, 'good:1', 3, 16384, 200)
-    const { bans } = policy.pieceVerified(KEY, 3, new Map([[0, 100], [16384, 200]]))
+    const { bans } = policy.pieceVerified(KEY, 3, pieceOf(100, 200))
     assert.deepEqual(bans.map((ban) => ban.peer), ['bad:2'])
     assert.equal(policy.isBanned('good:1'), false)
-    assert.equal(policy.needsGoodBlocks(KEY, 3), false)
+    assert.equal(policy.needsVerifiedPiece(KEY, 3), false)
+  })
+
+  it('compares a whole-piece span from HTTP with the same span of the verified piece, not block by block', () => {
+    const policy = new BanPolicy()
+    block(policy, 'wire:1', 5, 0, 7)
+    block(policy, 'http:1', 5, 16384, 8, 3 * 16384)
+    assert.deepEqual(policy.pieceFailed(KEY, 5), [])
+    block(policy, 'http:1', 5, 0, 1, 4 * 16384)
+    const { bans } = policy.pieceVerified(KEY, 5, pieceOf(1, 8, 8, 8))
+    assert.deepEqual(bans.map((ban) => ban.peer), ['wire:1'])
   })
 
   it('bans for exactly banMs and lists bans with their end', () => {
@@ -68,9 +83,9 @@ describe('ban policy', () => {
     block(policy, 'x:1', 4, 0, 1)
     block(policy, 'y:1', 4, 0, 2)
     policy.pieceFailed(KEY, 4)
-    assert.ok(policy.needsGoodBlocks(KEY, 4))
+    assert.ok(policy.needsVerifiedPiece(KEY, 4))
     policy.forget(KEY)
-    assert.equal(policy.needsGoodBlocks(KEY, 4), false)
+    assert.equal(policy.needsVerifiedPiece(KEY, 4), false)
     assert.equal(policy.pieceVerified(KEY, 4).source, undefined)
   })
 })
