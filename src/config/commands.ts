@@ -102,6 +102,7 @@ export const REGISTRY_OPTIONS = {
   mirrorResolveTimeout: duration('longest wait for the DHT to name a holder before answering 404', '500ms'),
   swarmMinSize: size('blobs at least this large are fetched through the swarm, smaller ones from one holder', DEFAULT_SWARM_MIN_SIZE),
   stallTimeout: duration('a source that delivers nothing for this long is dropped, and a stalled response cut', '10s'),
+  swarmHttpPieces: opt.boolean('swarm transfers between nodes that both offer it take whole pieces from the peer\'s registry API over HTTP (each still SHA-1 checked); false: 16 KiB blocks over the BitTorrent wire only', true),
   singleSource: opt.boolean('stream every blob from one holder over HTTP, never through the swarm (how Spegel does it; for comparison)', false),
   uploadLimit: size('upload limit of this node in bytes per second, over all peers (0: none)', '0'),
   mirroredRegistries: opt.list('registries containerd mirrors through this node (URLs); they name the `registry` label of metrics, any other is counted as "other"', '<url>', parseRegistryList),

@@ -32,7 +32,7 @@ export class PieceService {
     if (info) {
       const range = parseRange(rangeHeader, info.size) ?? { start: 0, end: info.size - 1 }
       const body = await content.open(digest, { range, ...options })
-      return { size: info.size, range, body: countedUpload(this.components, body, digest, peer) }
+      return { size: info.size, range, body: countedUpload(this.components, body, digest, peer, 'http-pieces') }
     }
     const download = swarm.downloading(digest)
     if (!download) throw new BlobUnknownError(digest, 'this node neither holds nor downloads the blob')
@@ -40,6 +40,6 @@ export class PieceService {
     if (!range || rangeLength(range) > MAX_PIECE_REQUEST_BYTES) throw new BlobUnknownError(digest, `a download in progress serves ranges of at most ${MAX_PIECE_REQUEST_BYTES} bytes`)
     if (download.readableBytes(range.start, rangeLength(range)) < rangeLength(range)) throw new BlobUnknownError(digest, 'those pieces are not verified here yet')
     const bytes = await download.read(range.start, rangeLength(range))
-    return { size: download.metainfo.length, range, body: countedUpload(this.components, Readable.from([bytes]), digest, peer) }
+    return { size: download.metainfo.length, range, body: countedUpload(this.components, Readable.from([bytes]), digest, peer, 'http-pieces') }
   }
 }

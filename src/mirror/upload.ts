@@ -9,12 +9,12 @@ import type { Swarm } from '../swarm/swarm.js'
  * A body uploaded to a peer over HTTP: counted, and sharing the node's upload limit with the
  * BitTorrent wire when one is set (no throttle stage otherwise).
  */
-export function countedUpload(components: { ledger: TransferLedger; metrics: Metrics; swarm: Swarm }, body: Readable, digest: Digest, peer: string): Readable {
+export function countedUpload(components: { ledger: TransferLedger; metrics: Metrics; swarm: Swarm }, body: Readable, digest: Digest, peer: string, via: 'http' | 'http-pieces' = 'http'): Readable {
   const { ledger, metrics, swarm } = components
   const counter = new Transform({
     transform(chunk: Buffer, _encoding, done) {
       ledger.record({ type: 'served', digest, peer, bytes: chunk.length })
-      metrics.swarmBytes.inc({ direction: 'up', via: 'http' }, chunk.length)
+      metrics.swarmBytes.inc({ direction: 'up', via }, chunk.length)
       done(null, chunk)
     },
   })

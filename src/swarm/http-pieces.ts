@@ -33,6 +33,13 @@ interface WireInternals {
   _resetTimeout(setAgain: boolean): void
 }
 
+const overHttp = new WeakSet<Wire>()
+
+/** Whether this node currently asks the peer of this wire for whole pieces over HTTP. */
+export function fetchesOverHttp(wire: Wire): boolean {
+  return overHttp.has(wire)
+}
+
 /** Tells peers on this wire where to fetch whole pieces from this node. */
 export function offerHttpPieces(wire: Wire, port: number): void {
   (wire as unknown as WireInternals).extendedHandshake[HTTP_PIECES_KEY] = port
@@ -74,6 +81,7 @@ export function fetchPiecesOverHttp(wire: Wire, init: HttpPiecesInit): void {
   const fallBack = (why: Error): void => {
     if (!active) return
     active = false
+    overHttp.delete(wire)
     internals.type = blockType
     delete (internals as Partial<WireInternals>).request
     init.onFallback(why)
@@ -82,6 +90,7 @@ export function fetchPiecesOverHttp(wire: Wire, init: HttpPiecesInit): void {
     active = false
     for (const controller of inFlight) controller.abort(new Error('wire closed'))
   })
+  overHttp.add(wire)
   internals.type = 'webSeed'
   internals.request = (index, offset, length, callback) => {
     if (internals.destroyed) return callback(new Error('wire is closed'))

@@ -4,7 +4,7 @@ import type { ClusterKey } from '../net/cluster-key.js'
 import type { FaultKind, LedgerEvent } from '../observe/ledger.js'
 import type { Metrics } from '../observe/metrics.js'
 import type { BanPolicy } from './ban-policy.js'
-import { fetchPiecesOverHttp, hasExtendedHandshake, offerHttpPieces, offeredHttpPort, type PieceFetcher } from './http-pieces.js'
+import { fetchesOverHttp, fetchPiecesOverHttp, hasExtendedHandshake, offerHttpPieces, offeredHttpPort, type PieceFetcher } from './http-pieces.js'
 import type { Metainfo } from './metainfo.js'
 import type { Stripes } from './stripes.js'
 import { authenticateWire } from './wire-auth.js'
@@ -91,7 +91,7 @@ export class PeerWires {
     metrics.swarmPeersConnected.inc()
     emit({ type: 'peer-connected', key, peer })
     wire.on('piece', (piece: number, offset: number, block: Uint8Array) => {
-      metrics.swarmBytes.inc({ direction: 'down', via: 'wire' }, block.length)
+      metrics.swarmBytes.inc({ direction: 'down', via: fetchesOverHttp(wire) ? 'http-pieces' : 'wire' }, block.length)
       emit({ type: 'bytes-received', key, peer, bytes: block.length })
       bans.blockReceived(key, peer, { piece, offset, data: block })
     })

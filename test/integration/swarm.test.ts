@@ -84,41 +84,46 @@ describe('swarm of shoal processes on loopback', () => {
   })
 })
 
-describe('a holder that serves corrupted pieces', () => {
-  let dir: string
-  let nodes: LoopbackNode[]
-  let rogue: RoguePeer
-  const image = bigImage('swarm/corrupt', 64 * MiB)
+for (const transport of ['blocks', 'http-pieces'] as const) {
+  describe(`a holder that serves corrupted pieces (${transport})`, () => {
+    let dir: string
+    let nodes: LoopbackNode[]
+    let rogue: RoguePeer
+    const image = bigImage(`swarm/corrupt-${transport}`, 64 * MiB)
+    const base = transport === 'blocks' ? 50 : 60
 
-  before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'shoal-rogue-'))
-    nodes = await startLoopbackCluster({ dir, base: 50, contents: [[image], []], args: (index) => index === 0 ? ['--upload-limit', '8MiB'] : [] })
-    const layer = image.layers[0]!
-    const metainfo = await computeMetainfo(layer.digest, layer.bytes.length, (async function* () { yield layer.bytes })())
-    // A node of the cluster (it has the key) whose disk returns bad bytes.
-    rogue = new RoguePeer('127.0.0.59', await freePort('127.0.0.59'), metainfo, layer.bytes, testClusterKey())
-    await rogue.start({ host: nodes[0]!.host, port: Number(nodes[0]!.p2p.split(':')[1]) }, await freeUdpPort(['127.0.0.59']))
-  })
-  after(async () => {
-    await rogue?.stop()
-    await stopCluster(nodes ?? [])
-    await removeTestDir(dir)
-  })
-
-  it('detects the bad pieces, bans the peer and still delivers the right bytes', async () => {
-    await eventually('the rogue peer to be findable', async () => {
-      const response = await fetch(`${nodes[1]!.shoal.metricsUrl}/stats`)
-      return response.ok
+    before(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'shoal-rogue-'))
+      nodes = await startLoopbackCluster({ dir, base, contents: [[image], []], args: (index) => index === 0 ? ['--upload-limit', '8MiB'] : [] })
+      const layer = image.layers[0]!
+      const metainfo = await computeMetainfo(layer.digest, layer.bytes.length, (async function* () { yield layer.bytes })())
+      // A node of the cluster (it has the key) whose disk returns bad bytes.
+      const host = `127.0.0.${base + 9}`
+      rogue = new RoguePeer(host, await freePort(host), metainfo, layer.bytes, testClusterKey(), { httpPieces: transport === 'http-pieces' })
+      await rogue.start({ host: nodes[0]!.host, port: Number(nodes[0]!.p2p.split(':')[1]) }, await freeUdpPort([host]))
     })
-    const result = await fetchBlob(nodes[1]!, image)
-    assert.equal(result.status, 200)
-    assert.equal(result.digest, image.layers[0]!.digest)
-    const view = await stats(nodes[1]!)
-    assert.ok(view.totals['piecesFailed']! > 0, 'corrupted pieces were caught')
-    assert.ok(view.bans.some((ban) => ban.peer === rogue.label), `banned: ${JSON.stringify(view.bans)}`)
-    assert.ok(!view.bans.some((ban) => ban.peer === nodes[0]!.p2p), 'the honest holder is not blamed')
+    after(async () => {
+      await rogue?.stop()
+      await stopCluster(nodes ?? [])
+      await removeTestDir(dir)
+    })
+
+    it('detects the bad pieces, bans the peer and still delivers the right bytes', async () => {
+      await eventually('the rogue peer to be findable', async () => {
+        const response = await fetch(`${nodes[1]!.shoal.metricsUrl}/stats`)
+        return response.ok
+      })
+      const result = await fetchBlob(nodes[1]!, image)
+      assert.equal(result.status, 200)
+      assert.equal(result.digest, image.layers[0]!.digest)
+      const view = await stats(nodes[1]!)
+      assert.ok(view.totals['piecesFailed']! > 0, 'corrupted pieces were caught')
+      assert.ok(view.bans.some((ban) => ban.peer === rogue.label), `banned: ${JSON.stringify(view.bans)}`)
+      assert.ok(!view.bans.some((ban) => ban.peer === nodes[0]!.p2p), 'the honest holder is not blamed')
+      if (transport === 'http-pieces') assert.ok(rogue.pieceRequests > 0, 'the bad pieces came over HTTP')
+    })
   })
-})
+}
 
 describe('requesters pulling the same blob at once', () => {
   let dir: string

@@ -1,9 +1,10 @@
-import { createServer, type IncomingMessage, type Server } from 'node:http'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import WebTorrent, { type Wire } from 'webtorrent'
 import type { ClusterKey } from '../../src/net/cluster-key.js'
 import { AUTH_HEADER, signAnswer } from '../../src/protocol/peer-auth.js'
 import { authenticateWire } from '../../src/swarm/wire-auth.js'
-import { METAINFO_PATH, WIRE_PORT_HEADER } from '../../src/protocol/peer-api.js'
+import { METAINFO_PATH, PIECES_PATH, WIRE_PORT_HEADER } from '../../src/protocol/peer-api.js'
+import { offerHttpPieces } from '../../src/swarm/http-pieces.js'
 import { createMetricsRegistry } from '../../src/observe/metrics.js'
 import { StaticBootstrap } from '../../src/routing/bootstrap.js'
 import { DhtRouter } from '../../src/routing/dht.js'
@@ -14,16 +15,19 @@ import { silentLogger } from './registry-app.js'
 /**
  * A misbehaving holder: announces a blob in the DHT, hands out its correct metainfo, then
  * seeds pieces with a flipped byte. What a node with a bad disk or a broken build would do.
+ * With `httpPieces` it also offers whole pieces over HTTP, corrupted the same way.
  */
 export class RoguePeer {
   private client: WebTorrent | undefined
   private server: Server | undefined
   private router: DhtRouter | undefined
   readonly label: string
+  /** Whole-piece requests its HTTP server answered. */
+  pieceRequests = 0
 
   /** `key`: the cluster key, when the rogue is a node of the cluster (a bad disk, a broken build). */
   constructor(private readonly host: string, private readonly wirePort: number, private readonly metainfo: Metainfo, private readonly bytes: Buffer,
-    private readonly key?: ClusterKey) {
+    private readonly key?: ClusterKey, private readonly options: { httpPieces?: boolean } = {}) {
     this.label = `${host}:${wirePort}`
   }
 
@@ -46,28 +50,40 @@ export class RoguePeer {
       close(cb?: () => void): void { cb?.() }
       destroy(cb?: () => void): void { cb?.() }
     }
+    this.server = createServer((req, res) => this.answer(req, res))
+    await new Promise<void>((resolve) => this.server!.listen(0, this.host, () => resolve()))
+    const httpPort = (this.server.address() as { port: number }).port
     const torrent = client.add(metainfo.torrent, { store: CorruptStore, skipVerify: true, announce: [], storeCacheSlots: 0 })
+    if (this.options.httpPieces) torrent.on('wire', (wire: Wire) => offerHttpPieces(wire, httpPort))
     const key = this.key
     if (key) torrent.on('wire', (wire: Wire) => authenticateWire(wire, { key, infoHash: metainfo.infoHash, peerId: client.peerId, onProven: () => {}, onRefused: () => {} }))
     await new Promise<void>((resolve) => torrent.once('ready', () => resolve()))
-    this.server = createServer((req, res) => {
-      if (req.url === `${METAINFO_PATH}${metainfo.digest}`) {
-        res.writeHead(200, this.signed(req, 200, { [WIRE_PORT_HEADER]: String(this.wirePort), 'content-type': 'application/x-bittorrent', 'content-length': String(metainfo.torrent.length) }))
-        res.end(metainfo.torrent)
-      } else if (req.method === 'HEAD' && req.url?.includes(`/blobs/${metainfo.digest}`)) {
-        res.writeHead(200, this.signed(req, 200, { 'content-length': String(metainfo.length) }))
-        res.end()
-      } else {
-        res.writeHead(404)
-        res.end()
-      }
-    })
-    await new Promise<void>((resolve) => this.server!.listen(0, this.host, () => resolve()))
-    const httpPort = (this.server.address() as { port: number }).port
     this.router = new DhtRouter({ bootstrap: new StaticBootstrap([bootstrap]), logger: silentLogger, metrics: createMetricsRegistry().metrics },
       { listen: { host: this.host, port: dhtPort }, announcePort: () => httpPort, bootstrapRefreshMs: 500, clusterKey: this.key })
     await this.router.start()
     this.router.advertise([metainfo.digest])
+  }
+
+  private answer(req: IncomingMessage, res: ServerResponse): void {
+    const { metainfo, bytes } = this
+    const range = /^bytes=(\d+)-(\d+)$/.exec(String(req.headers.range ?? ''))
+    if (req.url === `${METAINFO_PATH}${metainfo.digest}`) {
+      res.writeHead(200, this.signed(req, 200, { [WIRE_PORT_HEADER]: String(this.wirePort), 'content-type': 'application/x-bittorrent', 'content-length': String(metainfo.torrent.length) }))
+      res.end(metainfo.torrent)
+    } else if (req.method === 'HEAD' && req.url?.includes(`/blobs/${metainfo.digest}`)) {
+      res.writeHead(200, this.signed(req, 200, { 'content-length': String(metainfo.length) }))
+      res.end()
+    } else if (this.options.httpPieces && req.url === `${PIECES_PATH}${metainfo.digest}` && range) {
+      this.pieceRequests++
+      const [start, end] = [Number(range[1]), Number(range[2])]
+      const body = Buffer.from(bytes.subarray(start, end + 1))
+      body[0] = body[0]! ^ 0xff
+      res.writeHead(206, this.signed(req, 206, { 'content-range': `bytes ${start}-${end}/${metainfo.length}`, 'content-length': String(body.length) }))
+      res.end(body)
+    } else {
+      res.writeHead(404)
+      res.end()
+    }
   }
 
   /** With the key: the answer's headers plus its Shoal-Auth tag, as a node's would carry. */
