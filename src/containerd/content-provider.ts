@@ -48,7 +48,7 @@ export class ContainerdContentProvider implements ContentProvider {
 
   async open(digest: Digest, options: OpenOptions = {}): Promise<Readable> {
     const { range, signal } = options
-    const info = await this.stat(digest, { signal })
+    const info = options.size === undefined ? await this.stat(digest, { signal }) : { digest, size: options.size }
     if (!info) throw new ContentNotFoundError(digest)
     if (range && range.end >= info.size) throw new RangeError(`range ${range.start}-${range.end} is outside ${digest} (${info.size} bytes)`)
     try {

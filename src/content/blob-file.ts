@@ -1,13 +1,16 @@
+import type { ByteRange } from '../oci/range.js'
 import type { OpenOptions } from './provider.js'
 import { constants, createReadStream } from 'node:fs'
-import { open } from 'node:fs/promises'
+import { open, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
-import { addAbortSignal, type Readable } from 'node:stream'
+import { addAbortSignal, Readable } from 'node:stream'
 import { digestAlgorithm, digestHex, type Digest } from '../oci/digest.js'
 import { ContentNotFoundError, type BlobInfo } from './provider.js'
 
 /** Read-ahead per open blob stream: large enough for speed, small enough that many slow clients stay cheap. */
 const READ_CHUNK = 256 * 1024
+/** A range up to this long (a swarm piece) is read in one go instead of streamed. */
+const SINGLE_READ_MAX = 4 * 1024 * 1024
 
 /** `<root>/blobs/<algorithm>/<hex>`: the layout of containerd's content store and of OCI layouts. */
 export function blobPath(root: string, digest: Digest): string {
@@ -39,6 +42,7 @@ export async function openBlobFile(root: string, digest: Digest, options: OpenOp
     await handle.close()
     throw err
   }
+  if (range && range.end - range.start + 1 <= SINGLE_READ_MAX) return readOnce(handle, range)
   const stream = createReadStream('', {
     fd: handle,
     start: range?.start ?? 0,
@@ -47,6 +51,21 @@ export async function openBlobFile(root: string, digest: Digest, options: OpenOp
     autoClose: true,
   })
   return signal ? addAbortSignal(signal, stream) : stream
+}
+
+async function readOnce(handle: FileHandle, range: ByteRange): Promise<Readable> {
+  try {
+    const bytes = Buffer.allocUnsafe(range.end - range.start + 1)
+    let filled = 0
+    while (filled < bytes.length) {
+      const { bytesRead } = await handle.read(bytes, filled, bytes.length - filled, range.start + filled)
+      if (bytesRead === 0) throw new Error(`blob file ended at ${range.start + filled}`)
+      filled += bytesRead
+    }
+    return Readable.from([bytes])
+  } finally {
+    await handle.close()
+  }
 }
 
 async function openNoFollow(path: string) {

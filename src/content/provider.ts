@@ -6,6 +6,8 @@ import { ShoalError } from '../util/errors.js'
 
 export interface OpenOptions extends SignalOptions {
   range?: ByteRange | undefined
+  /** The blob's size from a `stat` the caller just made: providers may skip their own. */
+  size?: number | undefined
 }
 
 export interface BlobInfo {

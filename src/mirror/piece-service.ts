@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream'
-import type { ContentProvider } from '../content/provider.js'
+import { ContentNotFoundError, type ContentProvider } from '../content/provider.js'
+import { systemClock, type Clock } from '../util/clock.js'
 import type { TransferLedger } from '../observe/ledger.js'
 import type { Metrics } from '../observe/metrics.js'
 import type { Digest } from '../oci/digest.js'
@@ -8,6 +9,10 @@ import { parseRange, rangeLength, type ByteRange } from '../oci/range.js'
 import type { Swarm } from '../swarm/swarm.js'
 import type { SignalOptions } from '../util/abort.js'
 import { countedUpload } from './upload.js'
+
+/** How long a blob's size from the content store is trusted, and how many are kept. */
+const SIZE_TTL_MS = 10_000
+const MAX_SIZES = 64
 
 /** Longest range one piece request may ask of a download in progress (the largest piece is 4 MiB). */
 export const MAX_PIECE_REQUEST_BYTES = 16 * 1024 * 1024
@@ -24,15 +29,21 @@ export interface PieceAnswer {
  * passed their SHA-1 check.
  */
 export class PieceService {
-  constructor(private readonly components: { content: ContentProvider; swarm: Swarm; ledger: TransferLedger; metrics: Metrics }) {}
+  /** Sizes of blobs in the content store, so a peer's many piece requests do not each ask containerd. */
+  private readonly sizes = new Map<Digest, { size: number; atMs: number }>()
+
+  constructor(private readonly components: { content: ContentProvider; swarm: Swarm; ledger: TransferLedger; metrics: Metrics; clock?: Clock }) {}
 
   async open(digest: Digest, rangeHeader: string | undefined, peer: string, options: SignalOptions = {}): Promise<PieceAnswer> {
     const { content, swarm } = this.components
-    const info = await content.stat(digest, options)
-    if (info) {
-      const range = parseRange(rangeHeader, info.size) ?? { start: 0, end: info.size - 1 }
-      const body = await content.open(digest, { range, ...options })
-      return { size: info.size, range, body: countedUpload(this.components, body, digest, peer, 'http-pieces') }
+    const size = await this.localSize(digest, options)
+    if (size !== undefined) {
+      const range = parseRange(rangeHeader, size) ?? { start: 0, end: size - 1 }
+      const body = await content.open(digest, { range, size, ...options }).catch((err: unknown) => {
+        this.sizes.delete(digest)
+        throw err instanceof ContentNotFoundError ? new BlobUnknownError(digest) : err
+      })
+      return { size, range, body: countedUpload(this.components, body, digest, peer, 'http-pieces') }
     }
     const download = swarm.downloading(digest)
     if (!download) throw new BlobUnknownError(digest, 'this node neither holds nor downloads the blob')
@@ -41,5 +52,16 @@ export class PieceService {
     if (download.readableBytes(range.start, rangeLength(range)) < rangeLength(range)) throw new BlobUnknownError(digest, 'those pieces are not verified here yet')
     const bytes = await download.read(range.start, rangeLength(range))
     return { size: download.metainfo.length, range, body: countedUpload(this.components, Readable.from([bytes]), digest, peer, 'http-pieces') }
+  }
+
+  private async localSize(digest: Digest, options: SignalOptions): Promise<number | undefined> {
+    const now = (this.components.clock ?? systemClock).now()
+    const known = this.sizes.get(digest)
+    if (known && now - known.atMs < SIZE_TTL_MS) return known.size
+    const info = await this.components.content.stat(digest, options)
+    if (!info) return undefined
+    if (this.sizes.size >= MAX_SIZES) this.sizes.delete(this.sizes.keys().next().value!)
+    this.sizes.set(digest, { size: info.size, atMs: now })
+    return info.size
   }
 }

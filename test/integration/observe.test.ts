@@ -86,7 +86,7 @@ describe('what an operator sees of a swarm transfer: /stats, /metrics, /debug, s
       'shoal_metainfo_hash_duration_seconds_bucket', 'process_cpu_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds']) {
       assert.ok(samples.has(name), `${name} is exported`)
     }
-    const down = samples.get('shoal_swarm_bytes_total')!.filter((sample) => sample.labels.includes('direction="down"') && sample.labels.includes('via="wire"'))
+    const down = samples.get('shoal_swarm_bytes_total')!.filter((sample) => sample.labels.includes('direction="down"') && /via="(wire|http-pieces)"/.test(sample.labels))
     assert.ok(down.reduce((sum, sample) => sum + sample.value, 0) >= layer.bytes.length)
     const hits = samples.get('shoal_mirror_requests_total')!.filter((sample) => sample.labels.includes('cache="hit"'))
     assert.ok(hits.reduce((sum, sample) => sum + sample.value, 0) >= image.blobs.length)
