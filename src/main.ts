@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --single-threaded-gc
+#!/usr/bin/env node
 import { readFileSync } from 'node:fs'
 import { Command } from 'commander'
 import { CLEANUP_OPTIONS, CLEANUP_WAIT_OPTIONS, CONFIGURATION_OPTIONS, REGISTRY_OPTIONS, STATUS_OPTIONS } from './config/commands.js'

@@ -1,4 +1,3 @@
-import { shebangNodeFlags } from '../util/node-flags.js'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { createWriteStream, readFileSync } from 'node:fs'
@@ -49,7 +48,7 @@ export class DemoNode {
       '--registry-addr', `${host}:${basePort + index}`, '--metrics-addr', this.metricsAddr, '--p2p-addr', this.p2p,
       '--static-bootstrap-peers', bootstrap.join(','), '--log-level', 'info', ...extraArgs]
     const log = createWriteStream(this.logPath())
-    this.child = spawn(process.execPath, [...shebangNodeFlags(SHOAL_MAIN), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    this.child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
     this.child.stdout!.pipe(log)
     this.child.stderr!.pipe(log)
     this.exited = once(this.child, 'exit')

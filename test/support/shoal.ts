@@ -1,4 +1,3 @@
-import { shebangNodeFlags } from '../../src/util/node-flags.js'
 import { fileURLToPath } from 'node:url'
 import { join } from 'node:path'
 import { spawn } from 'node:child_process'
@@ -55,7 +54,7 @@ export async function startShoal(init: ShoalInit): Promise<ShoalProcess> {
   const args = [SHOAL_MAIN, 'registry', '--registry-addr', init.registryAddr, '--metrics-addr', init.metricsAddr, '--log-level', 'debug', ...keyArgs, ...init.args]
   // SHOAL_NODE_ARGS: extra node flags for every started node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
   const nodeArgs = (process.env['SHOAL_NODE_ARGS'] ?? '').split(' ').filter(Boolean)
-  const full = [...(init.wrap ?? []), process.execPath, ...shebangNodeFlags(SHOAL_MAIN), ...nodeArgs, ...args]
+  const full = [...(init.wrap ?? []), process.execPath, ...nodeArgs, ...args]
   const [command, argv] = init.netns ? ['ip', ['netns', 'exec', init.netns, ...full]] : [full[0]!, full.slice(1)]
   const managed = startProcess(init.name, command, argv, join(init.dir, `${init.name}.log`))
   const registryUrl = `http://${init.registryAddr}`
