@@ -7,8 +7,13 @@ import type { SignalOptions } from '../util/abort.js'
  * pieces it holds over HTTP. Nodes that do not know the key ignore it and trade 16 KiB blocks.
  */
 export const HTTP_PIECES_KEY = 'shoal_http'
-/** Whole pieces asked of one peer over HTTP at once (webtorrent's web-seed pipeline). */
-export const DEFAULT_PIECES_IN_FLIGHT = 4
+/** Bytes of whole pieces asked of one peer over HTTP at once (webtorrent's web-seed pipeline), at most 4 pieces, at least one. */
+export const PIECE_BYTES_IN_FLIGHT = 4 * 1024 * 1024
+
+/** Whole pieces asked of one peer at once: 4 of 1 MiB, 4 of 256 KiB, 1 of 4 MiB. */
+export function piecesInFlight(pieceLength: number): number {
+  return Math.max(1, Math.min(4, Math.floor(PIECE_BYTES_IN_FLIGHT / pieceLength)))
+}
 
 /** Fetches `length` bytes of a blob at `start` from a peer's registry API. */
 export interface PieceFetcher {

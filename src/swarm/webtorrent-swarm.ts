@@ -15,7 +15,7 @@ import { DownloadFile, clearDownloads, downloadPath } from './download-store.js'
 import { pieceCount, type Metainfo } from './metainfo.js'
 import type { MetainfoCache } from './metainfo-cache.js'
 import { encodePeerId } from './peer-id.js'
-import { DEFAULT_PIECES_IN_FLIGHT, type PieceFetcher } from './http-pieces.js'
+import { piecesInFlight, type PieceFetcher } from './http-pieces.js'
 import { PeerWires } from './peer-wires.js'
 import { installPieceFlush } from './piece-flush.js'
 import { peerLabel, readVerifiedPiece } from './wire-label.js'
@@ -189,7 +189,7 @@ export class WebTorrentSwarm implements Swarm {
     // arrived yet (every incoming connection) and never clears the flag, so it would choke
     // peers that are still downloading and never trade with them.
     // uploads: a private cluster needs no tit-for-tat; every interested peer is served.
-    const torrent = client.add(metainfo.torrent, { announce: [], storeCacheSlots: 0, destroyStoreOnDestroy: false, alwaysChokeSeeders: false, uploads: UNCHOKE_SLOTS, maxWebConns: DEFAULT_PIECES_IN_FLIGHT, ...options })
+    const torrent = client.add(metainfo.torrent, { announce: [], storeCacheSlots: 0, destroyStoreOnDestroy: false, alwaysChokeSeeders: false, uploads: UNCHOKE_SLOTS, maxWebConns: piecesInFlight(metainfo.pieceLength), ...options })
     const key = `${role}:${metainfo.digest}`
     const ready = new Promise<void>((resolve, reject) => {
       torrent.once('ready', () => resolve())
