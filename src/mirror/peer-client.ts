@@ -91,7 +91,7 @@ export class PeerClient implements PieceFetcher {
    * `length` bytes of a blob at `start`, for a whole-piece request of the swarm, read into one
    * buffer. The swarm verifies them (SHA-1) before it keeps them; this only checks the framing.
    */
-  async fetchPiece(peer: PeerAddress, piece: { digest: Digest; start: number; length: number }, options: SignalOptions = {}): Promise<Buffer> {
+  async fetchPiece(peer: PeerAddress, piece: { digest: Digest; start: number; length: number }, options: SignalOptions & { onBytes?: () => void } = {}): Promise<Buffer> {
     const { digest, start, length } = piece
     const what = `piece range ${start}+${length} of ${digest}`
     const response = await this.request(peer, `${PIECES_PATH}${digest}`, { signal: options.signal, headers: { range: `bytes=${start}-${start + length - 1}` } })
@@ -103,7 +103,7 @@ export class PeerClient implements PieceFetcher {
       response.discard()
       throw new PeerRequestError(peer, what, `unexpected Content-Range ${response.header('content-range')}`)
     }
-    const data = await readInto(response.body, Buffer.allocUnsafe(length)).catch((err: unknown) => {
+    const data = await readInto(response.body, Buffer.allocUnsafe(length), options.onBytes).catch((err: unknown) => {
       throw new PeerRequestError(peer, what, 'unreadable answer', { cause: err })
     })
     return data
@@ -177,7 +177,7 @@ async function limitedBody(response: HttpAnswer, limit: number, peer: PeerAddres
 }
 
 /** Reads a body of exactly `into.length` bytes into `into`, chunk by chunk as they arrive. */
-function readInto(body: Readable, into: Buffer): Promise<Buffer> {
+function readInto(body: Readable, into: Buffer, onBytes = (): void => {}): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     let filled = 0
     const fail = (err: Error): void => {
@@ -188,6 +188,7 @@ function readInto(body: Readable, into: Buffer): Promise<Buffer> {
       if (filled + chunk.length > into.length) return fail(new Error('more bytes than asked for'))
       chunk.copy(into, filled)
       filled += chunk.length
+      onBytes()
     })
     body.once('error', fail)
     body.once('close', () => filled < into.length && fail(new Error('connection closed early')))

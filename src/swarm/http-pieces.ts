@@ -7,17 +7,18 @@ import type { SignalOptions } from '../util/abort.js'
  * pieces it holds over HTTP. Nodes that do not know the key ignore it and trade 16 KiB blocks.
  */
 export const HTTP_PIECES_KEY = 'shoal_http'
-/** Bytes of whole pieces asked of one peer over HTTP at once (webtorrent's web-seed pipeline), at most 4 pieces, at least one. */
-export const PIECE_BYTES_IN_FLIGHT = 4 * 1024 * 1024
+/** Bytes of whole pieces asked of one peer over HTTP at once (webtorrent's web-seed pipeline): at most 4 pieces, at least one. */
+export const PIECE_BYTES_IN_FLIGHT = 8 * 1024 * 1024
 
-/** Whole pieces asked of one peer at once: 4 of 1 MiB, 4 of 256 KiB, 1 of 4 MiB. */
+/** Whole pieces asked of one peer at once: 4 of 1 MiB or 256 KiB, 2 of 4 MiB. */
 export function piecesInFlight(pieceLength: number): number {
   return Math.max(1, Math.min(4, Math.floor(PIECE_BYTES_IN_FLIGHT / pieceLength)))
 }
 
 /** Fetches `length` bytes of a blob at `start` from a peer's registry API. */
 export interface PieceFetcher {
-  fetchPiece(peer: { host: string; port: number }, piece: { digest: Digest; start: number; length: number }, options?: SignalOptions): Promise<Buffer>
+  /** `onBytes` is called as parts of the answer arrive. */
+  fetchPiece(peer: { host: string; port: number }, piece: { digest: Digest; start: number; length: number }, options?: SignalOptions & { onBytes?: () => void }): Promise<Buffer>
 }
 
 type RequestCallback = (err: Error | null, data?: Buffer) => void
@@ -120,7 +121,9 @@ export function fetchPiecesOverHttp(wire: Wire, init: HttpPiecesInit): void {
       callback(err, data)
       if (data) wire.emit('piece', index, offset, data)
     }
-    init.fetcher.fetchPiece({ host, port: init.port }, { digest: init.digest, start: index * init.pieceLength + offset, length }, { signal: controller.signal })
+    init.fetcher.fetchPiece({ host, port: init.port }, { digest: init.digest, start: index * init.pieceLength + offset, length },
+      // Bytes arriving are progress: the wire's request timeout measures silence, not a whole piece's time.
+      { signal: controller.signal, onBytes: () => internals._resetTimeout(true) })
       .then((data) => settle(null, data), (err: Error) => {
         if (!controller.signal.aborted) fallBack(err)
         settle(err)
