@@ -1,55 +1,29 @@
 import type { Transform } from 'node:stream'
-import type { Logger } from 'pino'
 import WebTorrent, { type Torrent, type Wire } from 'webtorrent'
-import type { ContentProvider } from '../content/provider.js'
 import type { DialAddress } from '../net/address.js'
 import type { Digest } from '../oci/digest.js'
-import type { ClusterKey } from '../net/cluster-key.js'
-import type { LedgerEvent, TransferLedger } from '../observe/ledger.js'
-import type { Metrics } from '../observe/metrics.js'
+import type { LedgerEvent } from '../observe/ledger.js'
 import { abortable, type SignalOptions } from '../util/abort.js'
 import { systemClock, type Clock } from '../util/clock.js'
-import type { Ban, BanPolicy } from './ban-policy.js'
+import type { Ban } from './ban-policy.js'
 import { Download, DownloadFailedError } from './download.js'
 import { DownloadFile, clearDownloads, downloadPath } from './download-store.js'
 import { pieceCount, type Metainfo } from './metainfo.js'
-import type { MetainfoCache } from './metainfo-cache.js'
 import { encodePeerId } from './peer-id.js'
-import { piecesInFlight, type PieceFetcher } from './http-pieces.js'
+import { piecesInFlight } from './http-pieces.js'
 import { PeerWires } from './peer-wires.js'
 import { installPieceFlush } from './piece-flush.js'
 import { peerLabel, readVerifiedPiece } from './wire-label.js'
 import { PieceCache, seedStoreClass } from './seed-store.js'
 import { Stripes } from './stripes.js'
 import type { Swarm } from './swarm.js'
+import { DEFAULT_LINGER_MS, DEFAULT_PIECE_CACHE_BYTES, DEFAULT_SEED_IDLE_MS, type SwarmComponents, type WebTorrentSwarmInit } from './webtorrent-options.js'
 import { DEFAULT_PEER_IDLE_MS, WireGuard } from './wire-guard.js'
 
-export const DEFAULT_SEED_IDLE_MS = 10 * 60_000
-export const DEFAULT_LINGER_MS = 60_000
-export const DEFAULT_PIECE_CACHE_BYTES = 32 * 1024 * 1024
 const HOUSEKEEPING_MS = 5_000
 const CRITICAL_WINDOW = 4
 const UNCHOKE_SLOTS = 64
 const FAILED_PIECE = /^Piece (\d+) failed verification$/
-
-export interface WebTorrentSwarmInit {
-  dataDir: string
-  wirePort: number
-  /** This node's address as peers see it, written into its peer id. */
-  identity: DialAddress
-  /** Bytes per second over all uploads; undefined or 0 for none. */
-  uploadLimit?: number
-  pieceCacheBytes?: number
-  seedIdleMs?: number
-  /** How long a finished or abandoned download stays (seeding from its file) before removal. */
-  lingerMs?: number
-  /** A wire with no interest either way for this long is closed. */
-  peerIdleMs?: number
-  /** Peers must prove it before any piece flows; none: an open swarm. */
-  clusterKey?: ClusterKey | undefined
-  /** Offer and use whole-piece transfers over HTTP with peers that offer them too (default true). */
-  httpPieces?: boolean
-}
 
 interface Entry {
   key: string
@@ -66,19 +40,6 @@ interface Entry {
   finishedAt?: number
 }
 
-export interface SwarmComponents {
-  content: ContentProvider
-  metainfo: MetainfoCache
-  ledger: TransferLedger
-  bans: BanPolicy
-  logger: Logger
-  metrics: Metrics
-  clock?: Clock
-  /** Fetches whole pieces from peers' registry APIs. */
-  pieces?: PieceFetcher
-  /** The port of this node's registry API, where it serves whole pieces. */
-  registryPort?: () => number
-}
 
 /** The Swarm on webtorrent: a private, silent client that only talks to peers shoal gives it. */
 export class WebTorrentSwarm implements Swarm {
