@@ -165,8 +165,11 @@ describe('containerd unreachable', () => {
         assert.ok(ms < 3_000, `${path} answered after ${Math.round(ms)} ms`)
         assert.equal(((await response.json()) as { errors: unknown[] }).errors.length, 1)
       }
-      const view = (await (await fetch(`${node.metricsUrl}/stats`)).json()) as FaultStats
-      assert.equal(view.content.available, false)
+      // Two failed checks in a row mark the store down; each can take the 2 s health timeout.
+      const view = await eventually(`${name}: content store marked unavailable`, async () => {
+        const stats = (await (await fetch(`${node.metricsUrl}/stats`)).json()) as FaultStats
+        return stats.content.available ? undefined : stats
+      }, 10_000)
       assert.ok(view.faults.counts['content-unavailable']! >= 1)
     } finally {
       await node.stop()
