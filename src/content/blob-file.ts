@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { addAbortSignal, Readable } from 'node:stream'
 import { digestAlgorithm, digestHex, type Digest } from '../oci/digest.js'
 import { ContentNotFoundError, type BlobInfo } from './provider.js'
+import { readExactly } from '../util/read-exactly.js'
 
 /** Read-ahead per open blob stream: large enough for speed, small enough that many slow clients stay cheap. */
 const READ_CHUNK = 256 * 1024
@@ -42,7 +43,7 @@ export async function openBlobFile(root: string, digest: Digest, options: OpenOp
     await handle.close()
     throw err
   }
-  if (range && range.end - range.start + 1 <= SINGLE_READ_MAX) return readOnce(handle, range)
+  if (range && range.end - range.start + 1 <= SINGLE_READ_MAX) return readOnce(handle, range, digest)
   const stream = createReadStream('', {
     fd: handle,
     start: range?.start ?? 0,
@@ -53,16 +54,9 @@ export async function openBlobFile(root: string, digest: Digest, options: OpenOp
   return signal ? addAbortSignal(signal, stream) : stream
 }
 
-async function readOnce(handle: FileHandle, range: ByteRange): Promise<Readable> {
+async function readOnce(handle: FileHandle, range: ByteRange, digest: Digest): Promise<Readable> {
   try {
-    const bytes = Buffer.allocUnsafe(range.end - range.start + 1)
-    let filled = 0
-    while (filled < bytes.length) {
-      const { bytesRead } = await handle.read(bytes, filled, bytes.length - filled, range.start + filled)
-      if (bytesRead === 0) throw new Error(`blob file ended at ${range.start + filled}`)
-      filled += bytesRead
-    }
-    return Readable.from([bytes])
+    return Readable.from([await readExactly(handle, range.start, range.end - range.start + 1, `the blob file of ${digest}`)])
   } finally {
     await handle.close()
   }

@@ -103,10 +103,9 @@ export class PeerClient implements PieceFetcher {
       response.discard()
       throw new PeerRequestError(peer, what, `unexpected Content-Range ${response.header('content-range')}`)
     }
-    const data = await readInto(response.body, Buffer.allocUnsafe(length), options.onBytes).catch((err: unknown) => {
+    return readInto(response.body, Buffer.allocUnsafe(length), options.onBytes).catch((err: unknown) => {
       throw new PeerRequestError(peer, what, 'unreadable answer', { cause: err })
     })
-    return data
   }
 
   /** A manifest by tag or digest, checked against the digest the peer names. */

@@ -2,6 +2,7 @@ import { closeSync, mkdirSync, openSync, rmSync } from 'node:fs'
 import { open, rm, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { digestHex } from '../oci/digest.js'
+import { readExactly } from '../util/read-exactly.js'
 import type { Metainfo } from './metainfo.js'
 
 type Callback<T> = (err: Error | null, value?: T) => void
@@ -40,15 +41,7 @@ export class DownloadFile {
 
   /** Reads `length` bytes at `position`; the caller only asks for verified pieces. */
   async read(position: number, length: number): Promise<Buffer> {
-    const file = await this.file()
-    const buffer = Buffer.allocUnsafe(length)
-    let done = 0
-    while (done < length) {
-      const { bytesRead } = await file.read(buffer, done, length - done, position + done)
-      if (bytesRead === 0) throw new Error(`short read at ${position + done} in ${this.path}`)
-      done += bytesRead
-    }
-    return buffer
+    return readExactly(await this.file(), position, length, this.path)
   }
 
   async remove(): Promise<void> {

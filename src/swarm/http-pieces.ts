@@ -83,17 +83,14 @@ export function fetchPiecesOverHttp(wire: Wire, init: HttpPiecesInit): void {
   const blockType = internals.type
   const inFlight = new Set<AbortController>()
   const host = wire.remoteAddress
-  let active = true
   const fallBack = (why: Error): void => {
-    if (!active) return
-    active = false
-    overHttp.delete(wire)
+    if (!overHttp.delete(wire)) return
     internals.type = blockType
     delete (internals as Partial<WireInternals>).request
     init.onFallback(why)
   }
   wire.once('close', () => {
-    active = false
+    overHttp.delete(wire)
     for (const controller of inFlight) controller.abort(new Error('wire closed'))
   })
   overHttp.add(wire)
