@@ -1,4 +1,4 @@
-# shoal's container image: `docker build -t shoal .`
+# shoal's container image: `docker build -t shoal .` (`npm run test:image` builds and runs it with podman)
 # Stage 1 compiles TypeScript with every dependency; stage 2 keeps production dependencies only.
 FROM node:22-bookworm-slim AS build
 WORKDIR /src
@@ -8,7 +8,10 @@ COPY src/stubs ./src/stubs
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev --no-audit --no-fund
+# npm links the stub into node_modules (a symlink to ../src/stubs/...); the runtime stage takes
+# node_modules alone, so the link becomes a copy, whatever npm version made it.
+RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev --no-audit --no-fund \
+ && rm -rf node_modules/webrtc-polyfill && cp -R src/stubs/webrtc-polyfill node_modules/webrtc-polyfill
 
 FROM node:22-bookworm-slim
 ENV NODE_ENV=production

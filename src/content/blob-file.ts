@@ -1,11 +1,12 @@
 import type { ByteRange } from '../oci/range.js'
 import type { OpenOptions } from './provider.js'
 import { constants, createReadStream } from 'node:fs'
-import { open, type FileHandle } from 'node:fs/promises'
+import { access, open, type FileHandle } from 'node:fs/promises'
 import { join } from 'node:path'
 import { addAbortSignal, Readable } from 'node:stream'
 import { digestAlgorithm, digestHex, type Digest } from '../oci/digest.js'
 import { ContentNotFoundError, type BlobInfo } from './provider.js'
+import { ShoalError } from '../util/errors.js'
 import { readExactly } from '../util/read-exactly.js'
 
 /** Read-ahead per open blob stream: large enough for speed, small enough that many slow clients stay cheap. */
@@ -16,6 +17,27 @@ const SINGLE_READ_MAX = 4 * 1024 * 1024
 /** `<root>/blobs/<algorithm>/<hex>`: the layout of containerd's content store and of OCI layouts. */
 export function blobPath(root: string, digest: Digest): string {
   return join(root, 'blobs', digestAlgorithm(digest), digestHex(digest))
+}
+
+export class ContentUnreadableError extends ShoalError {
+  constructor(readonly path: string, cause: unknown) {
+    const code = (cause as NodeJS.ErrnoException).code ?? 'error'
+    super(`cannot read the content store at ${path} (${code}) as uid ${process.getuid?.() ?? '?'}: blobs cannot be served; run shoal as the store's owner (the chart runs it as root, without capabilities)`, { cause })
+  }
+}
+
+/**
+ * Throws ContentUnreadableError when this process may not list and open the blob files under
+ * `root`. A store without a blob directory yet is readable: it holds nothing so far.
+ */
+export async function checkBlobsReadable(root: string): Promise<void> {
+  const path = join(root, 'blobs', 'sha256')
+  try {
+    await access(path, constants.R_OK | constants.X_OK)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
+    throw new ContentUnreadableError(path, err)
+  }
 }
 
 /** Size of a regular blob file, or undefined if there is none (symlinks are not followed). */

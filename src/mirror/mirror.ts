@@ -92,6 +92,7 @@ const MAX_HOLDERS_AT_ONCE = 4
 /** Longest wait for the local content store on a request's path; it is health-checked apart. */
 export const LOCAL_LOOKUP_TIMEOUT_MS = 2_000
 const UNAVAILABLE = Symbol('content store unavailable')
+const CONTENT_UNAVAILABLE = 'the content store on this node cannot be used (containerd does not answer, or its files cannot be read)'
 
 type Signalled<T> = T & { signal: AbortSignal }
 
@@ -137,7 +138,7 @@ export class Mirror {
 
   private async findBlob(request: Signalled<BlobRequest>): Promise<BlobAnswer> {
     const local = await this.fromContentStore((signal) => this.components.content.stat(request.digest, { signal }), request.signal)
-    if (local === UNAVAILABLE && request.fromPeer) throw new UnavailableError('the content store (containerd) on this node does not answer')
+    if (local === UNAVAILABLE && request.fromPeer) throw new UnavailableError(CONTENT_UNAVAILABLE)
     if (local && local !== UNAVAILABLE) return this.localBlob(request, local)
     if (request.fromPeer) throw new BlobUnknownError(request.digest, 'blob is not on this node')
     const holders = await this.findHolders(request.digest, request.signal, (why) => new BlobUnknownError(request.digest, why))
@@ -194,7 +195,7 @@ export class Mirror {
       const manifest = bytes && parseManifest(bytes)
       return digest && bytes && manifest ? { digest, mediaType: manifest.mediaType, bytes, source: 'local' as const } : undefined
     }, request.signal)
-    if (local === UNAVAILABLE && request.fromPeer) throw new UnavailableError('the content store (containerd) on this node does not answer')
+    if (local === UNAVAILABLE && request.fromPeer) throw new UnavailableError(CONTENT_UNAVAILABLE)
     if (local && local !== UNAVAILABLE) return local
     if (request.fromPeer) throw new ManifestUnknownError(label, 'manifest is not on this node')
     const holders = await this.findHolders(label, request.signal, (why) => new ManifestUnknownError(label, why))

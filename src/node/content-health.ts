@@ -17,8 +17,8 @@ export interface ContentPing {
 }
 
 /**
- * Asks the content store (containerd) every few seconds whether it answers, with a short
- * deadline; FAILURES_TO_DOWN failed checks in a row (the mirror adds one whenever a lookup
+ * Asks the content store (containerd) every few seconds whether it answers and its blob files
+ * can be read, with a short deadline; FAILURES_TO_DOWN failed checks in a row (the mirror adds one whenever a lookup
  * fails) make it unavailable. Readiness and the mirror read `available`: while containerd does
  * not answer, requests are not made to wait for it.
  */
@@ -78,9 +78,9 @@ export class ContentHealth implements Service {
     this.state = { available, checkedAt: new Date(), error }
     if (!changed) return
     if (available) {
-      this.components.logger.info('the content store answers again')
+      this.components.logger.info('the content store can be used again')
     } else {
-      this.components.logger.error({ error }, 'the content store (containerd) does not answer: not ready; blob requests answer 404/503 until it does')
+      this.components.logger.error({ error }, 'the content store cannot be used (containerd does not answer, or its files cannot be read): not ready; blob requests answer 404/503 until it can')
       this.components.ledger.record({ type: 'fault', kind: 'content-unavailable', detail: error ?? 'no answer' })
     }
   }

@@ -4,6 +4,7 @@ import { ContainerdClient } from '../containerd/client.js'
 import { ContainerdContentProvider } from '../containerd/content-provider.js'
 import { CriClient } from '../containerd/cri.js'
 import { ContainerdEventWatcher } from '../containerd/watcher.js'
+import { checkBlobsReadable } from '../content/blob-file.js'
 import { OciLayoutContentProvider } from '../content/oci-layout.js'
 import type { ContentProvider, ContentWatcher } from '../content/provider.js'
 import { checkContainerd } from '../containerd/check.js'
@@ -14,7 +15,7 @@ export interface ContentSource {
   watcher: ContentWatcher
   /** Resolves once the source can serve; throws if it never will (misconfigured containerd). */
   ready(options?: { signal?: AbortSignal }): Promise<void>
-  /** Resolves when the source answers now (health check); throws otherwise. */
+  /** Resolves when the source answers now and its blob files can be read (health check); throws otherwise. */
   ping(options?: { signal?: AbortSignal }): Promise<void>
   close(): void
 }
@@ -22,7 +23,7 @@ export interface ContentSource {
 export function contentSource(config: RegistryConfig, logger: Logger): ContentSource {
   if (config.contentDir) {
     const layout = new OciLayoutContentProvider(config.contentDir)
-    return { content: layout, watcher: layout, ready: async () => {}, ping: async () => {}, close: () => {} }
+    return { content: layout, watcher: layout, ready: async () => {}, ping: () => checkBlobsReadable(layout.root), close: () => {} }
   }
   const client = new ContainerdClient({ socket: config.containerdSock, namespace: config.containerdNamespace })
   const cri = new CriClient(config.containerdSock)
@@ -35,6 +36,7 @@ export function contentSource(config: RegistryConfig, logger: Logger): ContentSo
     },
     async ping(options) {
       await client.version(options)
+      await checkBlobsReadable(config.containerdContentPath)
     },
     close() {
       client.close()

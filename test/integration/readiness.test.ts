@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdtemp } from 'node:fs/promises'
+import { chmod, chown, mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -9,6 +9,7 @@ import { runShoal, startShoal, type ShoalProcess } from '../support/shoal.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { EMPTY_TABLE_RETRY_MS } from '../../src/routing/dht.js'
 import { eventually } from '../support/eventually.js'
+import { buildImage, writeOciLayout } from '../support/images.js'
 
 describe('readiness follows the DHT routing table', () => {
   let dir: string
@@ -55,3 +56,58 @@ describe('readiness follows the DHT routing table', () => {
     assert.match(result.stderr, /--bootstrap-kind dns needs --dns-bootstrap-domain/)
   })
 })
+
+describe('readiness follows whether the blob files can be read', () => {
+  let dir: string
+  let node: ShoalProcess | undefined
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'shoal-unreadable-'))
+  })
+  after(async () => {
+    await node?.stop()
+    await chmod(join(dir, 'layout', 'blobs', 'sha256'), 0o755).catch(() => {})
+    await removeTestDir(dir)
+  })
+
+  it('is not ready while the content store cannot be read, says why, and is ready and serves once it can', async () => {
+    const layout = join(dir, 'layout')
+    const image = buildImage({ registry: 'docker.io', repository: 'library/private', tag: 'v1', layerSizes: [4096] })
+    await writeOciLayout(layout, [image])
+    const blobs = join(layout, 'blobs', 'sha256')
+    const unreadable = await makeUnreadable(blobs)
+    node = await startShoal({
+      dir, name: 'reader', waitReady: false, wrap: unreadable.wrap,
+      registryAddr: `127.0.0.1:${await freePort()}`, metricsAddr: `127.0.0.1:${await freePort()}`,
+      args: ['--content-dir', layout, '--data-dir', join(dir, 'data'), '--p2p-addr', `127.0.0.1:${await freeUdpPort(['127.0.0.1'])}`],
+    })
+    const blobUrl = `${node.registryUrl}/v2/library/private/blobs/${image.layers[0]!.digest}?ns=docker.io`
+    await eventually('listening', async () => (await fetch(`${node!.registryUrl}/livez`)).ok)
+    assert.notEqual((await fetch(blobUrl)).status, 200, 'the premise: this process cannot read the blob')
+    await eventually('not ready', async () => (await fetch(`${node!.registryUrl}/readyz`)).status === 503, 15_000)
+    const content = (await (await fetch(`${node.metricsUrl}/stats`)).json() as { content: { available: boolean; error: string | null } }).content
+    assert.equal(content.available, false)
+    assert.match(content.error ?? '', new RegExp(`cannot read the content store at ${blobs} \\(EACCES\\)`))
+
+    await unreadable.restore()
+    await eventually('ready once the files can be read', async () => (await fetch(`${node!.registryUrl}/readyz`)).status === 200, 15_000)
+    const served = await fetch(blobUrl)
+    assert.equal(served.status, 200)
+    assert.ok(Buffer.from(await served.arrayBuffer()).equals(image.layers[0]!.bytes))
+  })
+})
+
+/**
+ * Makes `path` unreadable to the shoal process about to start. Not root: mode 000. Root reads
+ * everything, so the directory goes to another user (0700) and shoal runs as root without the
+ * capabilities that bypass file modes, as the chart runs it (capabilities drop ALL).
+ */
+async function makeUnreadable(path: string): Promise<{ wrap: string[]; restore(): Promise<void> }> {
+  if (process.getuid?.() !== 0) {
+    await chmod(path, 0o000)
+    return { wrap: [], restore: () => chmod(path, 0o755) }
+  }
+  await chown(path, 65534, 65534)
+  await chmod(path, 0o700)
+  return { wrap: ['setpriv', '--bounding-set=-all', '--inh-caps=-all', '--'], restore: () => chown(path, 0, 0) }
+}
