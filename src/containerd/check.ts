@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type { SignalOptions } from '../util/abort.js'
 import type { CriClient } from './cri.js'
+import { criPullPath } from './pull-path.js'
 import { assertUsable, inspectContainerd } from './verify.js'
 
 export const CONTAINERD_RETRY_MAX_MS = 5_000
@@ -20,7 +21,8 @@ export async function checkContainerd(cri: CriClient, init: { configFile: string
     try {
       const { version, settings } = await inspectContainerd(cri, { configFile: init.configFile }, { signal })
       assertUsable(settings, version, init.registryConfigPath)
-      logger.info({ containerd: version, configPaths: settings.configPaths, source: settings.source }, 'containerd configuration is usable')
+      const pull = criPullPath(settings, version)
+      logger.info({ containerd: version, configPaths: settings.configPaths, source: settings.source, pull: pull.kind, pullReason: pull.reason }, 'containerd configuration is usable')
       return version
     } catch (err) {
       if (!isUnreachable(err) || Date.now() + wait > deadline) throw err

@@ -15,6 +15,14 @@ export interface ContainerdSettings {
   /** Other facts that select the advice given: `registry.mirrors` in use, sandbox image. */
   legacyMirrors: boolean
   sandboxImage?: string
+  /** `use_local_image_pull` (containerd 2.1+) where a config file sets it. */
+  useLocalImagePull?: boolean
+  /**
+   * Settings that make containerd 2.1+ pull through the client instead of the transfer service
+   * even without use_local_image_pull, named as in containerd's config (discard_unpacked_layers
+   * aside: shoal needs it false).
+   */
+  localPullSettings: string[]
 }
 
 export const DEFAULT_CONTAINERD_CONFIG = '/etc/containerd/config.toml'
@@ -49,6 +57,7 @@ export function settingsFromCriStatus(info: Record<string, string>): ContainerdS
     discardUnpackedLayers: discard,
     files: [],
     legacyMirrors: typeof mirrors === 'object' && mirrors !== null && Object.keys(mirrors).length > 0,
+    localPullSettings: [],
   }
   if (typeof config.sandboxImage === 'string') settings.sandboxImage = config.sandboxImage
   return settings
@@ -62,53 +71,101 @@ export interface TomlFile {
 /**
  * Settings from containerd config files (main file then imports, later files win, as
  * containerd merges them). Understands the v1 (`plugins.cri`), v2
- * (`plugins."io.containerd.grpc.v1.cri"`) and v3 (`plugins."io.containerd.cri.v1.images"`) layouts.
+ * (`plugins."io.containerd.grpc.v1.cri"`) and v3 (`plugins."io.containerd.cri.v1.images"`)
+ * layouts; containerd 2.x reads the older two only when the main file's `version` is below 3
+ * (it migrates them then), so in a version 3 file they count for nothing.
  */
 export function settingsFromConfigFiles(files: TomlFile[], containerdMajor: number): ContainerdSettings {
-  let configPath: string | undefined
-  let discard: boolean | undefined
-  let legacyMirrors = false
-  let sandboxImage: string | undefined
-  for (const file of files) {
-    const found = readLayouts(file)
-    configPath = found.configPath ?? configPath
-    discard = found.discard ?? discard
-    legacyMirrors ||= found.legacyMirrors
-    sandboxImage = found.sandboxImage ?? sandboxImage
-  }
+  const documents = files.map(parseToml)
+  const legacyLayouts = containerdMajor < 2 || configVersion(documents[0]) < 3
+  const found: ImageKeys = {}
+  for (const document of documents) Object.assign(found, readLayouts(document, legacyLayouts))
   const fallbackPath = containerdMajor >= 2 ? CONTAINERD2_DEFAULT_CONFIG_PATH : ''
   const settings: ContainerdSettings = {
     source: files.length > 0 ? 'config-file' : 'defaults',
-    configPaths: splitConfigPath(configPath ?? fallbackPath),
-    discardUnpackedLayers: discard ?? false,
+    configPaths: splitConfigPath(found.configPath ?? fallbackPath),
+    discardUnpackedLayers: found.discard ?? false,
     files: files.map((file) => file.path),
-    legacyMirrors,
+    legacyMirrors: found.mirrors === true,
+    localPullSettings: localPullSettings(found),
   }
-  if (sandboxImage !== undefined) settings.sandboxImage = sandboxImage
+  if (found.sandboxImage !== undefined) settings.sandboxImage = found.sandboxImage
+  if (found.useLocalImagePull !== undefined) settings.useLocalImagePull = found.useLocalImagePull
   return settings
 }
 
 type Table = Record<string, unknown>
 
-function readLayouts(file: TomlFile): { configPath?: string; discard?: boolean; legacyMirrors: boolean; sandboxImage?: string } {
-  const document = parseToml(file)
+/** The CRI image keys shoal reads, as one file sets them (absent: not set there). */
+interface ImageKeys {
+  configPath?: string
+  discard?: boolean
+  sandboxImage?: string
+  mirrors?: true
+  configs?: true
+  auths?: true
+  useLocalImagePull?: boolean
+  disableSnapshotAnnotations?: boolean
+  maxConcurrentDownloads?: number
+  imagePullWithSyncFs?: boolean
+}
+
+/** containerd's default when max_concurrent_downloads is unset; any other value keeps the local pull. */
+const DEFAULT_MAX_CONCURRENT_DOWNLOADS = 3
+
+/** What makes containerd 2.1+ fall back from the transfer service (its CheckLocalImagePullConfigs, Linux). */
+function localPullSettings(keys: ImageKeys): string[] {
+  return [
+    keys.disableSnapshotAnnotations === false ? 'disable_snapshot_annotations = false' : '',
+    keys.mirrors ? 'registry.mirrors' : '',
+    keys.configs ? 'registry.configs' : '',
+    keys.auths ? 'registry.auths' : '',
+    keys.maxConcurrentDownloads !== undefined && keys.maxConcurrentDownloads !== DEFAULT_MAX_CONCURRENT_DOWNLOADS ? `max_concurrent_downloads = ${keys.maxConcurrentDownloads}` : '',
+    keys.imagePullWithSyncFs ? 'image_pull_with_sync_fs = true' : '',
+  ].filter(Boolean)
+}
+
+function readLayouts(document: Table, legacyLayouts: boolean): ImageKeys {
   const plugins = table(document['plugins'])
-  const v1 = table(plugins['cri'])
-  const v2 = table(plugins['io.containerd.grpc.v1.cri'])
-  const v3 = table(plugins['io.containerd.cri.v1.images'])
-  const v3Runtime = table(plugins['io.containerd.cri.v1.runtime'])
-  const result: { configPath?: string; discard?: boolean; legacyMirrors: boolean; sandboxImage?: string } = { legacyMirrors: false }
-  for (const cri of [v1, v2, v3]) {
-    const registry = table(cri['registry'])
-    if (typeof registry['config_path'] === 'string') result.configPath = registry['config_path']
-    if (Object.keys(table(registry['mirrors'])).length > 0) result.legacyMirrors = true
-    const discard = cri === v3 ? cri['discard_unpacked_layers'] : table(cri['containerd'])['discard_unpacked_layers']
-    if (typeof discard === 'boolean') result.discard = discard
-    const sandbox = cri === v3 ? table(cri['pinned_images'])['sandbox'] : cri['sandbox_image']
-    if (typeof sandbox === 'string') result.sandboxImage = sandbox
+  const keys: ImageKeys = {}
+  if (legacyLayouts) {
+    for (const cri of [table(plugins['cri']), table(plugins['io.containerd.grpc.v1.cri'])]) {
+      const containerd = table(cri['containerd'])
+      // The v2 keys where containerd's migration to the v3 images table puts them.
+      Object.assign(keys, imageKeys({ ...cri, discard_unpacked_layers: containerd['discard_unpacked_layers'],
+        disable_snapshot_annotations: containerd['disable_snapshot_annotations'], pinned_images: { sandbox: cri['sandbox_image'] } }))
+    }
   }
-  if (typeof v3Runtime['sandbox_image'] === 'string') result.sandboxImage = v3Runtime['sandbox_image']
-  return result
+  Object.assign(keys, imageKeys(table(plugins['io.containerd.cri.v1.images'])))
+  const runtimeSandbox = table(plugins['io.containerd.cri.v1.runtime'])['sandbox_image']
+  if (typeof runtimeSandbox === 'string') keys.sandboxImage = runtimeSandbox
+  return keys
+}
+
+/** The keys a CRI image table (v3 shape) sets; those it does not set are left out, so they do not override. */
+function imageKeys(images: Table): ImageKeys {
+  const registry = table(images['registry'])
+  const [configPath, sandbox] = [registry['config_path'], table(images['pinned_images'])['sandbox']]
+  const [discard, useLocal, annotations, syncFs] = ['discard_unpacked_layers', 'use_local_image_pull', 'disable_snapshot_annotations', 'image_pull_with_sync_fs']
+    .map((key) => images[key])
+  const downloads = images['max_concurrent_downloads']
+  const keys: ImageKeys = {
+    ...typeof configPath === 'string' && { configPath },
+    ...typeof sandbox === 'string' && { sandboxImage: sandbox },
+    ...typeof discard === 'boolean' && { discard },
+    ...typeof useLocal === 'boolean' && { useLocalImagePull: useLocal },
+    ...typeof annotations === 'boolean' && { disableSnapshotAnnotations: annotations },
+    ...typeof syncFs === 'boolean' && { imagePullWithSyncFs: syncFs },
+    ...typeof downloads === 'number' && { maxConcurrentDownloads: downloads },
+  }
+  for (const key of ['mirrors', 'configs', 'auths'] as const) if (Object.keys(table(registry[key])).length > 0) keys[key] = true
+  return keys
+}
+
+/** A file's `version` (containerd treats a missing one as 1). */
+function configVersion(document: Table | undefined): number {
+  const version = document?.['version']
+  return typeof version === 'number' ? version : 1
 }
 
 /** Reads the main config and every file its `imports` name (globs allowed), in containerd's order. */
@@ -152,10 +209,4 @@ function table(value: unknown): Table {
 
 function splitConfigPath(value: string): string[] {
   return value.split(':').map((path) => path.trim()).filter((path) => path !== '')
-}
-
-/** `1.6.20~ds1`, `v2.0.4` → 1, 2. */
-export function majorVersion(version: string): number {
-  const match = /^v?(\d+)\./.exec(version.trim())
-  return match ? Number(match[1]) : 1
 }

@@ -1,7 +1,8 @@
 import type { SignalOptions } from '../util/abort.js'
 import { resolve } from 'node:path'
 import type { CriClient } from './cri.js'
-import { loadConfigFiles, majorVersion, settingsFromConfigFiles, settingsFromCriStatus, type ContainerdSettings } from './settings.js'
+import { criPullPath, parseContainerdVersion } from './pull-path.js'
+import { loadConfigFiles, settingsFromConfigFiles, settingsFromCriStatus, type ContainerdSettings } from './settings.js'
 import { ShoalError } from '../util/errors.js'
 
 export type Distribution = 'talos' | 'eks' | 'gke' | 'k3s' | 'generic'
@@ -9,6 +10,7 @@ export type Distribution = 'talos' | 'eks' | 'gke' | 'k3s' | 'generic'
 export type ConfigProblem =
   | { kind: 'config-path-unset' }
   | { kind: 'config-path-mismatch'; expected: string; actual: string[] }
+  | { kind: 'config-path-list-ignored'; expected: string; actual: string[]; why: string; onceLayersKept: boolean }
   | { kind: 'discard-unpacked-layers' }
 
 export class ContainerdMisconfiguredError extends ShoalError {
@@ -26,14 +28,17 @@ export interface InspectInit {
 export async function inspectContainerd(cri: CriClient, init: InspectInit, options: SignalOptions = {}): Promise<{ version: string; settings: ContainerdSettings }> {
   const version = (await cri.version(options)).runtime_version
   const fromStatus = settingsFromCriStatus(await cri.statusInfo(options))
-  const settings = fromStatus ?? settingsFromConfigFiles(await loadConfigFiles(init.configFile), majorVersion(version))
+  const settings = fromStatus ?? settingsFromConfigFiles(await loadConfigFiles(init.configFile), parseContainerdVersion(version).major)
   return { version, settings }
 }
 
-export function findProblems(settings: ContainerdSettings, expectedConfigPath: string): ConfigProblem[] {
+export function findProblems(settings: ContainerdSettings, expectedConfigPath: string, version: string): ConfigProblem[] {
   const problems: ConfigProblem[] = []
+  const pull = criPullPath(settings, version)
   if (settings.configPaths.length === 0) {
     problems.push({ kind: 'config-path-unset' })
+  } else if (pull.kind === 'transfer' && settings.configPaths.length > 1) {
+    problems.push({ kind: 'config-path-list-ignored', expected: expectedConfigPath, actual: settings.configPaths, why: pull.reason, onceLayersKept: settings.discardUnpackedLayers })
   } else if (!settings.configPaths.some((path) => resolve(path) === resolve(expectedConfigPath))) {
     problems.push({ kind: 'config-path-mismatch', expected: expectedConfigPath, actual: settings.configPaths })
   }
@@ -43,7 +48,7 @@ export function findProblems(settings: ContainerdSettings, expectedConfigPath: s
 
 /** Throws ContainerdMisconfiguredError naming every problem and its fix. */
 export function assertUsable(settings: ContainerdSettings, version: string, expectedConfigPath: string): void {
-  const problems = findProblems(settings, expectedConfigPath)
+  const problems = findProblems(settings, expectedConfigPath, version)
   if (problems.length > 0) throw new ContainerdMisconfiguredError(problems, settings, version)
 }
 
@@ -60,55 +65,71 @@ export function explainProblems(problems: ConfigProblem[], settings: ContainerdS
   const distribution = detectDistribution(settings)
   const where = settings.source === 'cri-status' ? 'CRI status' : settings.files.length ? settings.files.join(', ') : 'built-in defaults'
   const lines = [`containerd ${version} is not configured for shoal (settings read from ${where}):`]
-  for (const problem of problems) lines.push(`- ${describe(problem)}`, `  fix: ${fixFor(problem, distribution, majorVersion(version))}`)
+  for (const problem of problems) lines.push(`- ${describe(problem, version)}`, `  fix: ${fixFor(problem, distribution, parseContainerdVersion(version).major)}`)
   return lines.join('\n')
 }
 
-function describe(problem: ConfigProblem): string {
+function describe(problem: ConfigProblem, version: string): string {
   switch (problem.kind) {
     case 'config-path-unset':
       return 'the CRI registry config_path is not set, so containerd ignores hosts.toml mirrors'
     case 'config-path-mismatch':
       return `containerd reads hosts.toml from ${problem.actual.join(':')}, but shoal is set to write them to ${problem.expected}`
+    case 'config-path-list-ignored':
+      return `containerd ${version} pulls images for Kubernetes through its transfer service${problem.onceLayersKept ? ' once discard_unpacked_layers is false' : ''} (${problem.why}), ` +
+        `which reads config_path as one directory: "${problem.actual.join(':')}" names none, so containerd ignores every hosts.toml, shoal's too, without a log line`
     case 'discard-unpacked-layers':
       return 'discard_unpacked_layers = true: containerd deletes layers after unpacking, so this node has nothing to share'
   }
 }
 
 function fixFor(problem: ConfigProblem, distribution: Distribution, major: number): string {
-  if (distribution === 'gke' && problem.kind !== 'config-path-mismatch') {
+  if (distribution === 'gke' && (problem.kind === 'config-path-unset' || problem.kind === 'discard-unpacked-layers')) {
     return 'GKE configures containerd with the legacy registry.mirrors settings and no config_path, and its node configuration cannot change that; shoal cannot run on GKE node images'
   }
   if (problem.kind === 'config-path-mismatch') {
     const path = problem.actual[0] ?? ''
     return `run shoal with --containerd-registry-config-path=${path} (Helm value shoal.containerdRegistryConfigPath: ${path})`
   }
-  if (distribution === 'talos') return talosFix(problem)
-  if (distribution === 'eks' && problem.kind === 'discard-unpacked-layers') {
-    return 'EKS AMIs enable it by default. Override it in the node user data (AL2023 nodeadm NodeConfig spec.containerd.config, AL2 /etc/eks/containerd/containerd-config.toml) with:\n' +
-      indent(tomlSnippet(problem, major)) + '\n  then replace the nodes or restart containerd'
+  if (distribution === 'talos') return talosFix(problem, major)
+  if (distribution === 'eks' && problem.kind !== 'config-path-unset') {
+    const why = problem.kind === 'discard-unpacked-layers' ? 'EKS AMIs enable it by default. ' : 'EKS AMIs set this list. '
+    return `${why}Override it in the node user data (AL2023 nodeadm NodeConfig spec.containerd.config, AL2 /etc/eks/containerd/containerd-config.toml) with:\n` +
+      snippets(problem, major) + '\n  then replace the nodes or restart containerd'
   }
-  return `add to containerd's config.toml and restart containerd:\n${indent(tomlSnippet(problem, major))}`
+  return `add to containerd's config.toml and restart containerd:\n${snippets(problem, major)}`
 }
 
-function talosFix(problem: ConfigProblem): string {
+/** The TOML that fixes a problem, indented; alternatives joined by "or". */
+function snippets(problem: ConfigProblem, major: number): string {
+  return tomlSnippets(problem, major).map(indent).join('\n  or\n')
+}
+
+function talosFix(problem: ConfigProblem, major: number): string {
   if (problem.kind === 'config-path-unset') {
     return 'Talos sets config_path to /etc/cri/conf.d/hosts; check that no machine config patch removed it'
   }
   return 'apply a machine config patch that creates /var/etc/cri/conf.d/20-shoal.part containing\n' +
-    indent('[plugins."io.containerd.cri.v1.images"]\n  discard_unpacked_layers = false') + '\n  then reboot the nodes one by one (see docs/compatibility.md)'
+    snippets(problem, major) + '\n  then reboot the nodes one by one (see docs/compatibility.md)'
 }
 
-function tomlSnippet(problem: ConfigProblem, major: number): string {
+const V3_IMAGES = 'io.containerd.cri.v1.images'
+const V2_CRI = 'io.containerd.grpc.v1.cri'
+
+function header(plugin: string, table?: string): string {
+  return `[plugins."${plugin}"${table ? `.${table}` : ''}]`
+}
+
+function tomlSnippets(problem: ConfigProblem, major: number): string[] {
   const v3 = major >= 2
-  if (problem.kind === 'discard-unpacked-layers') {
-    return v3
-      ? '[plugins."io.containerd.cri.v1.images"]\n  discard_unpacked_layers = false'
-      : '[plugins."io.containerd.grpc.v1.cri".containerd]\n  discard_unpacked_layers = false'
+  switch (problem.kind) {
+    case 'discard-unpacked-layers':
+      return [`${v3 ? header(V3_IMAGES) : header(V2_CRI, 'containerd')}\n  discard_unpacked_layers = false`]
+    case 'config-path-list-ignored':
+      return [`${header(V3_IMAGES, 'registry')}\n  config_path = "${problem.expected}"`, `${header(V3_IMAGES)}\n  use_local_image_pull = true`]
+    default:
+      return [`${header(v3 ? V3_IMAGES : V2_CRI, 'registry')}\n  config_path = "/etc/containerd/certs.d"`]
   }
-  return v3
-    ? '[plugins."io.containerd.cri.v1.images".registry]\n  config_path = "/etc/containerd/certs.d"'
-    : '[plugins."io.containerd.grpc.v1.cri".registry]\n  config_path = "/etc/containerd/certs.d"'
 }
 
 function indent(text: string): string {
