@@ -14,7 +14,7 @@ import { removeTestDir } from '../support/processes.js'
 import { metricValue, TEST_CLUSTER_KEY } from '../support/shoal.js'
 import { pushImage, startUpstreamRegistry, type UpstreamRegistry } from '../support/upstream.js'
 import { startDaemon, type ImageDaemon } from './daemon.js'
-import { buildTestImage, hostPath, podman, securityContextFlags, TEST_IMAGE, ulimitFlags } from './podman.js'
+import { buildTestImage, hostPath, podman, podmanRunOnce, securityContextFlags } from './podman.js'
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url))
 const skip = rootTestsUnavailable(['podman', 'containerd', 'docker-registry'])
@@ -29,7 +29,6 @@ interface ChartValues {
 describe('the image as the chart runs it, beside a real containerd', { skip }, () => {
   let dir: string
   let values: ChartValues
-  let ulimits: string[]
   let upstream: UpstreamRegistry
   let containerd: ContainerdNode
   let image: TestImage
@@ -40,7 +39,6 @@ describe('the image as the chart runs it, beside a real containerd', { skip }, (
     dir = await mkdtemp(join(tmpdir(), 'shoal-image-chart-'))
     await buildTestImage(REPO, dir)
     values = parse(await readFile(join(REPO, 'chart', 'values.yaml'), 'utf8')) as ChartValues
-    ulimits = ulimitFlags()
     upstream = await startUpstreamRegistry(join(dir, 'upstream'), { host: '127.0.0.1', port: await freePort() })
     image = buildImage({ registry: upstream.host, repository: 'test/app', tag: 'v1', layerSizes: [3 * 1024 * 1024, 1024] })
     await pushImage(upstream.url, image)
@@ -62,8 +60,8 @@ describe('the image as the chart runs it, beside a real containerd', { skip }, (
     '--containerd-registry-config-path', containerd.registryConfigPath]
 
   it('configuration, as the init container, checks containerd and writes hosts.toml that mirror through the node', async () => {
-    const result = await podman(['run', '--rm', '--network', 'host', ...ulimits, ...chartFlags(), ...hostPath(containerd.registryConfigPath, false),
-      TEST_IMAGE, 'configuration', ...containerdArgs(), '--mirrored-registries', upstream.url, '--mirror-targets', `http://127.0.0.1:${registryPort}`])
+    const result = await podmanRunOnce(['--network', 'host', ...chartFlags(), ...hostPath(containerd.registryConfigPath, false)],
+      ['configuration', ...containerdArgs(), '--mirrored-registries', upstream.url, '--mirror-targets', `http://127.0.0.1:${registryPort}`])
     assert.equal(result.code, 0, result.stderr + result.stdout)
     const hosts = await readFile(join(containerd.registryConfigPath, upstream.host, 'hosts.toml'), 'utf8')
     assert.ok(hosts.includes(`server = "${upstream.url}"`) && hosts.includes(`[host."http://127.0.0.1:${registryPort}"]`), hosts)
@@ -75,13 +73,15 @@ describe('the image as the chart runs it, beside a real containerd', { skip }, (
     await mkdir(data)
     await writeFile(join(dir, 'key', 'cluster.key'), `${TEST_CLUSTER_KEY}\n`, { mode: 0o400 })
     daemon = await startDaemon(dir, 'chart', {
-      ulimits, registryPort,
+      registryPort,
       flags: chartFlags(),
       mounts: [...hostPath(containerd.contentPath, true), ...hostPath(containerd.registryConfigPath, true),
         '-v', `${data}:${values.shoal.dataDir}`, '-v', `${join(dir, 'key')}:${KEY_DIR}:ro`],
       args: [...containerdArgs(), '--containerd-content-path', containerd.contentPath, '--containerd-namespace', values.shoal.containerdNamespace,
         '--data-dir', values.shoal.dataDir, '--cluster-key-file', `${KEY_DIR}/cluster.key`],
     })
+    const inside = await podman(['exec', daemon.container, 'sh', '-c', 'id -u; grep CapEff /proc/1/status; touch /probe 2>/dev/null || echo read-only root'])
+    assert.match(inside.stdout, /^0\nCapEff:\s+0+\nread-only root\n$/, 'the premise: root, no capabilities, read-only root filesystem, as the chart says')
     await containerd.cri.pullImage(image.name, { timeoutMs: 120_000 })
     const base = `${daemon.registryUrl}/v2/${image.repository}`
     const metricsBefore = await (await fetch(`${daemon.metricsUrl}/metrics`)).text()
@@ -104,6 +104,9 @@ describe('the image as the chart runs it, beside a real containerd', { skip }, (
     assert.equal((await fetch(`${daemon.registryUrl}/v2/`)).headers.get('docker-distribution-api-version'), 'registry/2.0')
     assert.equal((await fetch(`${daemon.registryUrl}/livez`)).status, 200)
     assert.equal((await fetch(`${daemon.registryUrl}/readyz`)).status, 200)
+    const debug = await fetch(`${daemon.metricsUrl}/debug`)
+    assert.equal(debug.status, 200)
+    assert.match(await debug.text(), /<html/i)
 
     const metrics = await (await fetch(`${daemon.metricsUrl}/metrics`)).text()
     assert.ok(metricValue(metrics, 'shoal_mirror_requests_total', { registry: upstream.host, cache: 'hit' }) >= 2)

@@ -2,7 +2,7 @@ import { join } from 'node:path'
 import { freeTcpAndUdpPort } from '../support/cluster.js'
 import { eventually } from '../support/eventually.js'
 import { freePort, freeUdpPort } from '../support/ports.js'
-import { TEST_IMAGE, podman, podmanRun } from './podman.js'
+import { TEST_IMAGE, podman, podmanRun, ulimitFlags } from './podman.js'
 import type { Managed } from '../support/processes.js'
 
 export interface ImageDaemon {
@@ -17,7 +17,6 @@ export interface ImageDaemon {
 }
 
 export interface ImageDaemonInit {
-  ulimits: string[]
   /** Default: a free one. */
   registryPort?: number
   /** podman flags: user, capabilities, read-only root… */
@@ -40,7 +39,7 @@ export async function startDaemon(dir: string, name: string, init: ImageDaemonIn
   const container = `shoal-image-test-${process.pid}-${name}`
   const args = ['registry', '--registry-addr', `${host}:${registryPort}`, '--metrics-addr', `${host}:${metricsPort}`,
     '--p2p-addr', `${host}:${p2pPort}`, ...init.args]
-  const managed = podmanRun(container, ['--network', 'host', ...init.ulimits, ...init.flags ?? [], ...init.mounts, TEST_IMAGE, ...args], join(dir, `${name}.log`))
+  const managed = podmanRun(container, ['--network', 'host', ...ulimitFlags(), ...init.flags ?? [], ...init.mounts, TEST_IMAGE, ...args], join(dir, `${name}.log`))
   const daemon: ImageDaemon = {
     name, container, registryUrl: `http://${host}:${registryPort}`, metricsUrl: `http://${host}:${metricsPort}`, process: managed,
     async stop() {

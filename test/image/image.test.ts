@@ -9,7 +9,7 @@ import { rootTestsUnavailable } from '../support/environment.js'
 import { eventually } from '../support/eventually.js'
 import { removeTestDir } from '../support/processes.js'
 import { runShoal } from '../support/shoal.js'
-import { TEST_IMAGE, buildTestImage, hostPath, podman, ulimitFlags } from './podman.js'
+import { buildTestImage, hostPath, podmanRunOnce } from './podman.js'
 import { startDaemon, type ImageDaemon } from './daemon.js'
 import { buildImage, writeOciLayout } from '../support/images.js'
 
@@ -22,14 +22,12 @@ interface PackageJson {
 
 describe('the container image', { skip }, () => {
   let dir: string
-  let ulimits: string[]
   let pkg: PackageJson
   const daemons: ImageDaemon[] = []
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'shoal-image-'))
     pkg = JSON.parse(await readFile(join(REPO, 'package.json'), 'utf8')) as PackageJson
-    ulimits = ulimitFlags()
     await buildTestImage(REPO, dir)
   })
 
@@ -38,7 +36,7 @@ describe('the container image', { skip }, () => {
     await removeTestDir(dir)
   })
 
-  const run = (args: string[], flags: string[] = []) => podman(['run', '--rm', ...ulimits, ...flags, TEST_IMAGE, ...args])
+  const run = (args: string[], flags: string[] = []) => podmanRunOnce(flags, args)
 
   it('prints its version, and help for every command', async () => {
     const version = await run(['--version'])
@@ -91,7 +89,7 @@ describe('the container image', { skip }, () => {
     const image = buildImage({ registry: 'docker.io', repository: 'library/private', tag: 'v1', layerSizes: [2048] })
     await writeOciLayout(layout, [image])
     await chmod(layout, 0o700)
-    const daemon = await startDaemon(dir, 'unreadable', { ulimits, mounts: hostPath(layout, true), args: ['--content-dir', layout], waitReady: false })
+    const daemon = await startDaemon(dir, 'unreadable', { mounts: hostPath(layout, true), args: ['--content-dir', layout], waitReady: false })
     daemons.push(daemon)
     await eventually('not ready', async () => (await fetch(`${daemon.registryUrl}/readyz`)).status === 503, 20_000)
     const stats = await (await fetch(`${daemon.metricsUrl}/stats`)).json() as { content: { available: boolean; error: string | null } }

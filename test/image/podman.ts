@@ -33,9 +33,18 @@ export async function podmanOk(args: string[], timeoutMs?: number): Promise<stri
   return result.stdout
 }
 
+/** Longest life of a test container: one a killed test run leaves behind is stopped by conmon. */
+const CONTAINER_TIMEOUT_S = 900
+const COMMAND_TIMEOUT_S = 120
+
+/** A one-shot command in the test image, to completion (killed after COMMAND_TIMEOUT_S). */
+export function podmanRunOnce(flags: string[], args: string[]): Promise<PodmanResult> {
+  return podman(['run', '--rm', '--timeout', String(COMMAND_TIMEOUT_S), ...ulimitFlags(), ...flags, TEST_IMAGE, ...args], (COMMAND_TIMEOUT_S + 10) * 1000)
+}
+
 /** `podman run` in the foreground, stopped by SIGTERM to podman, which passes it to the container. */
 export function podmanRun(name: string, args: string[], logPath: string): Managed {
-  return startProcess(name, 'podman', [...GLOBAL_FLAGS, 'run', '--rm', '--name', name, ...args], logPath)
+  return startProcess(name, 'podman', [...GLOBAL_FLAGS, 'run', '--rm', '--timeout', String(CONTAINER_TIMEOUT_S), '--name', name, ...args], logPath)
 }
 
 /**
@@ -43,10 +52,12 @@ export function podmanRun(name: string, args: string[], logPath: string): Manage
  * start the container ("error setting rlimit type 7").
  */
 export function ulimitFlags(): string[] {
-  const hard = Number(execFileSync('sh', ['-c', 'ulimit -Hn']).toString().trim())
-  const nofile = Number.isFinite(hard) ? Math.min(hard, 16_384) : 16_384
+  hardNofile ??= Number(execFileSync('sh', ['-c', 'ulimit -Hn']).toString().trim())
+  const nofile = Number.isFinite(hardNofile) ? Math.min(hardNofile, 16_384) : 16_384
   return ['--ulimit', `nofile=${nofile}:${nofile}`, '--ulimit', 'nproc=4096:4096']
 }
+
+let hardNofile: number | undefined
 
 /**
  * npm inside the build must trust the CA this machine trusts (its network may intercept TLS).
