@@ -6,8 +6,11 @@ export type Fetcher = (url: string | URL, init?: { method?: string; body?: Buffe
 export function proxyFetch(socketPath: string, timeoutMs = 120_000): Fetcher {
   return (url, init = {}) => new Promise<Response>((resolve, reject) => {
     const body = init.body === undefined ? undefined : Buffer.from(init.body)
+    // A connection per request: a pooled one may have been closed by the proxy's keep-alive
+    // timeout while this process was busy (building test images takes seconds of CPU), and
+    // writing to it fails with EPIPE.
     const req = request({
-      socketPath, path: String(url), method: init.method ?? 'GET', timeout: timeoutMs,
+      socketPath, path: String(url), method: init.method ?? 'GET', timeout: timeoutMs, agent: false,
       headers: { ...init.headers, ...(body ? { 'content-length': String(body.length) } : {}) },
     }, (res) => {
       const chunks: Buffer[] = []

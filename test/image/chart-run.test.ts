@@ -60,8 +60,8 @@ describe('the image as the chart runs it, beside a real containerd', { skip }, (
     '--containerd-registry-config-path', containerd.registryConfigPath]
 
   it('configuration, as the init container, checks containerd and writes hosts.toml that mirror through the node', async () => {
-    const result = await podmanRunOnce(['--network', 'host', ...chartFlags(), ...hostPath(containerd.registryConfigPath, false)],
-      ['configuration', ...containerdArgs(), '--mirrored-registries', upstream.url, '--mirror-targets', `http://127.0.0.1:${registryPort}`])
+    const result = await podmanRunOnce(['configuration', ...containerdArgs(), '--mirrored-registries', upstream.url, '--mirror-targets', `http://127.0.0.1:${registryPort}`],
+      ['--network', 'host', ...chartFlags(), ...hostPath(containerd.registryConfigPath, false)])
     assert.equal(result.code, 0, result.stderr + result.stdout)
     const hosts = await readFile(join(containerd.registryConfigPath, upstream.host, 'hosts.toml'), 'utf8')
     assert.ok(hosts.includes(`server = "${upstream.url}"`) && hosts.includes(`[host."http://127.0.0.1:${registryPort}"]`), hosts)

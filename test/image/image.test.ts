@@ -4,14 +4,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { after, before, describe, it } from 'node:test'
-import { patternBytes } from '../../src/demo/sample-image.js'
 import { rootTestsUnavailable } from '../support/environment.js'
 import { eventually } from '../support/eventually.js'
 import { removeTestDir } from '../support/processes.js'
 import { runShoal } from '../support/shoal.js'
 import { buildTestImage, hostPath, podmanRunOnce } from './podman.js'
 import { startDaemon, type ImageDaemon } from './daemon.js'
-import { buildImage, writeOciLayout } from '../support/images.js'
+import { buildImage, patternBytes, writeOciLayout } from '../support/images.js'
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url))
 const skip = rootTestsUnavailable(['podman', 'containerd', 'docker-registry'])
@@ -36,18 +35,16 @@ describe('the container image', { skip }, () => {
     await removeTestDir(dir)
   })
 
-  const run = (args: string[], flags: string[] = []) => podmanRunOnce(flags, args)
-
   it('prints its version, and help for every command', async () => {
-    const version = await run(['--version'])
+    const version = await podmanRunOnce(['--version'])
     assert.equal(version.code, 0, version.stderr)
     assert.equal(version.stdout.trim(), pkg.version)
-    const help = await run([])
+    const help = await podmanRunOnce([])
     assert.equal(help.code, 0, help.stderr)
     const commands = ['registry', 'configuration', 'cleanup', 'cleanup-wait', 'status', 'metainfo']
     for (const command of commands) assert.match(help.stdout, new RegExp(`^  ${command} `, 'm'), `the default command (--help) lists ${command}`)
     for (const command of commands) {
-      const result = await run([command, '--help'])
+      const result = await podmanRunOnce([command, '--help'])
       assert.equal(result.code, 0, `${command} --help: ${result.stderr}`)
       assert.match(result.stdout, new RegExp(`^Usage: shoal ${command} `, 'm'))
     }
@@ -57,7 +54,7 @@ describe('the container image', { skip }, () => {
     const file = join(dir, 'metainfo', 'blob.bin')
     await mkdir(join(dir, 'metainfo'))
     await writeFile(file, patternBytes(5 * 1024 * 1024 + 17))
-    const inImage = await run(['metainfo', file], hostPath(join(dir, 'metainfo'), true))
+    const inImage = await podmanRunOnce(['metainfo', file], hostPath(join(dir, 'metainfo'), true))
     assert.equal(inImage.code, 0, inImage.stderr)
     const onHost = await runShoal(['metainfo', file])
     assert.equal(onHost.code, 0, onHost.stderr)
@@ -66,7 +63,7 @@ describe('the container image', { skip }, () => {
   })
 
   it('runs as a non-root user and holds the production dependencies only, linking nothing outside them', async () => {
-    const shell = (script: string) => run(['-c', script], ['--entrypoint', 'sh'])
+    const shell = (script: string) => podmanRunOnce(['-c', script], ['--entrypoint', 'sh'])
     assert.equal((await shell('id -u')).stdout.trim(), '1000')
     const { packages } = JSON.parse(await readFile(join(REPO, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean; optional?: boolean }> }
     const installed = Object.entries(packages).filter(([path]) => path.startsWith('node_modules/'))

@@ -38,7 +38,7 @@ const CONTAINER_TIMEOUT_S = 900
 const COMMAND_TIMEOUT_S = 120
 
 /** A one-shot command in the test image, to completion (killed after COMMAND_TIMEOUT_S). */
-export function podmanRunOnce(flags: string[], args: string[]): Promise<PodmanResult> {
+export function podmanRunOnce(args: string[], flags: string[] = []): Promise<PodmanResult> {
   return podman(['run', '--rm', '--timeout', String(COMMAND_TIMEOUT_S), ...ulimitFlags(), ...flags, TEST_IMAGE, ...args], (COMMAND_TIMEOUT_S + 10) * 1000)
 }
 
