@@ -37,9 +37,14 @@ export async function podmanOk(args: string[], timeoutMs?: number): Promise<stri
 const CONTAINER_TIMEOUT_S = 900
 const COMMAND_TIMEOUT_S = 120
 
-/** A one-shot command in the test image, to completion (killed after COMMAND_TIMEOUT_S). */
+/**
+ * A one-shot command in the test image, to completion (killed after COMMAND_TIMEOUT_S). Without
+ * a network unless `flags` give one: the tests never use podman's bridge networking, which would
+ * load br_netfilter and add firewall chains on the host.
+ */
 export function podmanRunOnce(args: string[], flags: string[] = []): Promise<PodmanResult> {
-  return podman(['run', '--rm', '--timeout', String(COMMAND_TIMEOUT_S), ...ulimitFlags(), ...flags, TEST_IMAGE, ...args], (COMMAND_TIMEOUT_S + 10) * 1000)
+  const network = flags.includes('--network') ? [] : ['--network', 'none']
+  return podman(['run', '--rm', '--timeout', String(COMMAND_TIMEOUT_S), ...network, ...ulimitFlags(), ...flags, TEST_IMAGE, ...args], (COMMAND_TIMEOUT_S + 10) * 1000)
 }
 
 /** `podman run` in the foreground, stopped by SIGTERM to podman, which passes it to the container. */
@@ -109,7 +114,8 @@ export function buildTestImage(repo: string, dir: string): Promise<void> {
       throw new Error(`no local ${BASE_IMAGE}: run test/image/base-image.sh (npm run test:image does)`)
     }
     const started = performance.now()
-    await podmanOk(['build', '--pull=never', '-f', join(repo, 'Dockerfile'), ...await npmCaMount(dir), ...ulimitFlags(), '-t', TEST_IMAGE, repo], 20 * 60_000)
+    // The host's network for RUN steps (npm ci), not podman's bridge (see podmanRunOnce).
+    await podmanOk(['build', '--pull=never', '--network', 'host', '-f', join(repo, 'Dockerfile'), ...await npmCaMount(dir), ...ulimitFlags(), '-t', TEST_IMAGE, repo], 20 * 60_000)
     const size = Number(await podmanOk(['image', 'inspect', TEST_IMAGE, '--format', '{{.Size}}']))
     process.stdout.write(`# ${TEST_IMAGE} built in ${((performance.now() - started) / 1000).toFixed(1)} s: ${(size / 1e6).toFixed(1)} MB\n`)
   })()
