@@ -2,7 +2,6 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type { SignalOptions } from '../util/abort.js'
 import type { CriClient } from './cri.js'
-import { criPullPath } from './pull-path.js'
 import { assertUsable, inspectContainerd } from './verify.js'
 
 export const CONTAINERD_RETRY_MAX_MS = 5_000
@@ -20,8 +19,7 @@ export async function checkContainerd(cri: CriClient, init: { configFile: string
     signal?.throwIfAborted()
     try {
       const { version, settings } = await inspectContainerd(cri, { configFile: init.configFile }, { signal })
-      assertUsable(settings, version, init.registryConfigPath)
-      const pull = criPullPath(settings, version)
+      const pull = assertUsable(settings, version, init.registryConfigPath)
       logger.info({ containerd: version, configPaths: settings.configPaths, source: settings.source, pull: pull.kind, pullReason: pull.reason }, 'containerd configuration is usable')
       return version
     } catch (err) {

@@ -1,7 +1,7 @@
 import type { SignalOptions } from '../util/abort.js'
 import { resolve } from 'node:path'
 import type { CriClient } from './cri.js'
-import { criPullPath, parseContainerdVersion } from './pull-path.js'
+import { criPullPath, parseContainerdVersion, type PullPath } from './pull-path.js'
 import { loadConfigFiles, settingsFromConfigFiles, settingsFromCriStatus, type ContainerdSettings } from './settings.js'
 import { ShoalError } from '../util/errors.js'
 
@@ -46,10 +46,11 @@ export function findProblems(settings: ContainerdSettings, expectedConfigPath: s
   return problems
 }
 
-/** Throws ContainerdMisconfiguredError naming every problem and its fix. */
-export function assertUsable(settings: ContainerdSettings, version: string, expectedConfigPath: string): void {
+/** Throws ContainerdMisconfiguredError naming every problem and its fix; else returns how CRI will pull. */
+export function assertUsable(settings: ContainerdSettings, version: string, expectedConfigPath: string): PullPath {
   const problems = findProblems(settings, expectedConfigPath, version)
   if (problems.length > 0) throw new ContainerdMisconfiguredError(problems, settings, version)
+  return criPullPath(settings, version)
 }
 
 export function detectDistribution(settings: ContainerdSettings): Distribution {

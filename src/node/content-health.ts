@@ -12,15 +12,15 @@ export const DEFAULT_HEALTH_TIMEOUT_MS = 2_000
 export const FAILURES_TO_DOWN = 2
 
 export interface ContentPing {
-  /** Resolves when the content store answers; throws (or is aborted) otherwise. */
+  /** Resolves when the content store answers and its blob files can be read; throws (or is aborted) otherwise. */
   ping(options?: { signal?: AbortSignal }): Promise<void>
 }
 
 /**
  * Asks the content store (containerd) every few seconds whether it answers and its blob files
- * can be read, with a short deadline; FAILURES_TO_DOWN failed checks in a row (the mirror adds one whenever a lookup
- * fails) make it unavailable. Readiness and the mirror read `available`: while containerd does
- * not answer, requests are not made to wait for it.
+ * can be read, with a short deadline; FAILURES_TO_DOWN failed checks in a row (the mirror adds
+ * one whenever a lookup fails) make it unavailable. Readiness and the mirror read `available`:
+ * while the store cannot be used, requests are not made to wait for it.
  */
 export class ContentHealth implements Service {
   private state: { available: boolean; checkedAt: Date | undefined; error: string | undefined } = { available: true, checkedAt: undefined, error: undefined }
