@@ -26,6 +26,8 @@ export interface TestImage {
   layers: TestBlob[]
   /** Set when the image is an index over `manifest`. */
   index?: TestBlob
+  /** A second platform's manifest in the index, and its config and layer (in `blobs` too). */
+  otherPlatform?: { manifest: TestBlob; blobs: TestBlob[] }
   /** What the tag points at: the index if there is one, else the manifest. */
   target: TestBlob
   blobs: TestBlob[]
@@ -52,12 +54,37 @@ export interface ImageSpec {
   omitMediaType?: boolean
   /** Wrap the manifest in a one-platform OCI index. */
   withIndex?: boolean
+  /** With `withIndex`: the index also lists a manifest for linux on this architecture (one small layer). */
+  otherPlatform?: string
 }
 
 export function buildImage(spec: ImageSpec): TestImage {
   const layers = spec.layerSizes.map((size, i) => blob(tarArchive([{ name: `data/layer-${i}.bin`, data: randomBytes(size) }]), OCI_LAYER_TAR))
+  const { manifest, config } = platformManifest(spec, 'amd64', layers)
+  const other = spec.withIndex && spec.otherPlatform ? otherPlatform(spec, spec.otherPlatform) : undefined
+  const index = spec.withIndex ? blob(Buffer.from(JSON.stringify({
+    schemaVersion: 2,
+    ...(spec.omitMediaType ? {} : { mediaType: OCI_INDEX }),
+    manifests: [
+      { ...descriptor(manifest), platform: { architecture: 'amd64', os: 'linux' } },
+      ...(other ? [{ ...descriptor(other.manifest), platform: { architecture: spec.otherPlatform, os: 'linux' } }] : []),
+    ],
+  })), OCI_INDEX) : undefined
+  const target = index ?? manifest
+  return {
+    name: `${spec.registry}/${spec.repository}:${spec.tag}`,
+    repository: spec.repository,
+    tag: spec.tag,
+    manifest, config, layers, target,
+    ...(index ? { index } : {}),
+    ...(other ? { otherPlatform: other } : {}),
+    blobs: [...(index ? [index] : []), manifest, config, ...layers, ...(other?.blobs ?? [])],
+  }
+}
+
+function platformManifest(spec: ImageSpec, architecture: string, layers: TestBlob[]): { manifest: TestBlob; config: TestBlob } {
   const config = blob(Buffer.from(JSON.stringify({
-    architecture: 'amd64',
+    architecture,
     os: 'linux',
     config: { Cmd: ['/bin/sh'] },
     rootfs: { type: 'layers', diff_ids: layers.map((layer) => layer.digest) },
@@ -68,21 +95,13 @@ export function buildImage(spec: ImageSpec): TestImage {
     config: descriptor(config),
     layers: layers.map(descriptor),
   }
-  const manifest = blob(Buffer.from(JSON.stringify(manifestJson)), OCI_MANIFEST)
-  const index = spec.withIndex ? blob(Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    ...(spec.omitMediaType ? {} : { mediaType: OCI_INDEX }),
-    manifests: [{ ...descriptor(manifest), platform: { architecture: 'amd64', os: 'linux' } }],
-  })), OCI_INDEX) : undefined
-  const target = index ?? manifest
-  return {
-    name: `${spec.registry}/${spec.repository}:${spec.tag}`,
-    repository: spec.repository,
-    tag: spec.tag,
-    manifest, config, layers, target,
-    ...(index ? { index } : {}),
-    blobs: [...(index ? [index] : []), manifest, config, ...layers],
-  }
+  return { manifest: blob(Buffer.from(JSON.stringify(manifestJson)), OCI_MANIFEST), config }
+}
+
+function otherPlatform(spec: ImageSpec, architecture: string): { manifest: TestBlob; blobs: TestBlob[] } {
+  const layer = blob(tarArchive([{ name: `data/${architecture}.bin`, data: randomBytes(4096) }]), OCI_LAYER_TAR)
+  const { manifest, config } = platformManifest(spec, architecture, [layer])
+  return { manifest, blobs: [manifest, config, layer] }
 }
 
 export function descriptor(item: TestBlob): { mediaType: string; digest: string; size: number } {

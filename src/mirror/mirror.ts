@@ -22,6 +22,7 @@ import { agreedAnswer } from './agree.js'
 import type { SwarmJoins } from './swarm-join.js'
 import { countedUpload } from './upload.js'
 import type { SignalOptions } from '../util/abort.js'
+import { systemClock, type Clock } from '../util/clock.js'
 
 export interface MirrorInit {
   /** How long a DHT lookup may take to find a first holder before the answer is 404. */
@@ -54,6 +55,8 @@ export interface MirrorComponents {
   ledger: TransferLedger
   logger: Logger
   metrics: Metrics
+  /** Times the answer deadline. */
+  clock?: Clock
 }
 
 export interface BlobRequest {
@@ -122,17 +125,17 @@ export class Mirror {
   private async answerInTime<T>(lifetime: AbortSignal | undefined, work: (signal: AbortSignal) => Promise<T>, late: () => Error): Promise<T> {
     const deadline = this.init.resolveTimeoutMs + 2 * this.init.stallTimeoutMs
     const cancel = new AbortController()
-    let timer: NodeJS.Timeout | undefined
+    let cancelTimer = (): void => {}
     const expired = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
+      cancelTimer = (this.components.clock ?? systemClock).schedule(deadline, () => {
         cancel.abort(late())
         reject(late())
-      }, deadline)
+      })
     })
     try {
       return await Promise.race([work(lifetime ? AbortSignal.any([lifetime, cancel.signal]) : cancel.signal), expired])
     } finally {
-      clearTimeout(timer)
+      cancelTimer()
     }
   }
 

@@ -113,7 +113,7 @@ export class ShoalNode {
     this.contentHealth = new ContentHealth({ source: adapters.source, ledger: this.ledger, logger: log('content') })
     this.joins = new SwarmJoins({ router, peers, swarm: this.swarm, metainfo: this.metainfo, advertiser: this.advertiser, health, logger: log('swarm') },
       { stallMs: init.stallTimeoutMs })
-    this.mirror = new Mirror({ content, contentHealth: this.contentHealth, holderHealth: health, router, peers, swarm: this.swarm, joins: this.joins, ledger: this.ledger, logger: log('mirror'), metrics },
+    this.mirror = new Mirror({ content, contentHealth: this.contentHealth, holderHealth: health, router, peers, swarm: this.swarm, joins: this.joins, ledger: this.ledger, logger: log('mirror'), metrics, clock },
       { resolveTimeoutMs: init.resolveTimeoutMs, swarmMinSize: init.swarmMinSize, stallTimeoutMs: init.stallTimeoutMs, resolveTags: init.resolveTags,
         registryFilters: init.registryFilters, singleSource: init.singleSource, authenticatedPeers: init.clusterKey !== undefined })
     const metainfoService = new MetainfoService({ content, swarm: this.swarm, metainfo: this.metainfo, logger: log('metainfo') },

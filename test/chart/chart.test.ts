@@ -121,6 +121,11 @@ describe('the Helm chart', () => {
     assert.ok(mount?.readOnly, 'the key is mounted read-only')
     const volume = podSpec(find(rendered.defaults, 'DaemonSet', 'shoal')).volumes!.find((entry) => entry.name === mount.name) as { secret?: { secretName: string } }
     assert.equal(volume.secret?.secretName, 'shoal-cluster-key')
+    // An upgrade: the Secret made by the install is in the cluster, and its key is kept, not made anew.
+    const installed = { ...secret, data: { 'cluster.key': Buffer.from(`${'k'.repeat(64)}\n`).toString('base64') } }
+    const upgraded = find(await renderChart(dir, 'upgrade', {}, [installed]), 'Secret', 'shoal-cluster-key') as K8sObject & { data: Record<string, string> }
+    assert.equal(upgraded.data['cluster.key'], installed.data['cluster.key'], 'the upgrade replaced the cluster key')
+    assert.notEqual(find(await renderChart(dir, 'install-again', {}), 'Secret', 'shoal-cluster-key').data?.['cluster.key'], secret.data['cluster.key'], 'premise: a fresh install makes a new key')
     const existing = await renderChart(dir, 'existing-key', { shoal: { clusterKey: { existingSecret: 'my-key' } } })
     assert.ok(!existing.some((object) => object.kind === 'Secret'), 'no Secret is made when one is given')
     const existingVolumes = podSpec(find(existing, 'DaemonSet', 'shoal')).volumes as { secret?: { secretName: string } }[]

@@ -32,6 +32,7 @@ if (skip) {
       provider: new ContainerdContentProvider({ client: containerd.client }, { contentPath: containerd.contentPath }),
       watcher: new ContainerdEventWatcher({ client: containerd.client, logger: silentLogger }),
       deleteImage: () => containerd.cri.removeImage(image.name),
+      deletion: 'image-delete',
       async cleanup() {
         await containerd.stop()
         await upstream.stop()
@@ -52,6 +53,7 @@ if (skip) {
       provider: new ContainerdContentProvider({ client: containerd.client }, { contentPath: join(dir, 'not-mounted') }),
       watcher: new ContainerdEventWatcher({ client: containerd.client, logger: silentLogger }),
       deleteImage: () => containerd.cri.removeImage(image.name),
+      deletion: 'image-delete',
       async cleanup() {
         await containerd.stop()
         await upstream.stop()

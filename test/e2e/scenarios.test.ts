@@ -38,7 +38,7 @@ describe('shoal on a 4-node cluster with real containerd', { skip, timeout: 600_
     images['big'] = buildImage({ registry, repository: 'e2e/big', tag: 'v1', layerSizes: [256 * MiB, 3 * MiB, 4096] })
     images['herd'] = buildImage({ registry, repository: 'e2e/herd', tag: 'v1', layerSizes: [256 * MiB, 4096] })
     images['kill'] = buildImage({ registry, repository: 'e2e/kill', tag: 'v1', layerSizes: [256 * MiB, 4096] })
-    images['multi'] = buildImage({ registry, repository: 'e2e/multi', tag: 'v1', layerSizes: [2 * MiB, 4096], withIndex: true })
+    images['multi'] = buildImage({ registry, repository: 'e2e/multi', tag: 'v1', layerSizes: [2 * MiB, 4096], withIndex: true, otherPlatform: 'arm64' })
     images['restart'] = buildImage({ registry, repository: 'e2e/restart', tag: 'v1', layerSizes: [40 * MiB, 4096] })
     images['nobody'] = buildImage({ registry, repository: 'e2e/nobody', tag: 'v1', layerSizes: [1 * MiB] })
     images['foreign'] = buildImage({ registry, repository: 'e2e/foreign', tag: 'v1', layerSizes: [2 * MiB, 4096] })
@@ -53,9 +53,10 @@ describe('shoal on a 4-node cluster with real containerd', { skip, timeout: 600_
   it('1. a first pull goes upstream after fast 404s, then the node advertises the image', async () => {
     await cluster.pull(node(1), images['big']!.name)
     const metrics = await cluster.metrics(node(1))
-    const fast = allWithin(metrics, 'shoal_http_request_duration_seconds', { code: '404' }, '0.5')
+    // Fast: ended by the lookup or the 0.5 s resolve timeout, not the 20.5 s answer deadline; 2.5 s leaves room for a slow machine.
+    const fast = allWithin(metrics, 'shoal_http_request_duration_seconds', { code: '404' }, '2.5')
     assert.ok(fast.count >= 3, `containerd asked shoal first (${fast.count} 404s)`)
-    assert.equal(fast.within, fast.count, 'every 404 was answered within 0.5 s')
+    assert.equal(fast.within, fast.count, 'every 404 was answered within 2.5 s')
     await eventually('node 1 to advertise the image', async () =>
       ((await cluster.stats(node(1)))['advertised'] as { digests: number }).digests >= images['big']!.blobs.length, 20_000)
     await resolvable(node(2), images['big']!)
@@ -125,6 +126,10 @@ describe('shoal on a 4-node cluster with real containerd', { skip, timeout: 600_
     await cluster.pull(node(4), multi.name)
     const images4 = await node(4).containerd.cri.listImages()
     assert.ok(images4.some((image) => image.repo_digests.includes(`${cluster.upstreamHost}/${multi.repository}@${multi.index!.digest}`)))
+    const platforms = (JSON.parse(multi.index!.bytes.toString()) as { manifests: { platform: { architecture: string } }[] }).manifests.map((entry) => entry.platform.architecture)
+    assert.deepEqual(platforms, ['amd64', 'arm64'], 'premise: the index lists two platforms')
+    const fromPeers = bytesFromPeers(await cluster.stats(node(4)), new Set([multi.manifest.digest, multi.layers[0]!.digest]))
+    assert.ok([...fromPeers.values()].reduce((sum, bytes) => sum + bytes, 0) > 0, 'node 4 took the amd64 content from peers')
   })
 
   it('6. an image nobody has fails fast with upstream stopped, and comes from upstream once it is back', async () => {
@@ -149,7 +154,8 @@ describe('shoal on a 4-node cluster with real containerd', { skip, timeout: 600_
     await cluster.pull(node(3), image.name)
     const seconds = (Date.now() - restarted) / 1000
     process.stdout.write(`# scenario 7: restart to a peer's completed pull of a 40 MiB image: ${seconds} s\n`)
-    assert.ok(seconds < 30)
+    const sources = bytesFromPeers(await cluster.stats(node(3)), digests(image))
+    assert.ok([...sources].some(([peer, bytes]) => peer.startsWith('127.77.0.1:') && bytes > 0), `the restarted node served: ${JSON.stringify([...sources])}`)
   })
 
   it('8. a holder frozen mid-pull and one killed earlier (records still in the DHT): the pull succeeds from the others, upstream stopped', async () => {
@@ -162,6 +168,8 @@ describe('shoal on a 4-node cluster with real containerd', { skip, timeout: 600_
         ((await cluster.stats(node(index)))['advertised'] as { digests: number }).digests >= image.blobs.length, 20_000)
     }
     node(3).shoal!.process.child.kill('SIGKILL')
+    const records = await Promise.all([1, 2, 4].map(async (index) => ((await cluster.stats(node(index)))['dht'] as { recordSources: { source: string; records: number }[] }).recordSources))
+    assert.ok(records.flat().some((entry) => entry.source === '127.77.0.3' && entry.records > 0), `premise: the killed holder's records are still in the DHT: ${JSON.stringify(records)}`)
     await resolvable(node(4), image)
     const layer = image.layers[0]!.digest
     const pulling = cluster.pull(node(4), image.name)

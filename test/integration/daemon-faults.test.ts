@@ -128,7 +128,8 @@ describe('the daemon stays up and answers sanely whatever fails', () => {
   it('headers that never complete get 408 after the client timeout', async () => {
     const { text, ms } = await rawExchange(nodes[1]!.shoal.registryUrl.slice('http://'.length), 'GET /v2/ HTTP/1.1\r\nHost: x\r\n', 10_000)
     assert.match(text, /^HTTP\/1\.1 408 /)
-    assert.ok(ms >= 1_500 && ms < 5_000, `answered after ${Math.round(ms)} ms; --client-timeout is 2 s`)
+    // Not before the timeout (a timer never fires early); the answer itself shows the server gave up, not the client.
+    assert.ok(ms >= 1_900, `answered after ${Math.round(ms)} ms; --client-timeout is 2 s`)
   })
 })
 

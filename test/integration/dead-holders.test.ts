@@ -7,7 +7,7 @@ import { MAX_ANSWER_MS } from '../../src/mirror/holder-health.js'
 import { createMetricsRegistry } from '../../src/observe/metrics.js'
 import { StaticBootstrap } from '../../src/routing/bootstrap.js'
 import { DhtRouter } from '../../src/routing/dht.js'
-import { startLoopbackCluster, stopCluster, type LoopbackNode } from '../support/cluster.js'
+import { startLoopbackCluster, stats, stopCluster, type LoopbackNode } from '../support/cluster.js'
 import { eventually } from '../support/eventually.js'
 import { alive, freeze, MiB, pullBlob, thaw } from '../support/faults.js'
 import { buildImage } from '../support/images.js'
@@ -21,7 +21,8 @@ import { testClusterKey } from '../support/shoal.js'
  * against a healthy pull measured first: holders are raced, the next one asked after at most
  * MAX_ANSWER_MS without an answer, and a holder that failed is skipped by later requests; so a
  * pull may spend at most two answer timeouts (HEAD, then GET) on a dead or frozen holder, plus
- * 1 s of slack. Each case pulls on a requester of its own, which has learnt nothing yet.
+ * 1 s of slack. Each case pulls on a requester of its own; the frozen holder's requester first
+ * learns that holder delivered, so it asks the frozen one first (the worst case).
  */
 describe('dead and frozen holders of small blobs', () => {
   let dir: string
@@ -45,7 +46,14 @@ describe('dead and frozen holders of small blobs', () => {
   })
 
   it('one of two holders frozen: six pulls in a row all answer 200, byte-exact, within the bound', async () => {
-    const [, frozen, , requester] = nodes as [LoopbackNode, LoopbackNode, LoopbackNode, LoopbackNode]
+    const [other, frozen, , requester] = nodes as [LoopbackNode, LoopbackNode, LoopbackNode, LoopbackNode]
+    // The requester first gets the blob from the holder about to freeze, so it asks that one first later.
+    freeze(other)
+    try {
+      assert.equal((await pullBlob(requester, image.repository, layer.digest)).status, 200)
+    } finally {
+      thaw(other)
+    }
     freeze(frozen)
     try {
       for (let pull = 0; pull < 6; pull++) {
@@ -54,6 +62,10 @@ describe('dead and frozen holders of small blobs', () => {
         assert.equal(pulled.digest, layer.digest)
         assert.ok(pulled.ms < bound(), `pull ${pull + 1} took ${Math.round(pulled.ms)} ms; bound ${bound()} ms (healthy ${Math.round(healthyMs)} ms)`)
       }
+      const registryAddress = frozen.shoal.registryUrl.slice('http://'.length)
+      const faults = (await stats(requester)).faults.recent
+      assert.ok(faults.some((fault) => fault.kind === 'peer-unanswered' && fault.detail.startsWith(`${registryAddress} `)),
+        `premise: the frozen holder was asked and gave up on: ${JSON.stringify(faults)}`)
     } finally {
       thaw(frozen)
     }

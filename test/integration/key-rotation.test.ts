@@ -3,7 +3,7 @@ import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
-import { startLoopbackCluster, stopCluster, type LoopbackNode } from '../support/cluster.js'
+import { startLoopbackCluster, stats, stopCluster, type LoopbackNode } from '../support/cluster.js'
 import { MiB, pullBlob } from '../support/faults.js'
 import { buildImage, type TestImage } from '../support/images.js'
 import { removeTestDir } from '../support/processes.js'
@@ -60,5 +60,11 @@ describe('cluster key rotation', () => {
     const [, old, fresh] = nodes as [LoopbackNode, LoopbackNode, LoopbackNode]
     assert.deepEqual(await pullAll(old, images.new2), [404, 404])
     assert.deepEqual(await pullAll(fresh, images.old2), [404, 404])
+    // Each found the other (through the node with both keys) and was refused, not merely left unaware.
+    for (const [requester, holder] of [[old, fresh], [fresh, old]] as const) {
+      const address = holder.shoal.registryUrl.slice('http://'.length)
+      const faults = (await stats(requester)).faults.recent
+      assert.ok(faults.some((fault) => fault.detail.startsWith(`${address} `) && fault.detail.endsWith('status 401')), `${requester.host}: ${JSON.stringify(faults)}`)
+    }
   })
 })

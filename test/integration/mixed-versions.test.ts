@@ -34,13 +34,15 @@ describe('nodes with and without whole pieces over HTTP in one swarm', () => {
   let nodes: LoopbackNode[]
   const fromNew = buildImage({ registry: 'registry.test', repository: 'mixed/from-new', tag: 'v1', layerSizes: [40 * MiB] })
   const fromOld = buildImage({ registry: 'registry.test', repository: 'mixed/from-old', tag: 'v1', layerSizes: [40 * MiB] })
+  const fromBoth = buildImage({ registry: 'registry.test', repository: 'mixed/from-both', tag: 'v1', layerSizes: [40 * MiB] })
   const [NEW_HOLDER, OLD_HOLDER, NEW_REQUESTER, OLD_REQUESTER] = [0, 1, 2, 3]
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'shoal-mixed-'))
     nodes = await startLoopbackCluster({
-      dir, base: 80, contents: [[fromNew], [fromOld], [], []],
-      args: (index) => index === OLD_HOLDER || index === OLD_REQUESTER ? ['--swarm-http-pieces=false'] : [],
+      dir, base: 80, contents: [[fromNew, fromBoth], [fromOld, fromBoth], [], []],
+      // The new holder's upload is capped so that the old holder's blocks are needed beside its pieces.
+      args: (index) => index === OLD_HOLDER || index === OLD_REQUESTER ? ['--swarm-http-pieces=false'] : index === NEW_HOLDER ? ['--upload-limit', '16MiB'] : [],
     })
   })
   after(async () => {
@@ -63,9 +65,16 @@ describe('nodes with and without whole pieces over HTTP in one swarm', () => {
   })
 
   it('two new nodes trade whole pieces over HTTP, and the old holder still serves blocks beside them', async () => {
-    const before = await swarmBytes(nodes[NEW_REQUESTER]!, 'down', 'http-pieces')
-    await pull(nodes[NEW_REQUESTER]!, fromNew)
-    assert.ok(await swarmBytes(nodes[NEW_REQUESTER]!, 'down', 'http-pieces') > before)
-    assert.ok(await swarmBytes(nodes[NEW_HOLDER]!, 'up', 'http-pieces') > 0)
+    const requester = nodes[NEW_REQUESTER]!
+    const counters = async () => ({
+      piecesDown: await swarmBytes(requester, 'down', 'http-pieces'), blocksDown: await swarmBytes(requester, 'down', 'wire'),
+      piecesUp: await swarmBytes(nodes[NEW_HOLDER]!, 'up', 'http-pieces'), blocksUp: await swarmBytes(nodes[OLD_HOLDER]!, 'up', 'wire'),
+    })
+    const before = await counters()
+    await pull(requester, fromBoth)
+    const after = await counters()
+    for (const key of ['piecesDown', 'blocksDown', 'piecesUp', 'blocksUp'] as const) {
+      assert.ok(after[key] > before[key], `${key} did not grow: ${JSON.stringify({ before, after })}`)
+    }
   })
 })

@@ -115,10 +115,12 @@ export interface StatsView {
   bans: { peer: string; until: string }[]
   totals: Record<string, number>
   dht: Record<string, unknown>
+  faults: { counts: Record<string, number>; recent: { kind: string; detail: string; at: string }[] }
 }
 
 export interface TransferView {
   digest: string
+  infoHash: string | null
   role: string
   state: string
   size: number

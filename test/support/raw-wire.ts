@@ -35,6 +35,8 @@ export class RawWire {
   private unchoked = false
   private handshaken = false
   private messages = 0
+  /** Piece messages (id 7) received: blocks the other end sent. */
+  pieces = 0
 
   private constructor(socket: Socket) {
     this.socket = socket
@@ -43,14 +45,14 @@ export class RawWire {
     socket.on('data', (chunk: Buffer) => this.onData(chunk))
   }
 
-  static async open(host: string, port: number, infoHash: string): Promise<RawWire> {
+  static async open(host: string, port: number, infoHash: string, peerId: Uint8Array = Buffer.from(`-RW0001-${randomBytes(6).toString('hex')}`, 'latin1')): Promise<RawWire> {
     const socket = connect(port, host)
     await new Promise<void>((resolve, reject) => {
       socket.once('connect', resolve)
       socket.once('error', reject)
     })
     const wire = new RawWire(socket)
-    socket.write(Buffer.concat([PROTOCOL, Buffer.alloc(8), Buffer.from(infoHash, 'hex'), Buffer.from(`-RW0001-${randomBytes(6).toString('hex')}`, 'latin1')]))
+    socket.write(Buffer.concat([PROTOCOL, Buffer.alloc(8), Buffer.from(infoHash, 'hex'), peerId]))
     return wire
   }
 
@@ -75,11 +77,26 @@ export class RawWire {
     this.socket.write(Buffer.concat(requests))
   }
 
+  /**
+   * Says it is interested, waits (bounded) to be unchoked, asks for the first block of piece 0
+   * and waits until it arrives or the connection closes. Never proves a cluster key.
+   */
+  async requestFirstBlock(timeoutMs = 10_000): Promise<{ unchoked: boolean; pieces: number; closed: boolean }> {
+    await eventually('the holder\'s first message', () => this.messages > 0 || this.closed, timeoutMs, 20).catch(() => {})
+    this.socket.write(message(2))
+    await eventually('unchoked', () => this.unchoked || this.closed, 2_000, 20).catch(() => {})
+    const payload = Buffer.alloc(12)
+    payload.writeUInt32BE(BLOCK, 8)
+    if (!this.closed) this.socket.write(message(6, payload))
+    await eventually('a block or a close', () => this.pieces > 0 || this.closed, timeoutMs, 20).catch(() => {})
+    return { unchoked: this.unchoked, pieces: this.pieces, closed: this.closed }
+  }
+
   close(): void {
     this.socket.destroy()
   }
 
-  /** Only looks for an unchoke (id 1) after the 68-byte handshake; everything else is skipped. */
+  /** Only looks for an unchoke (id 1) and pieces (id 7) after the 68-byte handshake; everything else is skipped. */
   private onData(chunk: Buffer): void {
     this.received = Buffer.concat([this.received, chunk])
     if (!this.handshaken) {
@@ -93,6 +110,7 @@ export class RawWire {
       if (this.received.length - offset < 4 + size) break
       if (size > 0) this.messages++
       if (size > 0 && this.received[offset + 4] === 1) this.unchoked = true
+      if (size > 0 && this.received[offset + 4] === 7) this.pieces++
       offset += 4 + size
     }
     this.received = this.received.subarray(offset)

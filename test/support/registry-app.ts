@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import type { ContentProvider, ContentWatcher } from '../../src/content/provider.js'
+import type { ClusterKey } from '../../src/net/cluster-key.js'
 import { ShoalNode } from '../../src/node/node.js'
+import type { Clock } from '../../src/util/clock.js'
 import type { TransferLedger } from '../../src/observe/ledger.js'
 import { createLogger } from '../../src/observe/logger.js'
 import { MemoryRoutingNetwork, type MemoryRouter } from '../../src/routing/memory.js'
@@ -35,6 +37,9 @@ export interface TestNodeInit {
   metainfoWaitMs?: number
   singleSource?: boolean
   registryFilters?: RegExp[]
+  /** Peers prove it (and a part of a blob may then come over HTTP from one holder); none: an open swarm. */
+  clusterKey?: ClusterKey
+  clock?: Clock
 }
 
 export interface RunningRegistry {
@@ -68,6 +73,7 @@ export async function startRegistryApp(content: ContentProvider & Partial<Conten
     resolveTimeoutMs: init.resolveTimeoutMs ?? 200, stallTimeoutMs: init.stallTimeoutMs ?? 2000, swarmMinSize: init.swarmMinSize ?? 1 << 20,
     resolveTags: init.resolveTags ?? true, registryFilters: init.registryFilters ?? [], singleSource: init.singleSource ?? false,
     ...(init.metainfoWaitMs === undefined ? {} : { metainfoWaitMs: init.metainfoWaitMs }),
+    ...(init.clusterKey ? { clusterKey: init.clusterKey } : {}), ...(init.clock ? { clock: init.clock } : {}),
   }, logger)
   try {
     await node.start()

@@ -1,7 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { createSocket, type Socket } from 'node:dgram'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
-import { connect } from 'node:net'
 import bencode from 'bencode'
 import DHT from 'bittorrent-dht'
 import WebTorrent from 'webtorrent'
@@ -9,6 +8,7 @@ import type { Digest } from '../../src/oci/digest.js'
 import { buildMetainfo, pieceLengthFor, type Metainfo } from '../../src/swarm/metainfo.js'
 import type { LoopbackNode } from './cluster.js'
 import { eventually } from './eventually.js'
+import { RawWire } from './raw-wire.js'
 
 /**
  * An attacker without the cluster key, on its own loopback address, built only from public
@@ -22,12 +22,15 @@ export class Rogue {
   private client: WebTorrent | undefined
   private readonly sockets: Socket[] = []
   httpPort = 0
+  /** Every request its HTTP server got (method and path): whether anybody asked it anything. */
+  readonly requests: string[] = []
   private routes = new Map<string, (request: IncomingMessage, response: ServerResponse) => void>()
 
   constructor(readonly host: string) {}
 
   async start(bootstrap: LoopbackNode): Promise<void> {
     this.server = createServer((request, response) => {
+      this.requests.push(`${request.method} ${request.url}`)
       const route = [...this.routes].find(([prefix]) => request.url?.startsWith(prefix))
       if (route) route[1](request, response)
       else response.writeHead(404).end()
@@ -91,20 +94,18 @@ export class Rogue {
     }
   }
 
-  /** Connects to a wire port claiming `peerId`, handshakes for `infoHash`, sends garbage; resolves with what it got back. */
-  async impersonate(host: string, port: number, infoHash: string, peerId: Buffer): Promise<{ closed: boolean; bytes: number }> {
-    const socket = connect(port, host)
-    let bytes = 0
-    let closed = false
-    socket.on('data', (chunk: Buffer) => { bytes += chunk.length })
-    socket.on('close', () => { closed = true })
-    socket.on('error', () => {})
-    socket.write(Buffer.concat([Buffer.from('\x13BitTorrent protocol', 'latin1'), Buffer.from([0, 0, 0, 0, 0, 0x10, 0, 0]), Buffer.from(infoHash, 'hex'), peerId]))
-    socket.write(Buffer.concat([Buffer.from([0, 0, 0, 13, 6]), Buffer.alloc(12)]))
-    socket.write(randomBytes(4096))
-    await eventually('the node to close the connection', () => closed, 10_000, 20).catch(() => {})
-    socket.destroy()
-    return { closed, bytes }
+  /**
+   * Connects to a wire port claiming `peerId` (none: a fresh one of its own), handshakes for
+   * `infoHash` without any proof of a key, says it is interested and asks for the first block:
+   * what a peer gets that way.
+   */
+  async impersonate(host: string, port: number, infoHash: string, peerId?: Buffer): Promise<{ unchoked: boolean; pieces: number; closed: boolean }> {
+    const wire = await RawWire.open(host, port, infoHash, peerId)
+    try {
+      return await wire.requestFirstBlock()
+    } finally {
+      wire.close()
+    }
   }
 
   private async socket(): Promise<Socket> {

@@ -46,9 +46,10 @@ type Fetch = (url: string | URL, init?: { method?: string; body?: Buffer; header
 
 /** Pushes every blob and manifest of the image, then tags it. */
 export async function pushImage(url: string, image: TestImage, fetch: Fetch = globalThis.fetch): Promise<void> {
-  const manifests = new Set([image.manifest.digest, image.index?.digest])
+  const manifests = new Set([image.manifest.digest, image.index?.digest, image.otherPlatform?.manifest.digest])
   for (const item of image.blobs.filter((entry) => !manifests.has(entry.digest))) await pushBlob(url, image.repository, item, fetch)
   await putManifest(url, image.repository, image.manifest.digest, image.manifest, fetch)
+  if (image.otherPlatform) await putManifest(url, image.repository, image.otherPlatform.manifest.digest, image.otherPlatform.manifest, fetch)
   if (image.index) await putManifest(url, image.repository, image.index.digest, image.index, fetch)
   await putManifest(url, image.repository, image.tag, image.target, fetch)
 }

@@ -29,8 +29,17 @@ describe('SwarmBlobStream', () => {
       const received: Buffer[] = []
       stream.on('data', (chunk: Buffer) => received.push(chunk))
       const ended = new Promise<void>((resolve, reject) => { stream.on('end', resolve); stream.on('error', reject) })
+      // The stream reaches the wait for the whole blob before any byte of the last piece goes out.
+      const firstData = new Promise<string>((resolve) => stream.once('data', () => resolve('bytes of the last piece went out')))
+      const holding = new Promise<string>((resolve) => {
+        const waitForAll = subject.download.waitForAll.bind(subject.download)
+        subject.download.waitForAll = (...args) => {
+          resolve('held')
+          return waitForAll(...args)
+        }
+      })
       await subject.deliver(1)
-      await new Promise((resolve) => setTimeout(resolve, 50))
+      assert.equal(await Promise.race([holding, firstData]), 'held')
       assert.equal(received.length, 0, 'nothing of the last piece before the digest is checked')
       await subject.deliver(0)
       await ended

@@ -10,7 +10,7 @@ contentProviderConformance('in-memory fake', 'registry.test', async ({ image }) 
   const provider = new MemoryContentProvider()
   for (const item of image.blobs) provider.addBlob(item.bytes)
   provider.setImage(image.name, { digest: image.target.digest, size: image.target.bytes.length, mediaType: image.target.mediaType })
-  return { provider, watcher: provider, deleteImage: async () => provider.deleteImage(image.name), cleanup: async () => {} }
+  return { provider, watcher: provider, deleteImage: async () => provider.deleteImage(image.name), deletion: 'image-delete', cleanup: async () => {} }
 })
 
 contentProviderConformance('OCI layout directory', 'registry.test', async ({ image }) => {
@@ -25,6 +25,7 @@ contentProviderConformance('OCI layout directory', 'registry.test', async ({ ima
       index.manifests = []
       await writeFile(join(dir, 'index.json'), JSON.stringify(index))
     },
+    deletion: 'resync',
     cleanup: () => rm(dir, { recursive: true, force: true }),
   }
 })

@@ -77,21 +77,25 @@ describe('racing holders', () => {
       }, { signal: AbortSignal.timeout(5_000) })
     assert.deepEqual(answer, { value: 'from 2', peer: peer(2) })
     assert.deepEqual(asked, [1, 2])
-    assert.ok(performance.now() - started < INITIAL_ANSWER_MS + 500)
+    // One answer timeout (300 ms) is waited for, not the stall timeout (10 s).
+    assert.ok(performance.now() - started < 10_000 / 4, `answered after ${Math.round(performance.now() - started)} ms`)
     assert.ok(health.isSkipped(peer(1)), 'the silent holder is skipped by later requests')
   })
 
   it('goes through holders that fail or lack the content at once, and says undefined when none has it', async () => {
     const health = new HolderHealth()
+    // Answers measured slow: waiting for even one answer timeout would take MAX_ANSWER_MS.
+    for (let i = 0; i < 50; i++) health.answered(peer(9), 60_000)
+    assert.equal(health.answerTimeoutMs(), MAX_ANSWER_MS)
     const holders = holdersOf([1, 2, 3], health)
     const started = performance.now()
     const answer = await raceHolders({ holders, health, logger: silentLogger }, { what: 'key', maxHolders: 8, maxInFlight: 4, stallMs: 10_000 },
       async (holder) => {
         if (holder.port === 1) throw new Error('connection refused')
         return undefined
-      }, { signal: AbortSignal.timeout(5_000) })
+      }, { signal: AbortSignal.timeout(30_000) })
     assert.equal(answer, undefined)
-    assert.ok(performance.now() - started < 200, 'no answer timeout is waited on')
+    assert.ok(performance.now() - started < MAX_ANSWER_MS, `no answer timeout is waited on (${Math.round(performance.now() - started)} ms)`)
     assert.ok(health.isSkipped(peer(1)) && !health.isSkipped(peer(2)))
   })
 

@@ -96,7 +96,12 @@ describe('registry API over local content', () => {
 
   it('refuses writes with 405', async () => {
     const response = await fetch(`${registry.url}/v2/library/app/blobs/uploads/`, { method: 'POST' })
-    assert.ok(response.status === 404 || response.status === 405)
+    assert.equal(response.status, 405)
+    assert.equal(response.headers.get('allow'), 'GET, HEAD')
+    assert.equal(((await response.json()) as { errors: { code: string }[] }).errors[0]?.code, 'UNSUPPORTED')
+    for (const method of ['PATCH', 'DELETE']) {
+      assert.equal((await fetch(`${registry.url}/v2/library/app/blobs/sha256:${'0'.repeat(64)}`, { method })).status, 405, method)
+    }
     const put = await fetch(`${registry.url}/v2/library/app/manifests/v1`, { method: 'PUT', body: '{}' })
     assert.equal(put.status, 405)
     assert.equal(put.headers.get('allow'), 'GET, HEAD')
