@@ -40,9 +40,12 @@ export function allWithin(metrics: string, name: string, labels: Record<string, 
   const matches = (line: string): boolean => Object.entries(labels).every(([key, value]) => line.includes(`${key}="${value}"`))
   let within = 0
   let count = 0
+  let bucketSeen = false
   for (const line of metrics.split('\n')) {
+    if (line.startsWith(`${name}_bucket{`) && line.includes(`le="${le}"`)) bucketSeen = true
     if (line.startsWith(`${name}_bucket{`) && matches(line) && line.includes(`le="${le}"`)) within += Number(line.split(' ').pop())
     if (line.startsWith(`${name}_count{`) && matches(line)) count += Number(line.split(' ').pop())
   }
+  if (count > 0 && !bucketSeen) throw new Error(`${name} has no bucket le="${le}"`)
   return { within, count }
 }

@@ -53,10 +53,10 @@ describe('shoal on a 4-node cluster with real containerd', { skip, timeout: 600_
   it('1. a first pull goes upstream after fast 404s, then the node advertises the image', async () => {
     await cluster.pull(node(1), images['big']!.name)
     const metrics = await cluster.metrics(node(1))
-    // Fast: ended by the lookup or the 0.5 s resolve timeout, not the 20.5 s answer deadline; 2.5 s leaves room for a slow machine.
-    const fast = allWithin(metrics, 'shoal_http_request_duration_seconds', { code: '404' }, '2.5')
+    // Fast: ended by the lookup or the 0.5 s resolve timeout, not the 20.5 s answer deadline; the 5 s bucket leaves room for a slow machine.
+    const fast = allWithin(metrics, 'shoal_http_request_duration_seconds', { code: '404' }, '5')
     assert.ok(fast.count >= 3, `containerd asked shoal first (${fast.count} 404s)`)
-    assert.equal(fast.within, fast.count, 'every 404 was answered within 2.5 s')
+    assert.equal(fast.within, fast.count, 'every 404 was answered within 5 s')
     await eventually('node 1 to advertise the image', async () =>
       ((await cluster.stats(node(1)))['advertised'] as { digests: number }).digests >= images['big']!.blobs.length, 20_000)
     await resolvable(node(2), images['big']!)
