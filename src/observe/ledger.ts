@@ -31,7 +31,7 @@ export type LedgerEvent =
  * `peer-unanswered`: a holder did not answer in time and is skipped for a while;
  * `peer-silent`: a wire stopped delivering requested blocks and was dropped;
  * `peer-overrun`: a wire asked for more than its request cap or stopped reading, and was dropped;
- * `peer-idle`: a wire with no interest either way was closed;
+ * `peer-idle`: a wire of no use was closed (no interest either way, interest without requests, kept choked);
  * `content-unavailable`: the content store (containerd) did not answer;
  * `peer-unauthenticated`: a peer did not prove the cluster key (wire or HTTP) and was refused;
  * `peer-lied`: a peer's metainfo or size disagreed with the blob's digest, and it was banned.

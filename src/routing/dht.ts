@@ -5,7 +5,7 @@ import type { Metrics } from '../observe/metrics.js'
 import type { Bootstrap } from './bootstrap.js'
 import type { ClusterKey } from '../net/cluster-key.js'
 import { ReplayGuard } from '../net/replay-guard.js'
-import { admitNodesThatAnswer, answerGetPeersWithNodes, answerWithdrawals, changeStoredRecord, replaceRecordStore, sendWithdrawal } from './dht-records.js'
+import { admitNodesThatAnswer, answerGetPeersWithNodes, answerWithdrawals, assertDhtPinned, changeStoredRecord, replaceRecordStore, sendWithdrawal } from './dht-internals.js'
 import { guardedKrpcSocket } from './krpc-guard.js'
 import { RecordStore } from './record-store.js'
 import { DhtDrops, routingTable, type DhtStats } from './dht-stats.js'
@@ -74,6 +74,7 @@ export class DhtRouter implements Router {
 
   async start(): Promise<void> {
     if (this.dht) return
+    assertDhtPinned()
     await this.refreshBootstrapPeers()
     const dht = new DHT({
       bootstrap: this.bootstrapPeers.map((peer) => `${peer.host}:${peer.port}`),

@@ -2,6 +2,7 @@ import { createSocket, type Socket } from 'node:dgram'
 import bencode from 'bencode'
 import type { ClusterKey } from '../net/cluster-key.js'
 import type { ReplayGuard } from '../net/replay-guard.js'
+import { filterDatagrams, WITHDRAW_QUERY } from './dht-internals.js'
 import { openDatagram, sealDatagram } from './dht-seal.js'
 import type { SourceLimits } from './source-limits.js'
 
@@ -9,8 +10,6 @@ const ID_LENGTH = 20
 const COMPACT_NODE_LENGTH = 26
 const COMPACT_PEER_LENGTH = 6
 const MAX_PACKET_BYTES = 8192
-/** shoal's own query: a holder that stops asks the nodes it announced to to drop its record (same token rule as announce_peer). */
-export const WITHDRAW_QUERY = 'shoal_withdraw_peer'
 /** Queries of BEP 5 that a peer lookup DHT answers, and shoal's withdraw; BEP 44 get/put is not used here. */
 const QUERIES = new Set(['ping', 'find_node', 'get_peers', 'announce_peer', WITHDRAW_QUERY])
 
@@ -109,29 +108,13 @@ type Admitted = { packet: Buffer } | { problem: string; kind: DropKind }
  */
 export function guardedKrpcSocket(init: GuardedSocketInit): Socket {
   const socket = createSocket('udp4')
-  const emit = socket.emit.bind(socket) as (event: string | symbol, ...args: unknown[]) => boolean
-  socket.emit = ((event: string | symbol, ...args: unknown[]) => {
-    if (event !== 'message') return emit(event, ...args)
-    const from = args[1] as { address: string; port: number }
-    const packet = admit(init, args[0] as Buffer, from.address)
-    if ('problem' in packet) {
-      init.onDrop(packet.problem, `${from.address}:${from.port}`, packet.kind)
-      return false
-    }
-    return emit(event, packet.packet, from)
-  }) as Socket['emit']
   const key = init.key
-  if (key) {
-    const send = socket.send.bind(socket) as (...args: unknown[]) => void
-    // k-rpc-socket sends (buffer, offset, length, port, host, callback); dgram itself calls send
-    // again with (list, port, host, callback), already sealed, for datagrams queued before bind.
-    socket.send = ((...args: unknown[]) => {
-      const [buffer, offset, length, port, host, callback] = args as [Uint8Array, number, number, number, string, (err: Error | null) => void]
-      if (!(buffer instanceof Uint8Array) || typeof offset !== 'number') return send(...args)
-      const sealed = sealDatagram(key, Buffer.from(buffer.buffer, buffer.byteOffset + offset, length))
-      send(sealed, 0, sealed.length, port, host, callback)
-    }) as unknown as Socket['send']
-  }
+  filterDatagrams(socket, (datagram, from) => {
+    const packet = admit(init, datagram, from.address)
+    if ('packet' in packet) return packet.packet
+    init.onDrop(packet.problem, `${from.address}:${from.port}`, packet.kind)
+    return undefined
+  }, key && ((datagram) => sealDatagram(key, datagram)))
   return socket
 }
 

@@ -1,4 +1,5 @@
 import { systemClock, type Clock } from '../util/clock.js'
+import type { PeerAddress } from './router.js'
 
 export const DEFAULT_MAX_RECORDS = 100_000
 /** One source (IPv4 address) holds at most this many records, however much it announces. */
@@ -111,4 +112,15 @@ export class RecordStore {
     if (fromSource?.size === 0) this.bySource.delete(entry.source)
     this.count--
   }
+}
+
+/** A peer record as BEP 5 stores it: 4 bytes of IPv4 address, 2 of port; undefined for anything else. */
+export function encodeCompactPeer(peer: PeerAddress): Buffer | undefined {
+  const parts = peer.host.split('.').map(Number)
+  if (parts.length !== 4 || parts.some((part) => !Number.isInteger(part) || part < 0 || part > 255)) return undefined
+  if (!Number.isInteger(peer.port) || peer.port < 1 || peer.port > 65535) return undefined
+  const record = Buffer.alloc(6)
+  parts.forEach((part, index) => record.writeUInt8(part, index))
+  record.writeUInt16BE(peer.port, 4)
+  return record
 }

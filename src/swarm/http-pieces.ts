@@ -1,6 +1,7 @@
 import type { Wire } from 'webtorrent'
 import type { Digest } from '../oci/digest.js'
 import type { SignalOptions } from '../util/abort.js'
+import { requestWholePieces } from './bt-internals.js'
 
 /**
  * BEP 10 extended-handshake key: the TCP port of the node's registry API, where it serves whole
@@ -21,24 +22,6 @@ export interface PieceFetcher {
   fetchPiece(peer: { host: string; port: number }, piece: { digest: Digest; start: number; length: number }, options?: SignalOptions & { onBytes?: () => void }): Promise<Buffer>
 }
 
-type RequestCallback = (err: Error | null, data?: Buffer) => void
-interface PendingRequest { piece: number; offset: number; length: number; callback: RequestCallback }
-
-/** The parts of bittorrent-protocol's Wire (not its public API) that whole-piece requests replace. */
-interface WireInternals {
-  type: string
-  destroyed?: boolean
-  peerChoking: boolean
-  requests: PendingRequest[]
-  downloaded: number
-  extendedHandshake: Record<string, unknown>
-  peerExtendedHandshake?: Record<string, unknown>
-  downloadSpeed(bytes?: number): number
-  request(index: number, offset: number, length: number, cb: RequestCallback): void
-  _timeout: unknown
-  _resetTimeout(setAgain: boolean): void
-}
-
 const overHttp = new WeakSet<Wire>()
 
 /** Whether this node currently asks the peer of this wire for whole pieces over HTTP. */
@@ -48,18 +31,18 @@ export function fetchesOverHttp(wire: Wire): boolean {
 
 /** Tells peers on this wire where to fetch whole pieces from this node. */
 export function offerHttpPieces(wire: Wire, port: number): void {
-  (wire as unknown as WireInternals).extendedHandshake[HTTP_PIECES_KEY] = port
+  wire.extendedHandshake[HTTP_PIECES_KEY] = port
 }
 
 /** Whether the peer's extended handshake (BEP 10) has arrived. */
 export function hasExtendedHandshake(wire: Wire): boolean {
-  const handshake = (wire as unknown as WireInternals).peerExtendedHandshake
+  const handshake = wire.peerExtendedHandshake
   return handshake !== undefined && Object.keys(handshake).length > 0
 }
 
 /** The registry port the peer offered pieces on, if it did. */
 export function offeredHttpPort(wire: Wire): number | undefined {
-  const port = (wire as unknown as WireInternals).peerExtendedHandshake?.[HTTP_PIECES_KEY]
+  const port = wire.peerExtendedHandshake?.[HTTP_PIECES_KEY]
   return typeof port === 'number' && Number.isInteger(port) && port > 0 && port < 65536 ? port : undefined
 }
 
@@ -79,14 +62,12 @@ export interface HttpPiecesInit {
  * wire. Any failure puts the wire back to ordinary block requests.
  */
 export function fetchPiecesOverHttp(wire: Wire, init: HttpPiecesInit): void {
-  const internals = wire as unknown as WireInternals
-  const blockType = internals.type
   const inFlight = new Set<AbortController>()
   const host = wire.remoteAddress
+  let restoreBlocks: (() => void) | undefined
   const fallBack = (why: Error): void => {
     if (!overHttp.delete(wire)) return
-    internals.type = blockType
-    delete (internals as Partial<WireInternals>).request
+    restoreBlocks?.()
     init.onFallback(why)
   }
   wire.once('close', () => {
@@ -94,36 +75,17 @@ export function fetchPiecesOverHttp(wire: Wire, init: HttpPiecesInit): void {
     for (const controller of inFlight) controller.abort(new Error('wire closed'))
   })
   overHttp.add(wire)
-  internals.type = 'webSeed'
-  internals.request = (index, offset, length, callback) => {
-    if (internals.destroyed) return callback(new Error('wire is closed'))
-    if (internals.peerChoking) return callback(new Error('peer is choking'))
-    const pending: PendingRequest = { piece: index, offset, length, callback }
-    internals.requests.push(pending)
-    if (!internals._timeout) internals._resetTimeout(true)
+  restoreBlocks = requestWholePieces(wire, async (index, offset, length, onProgress) => {
     const controller = new AbortController()
     inFlight.add(controller)
-    const settle = (err: Error | null, data?: Buffer): void => {
+    try {
+      return await init.fetcher.fetchPiece({ host, port: init.port }, { digest: init.digest, start: index * init.pieceLength + offset, length },
+        { signal: controller.signal, onBytes: onProgress })
+    } catch (err) {
+      if (!controller.signal.aborted) fallBack(err as Error)
+      throw err
+    } finally {
       inFlight.delete(controller)
-      // bittorrent-protocol calls back every request itself when the peer chokes or the wire closes.
-      const at = internals.requests.indexOf(pending)
-      if (at < 0) return
-      internals.requests.splice(at, 1)
-      internals._resetTimeout(!internals.peerChoking && !internals.destroyed)
-      if (data) {
-        internals.downloaded += data.length
-        internals.downloadSpeed(data.length)
-        wire.emit('download', data.length)
-      }
-      callback(err, data)
-      if (data) wire.emit('piece', index, offset, data)
     }
-    init.fetcher.fetchPiece({ host, port: init.port }, { digest: init.digest, start: index * init.pieceLength + offset, length },
-      // Bytes arriving are progress: the wire's request timeout measures silence, not a whole piece's time.
-      { signal: controller.signal, onBytes: () => internals._resetTimeout(true) })
-      .then((data) => settle(null, data), (err: Error) => {
-        if (!controller.signal.aborted) fallBack(err)
-        settle(err)
-      })
-  }
+  })
 }

@@ -43,10 +43,6 @@ export class MemorySwarm implements Swarm {
     this.seeds.set(metainfo.digest, metainfo)
   }
 
-  unseed(digest: Digest): void {
-    this.seeds.delete(digest)
-  }
-
   async fetch(metainfo: Metainfo, peers: DialAddress[]): Promise<Download> {
     let download = this.downloads.get(metainfo.digest)
     if (!download) {

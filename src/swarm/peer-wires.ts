@@ -4,6 +4,7 @@ import type { ClusterKey } from '../net/cluster-key.js'
 import type { FaultKind, LedgerEvent } from '../observe/ledger.js'
 import type { Metrics } from '../observe/metrics.js'
 import type { BanPolicy } from './ban-policy.js'
+import { gateIncoming } from './bt-internals.js'
 import { fetchesOverHttp, fetchPiecesOverHttp, hasExtendedHandshake, offerHttpPieces, offeredHttpPort, type PieceFetcher } from './http-pieces.js'
 import type { Metainfo } from './metainfo.js'
 import type { Stripes } from './stripes.js'
@@ -47,19 +48,19 @@ export interface WireOwner {
 export class PeerWires {
   constructor(private readonly components: PeerWiresComponents, private readonly init: PeerWiresInit) {}
 
+  /**
+   * The wire's patches, in this order (see swarm/bt-internals.ts): the request cap goes out in
+   * the extended handshake at once, which also keeps the first fast requester from taking nearly
+   * all of a holder's upload; one gate then asks the key proof, then the cap, of every request
+   * and piece; whole-piece requests and stripes come with admission.
+   */
   onWire(owner: WireOwner, wire: Wire): void {
-    // At once, so the request cap (BEP 10 reqq) goes out in the extended handshake. It also keeps
-    // the first fast requester from taking nearly all of a holder's upload.
-    this.components.guard.attach(wire)
+    const { guard } = this.components
+    guard.attach(wire)
     outgoing.set(wire, wire.type === 'tcpOutgoing')
     if (this.components.httpPort) offerHttpPieces(wire, this.components.httpPort())
     const key = this.init.clusterKey
-    if (!key) {
-      acceptPeerIdentity(wire)
-      this.admit(owner, wire)
-      return
-    }
-    authenticateWire(wire, {
+    const proof = key && authenticateWire(wire, {
       key, infoHash: owner.torrent.infoHash, peerId: this.init.peerId,
       onProven: () => {
         acceptPeerIdentity(wire)
@@ -67,6 +68,10 @@ export class PeerWires {
       },
       onRefused: (_, why) => this.dropped(wire, 'peer-unauthenticated', why),
     })
+    gateIncoming(wire, (message) => (!proof || proof.admits(message)) && (message !== 'request' || guard.admitsRequest(wire)))
+    if (proof) return
+    acceptPeerIdentity(wire)
+    this.admit(owner, wire)
   }
 
   dropped(wire: Wire, kind: FaultKind, detail: string): void {
@@ -79,7 +84,7 @@ export class PeerWires {
 
   private admit(owner: WireOwner, wire: Wire): void {
     const peer = peerLabel(wire)
-    if (this.components.bans.isBanned(peer) || (wire as { destroyed?: boolean }).destroyed) {
+    if (this.components.bans.isBanned(peer) || wire.destroyed) {
       wire.destroy()
       return
     }

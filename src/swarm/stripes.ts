@@ -1,12 +1,5 @@
 import type { Torrent, Wire } from 'webtorrent'
-
-interface PieceSet {
-  get(index: number): boolean
-  set(index: number, value?: boolean): void
-  buffer: Uint8Array
-}
-
-type PeerWire = Wire & { peerPieces: PieceSet; peerChoking: boolean; holderView?: true }
+import { offerOnly, reschedule } from './bt-internals.js'
 
 /**
  * Which pieces a download asks holders (peers with every piece) for. Requesters that start
@@ -19,25 +12,23 @@ type PeerWire = Wire & { peerPieces: PieceSet; peerChoking: boolean; holderView?
 export class Stripes {
   private readonly urgent = new Set<number>()
   /** Wires admitted to the download (a wire still proving the cluster key is not one yet). */
-  private readonly attached = new Set<PeerWire>()
+  private readonly attached = new Set<Wire>()
+  /** Wires of peers that hold every piece, whose offer the stripes now filter. */
+  private readonly holders = new WeakSet<Wire>()
   private count = 1
   private index = 0
 
-  constructor(private readonly torrent: Torrent, private readonly self: string, private readonly label: (wire: Wire) => string) {}
+  /** `wake` has webtorrent choose pieces again at once (an urgent piece may now come from a holder). */
+  constructor(private readonly torrent: Torrent, private readonly self: string, private readonly label: (wire: Wire) => string,
+    private readonly wake: () => void = () => reschedule(torrent)) {}
 
   /** Called for every new wire of the download: hides from holders' wires what others can give. */
   attach(wire: Wire): void {
-    const peer = wire as PeerWire
-    this.attached.add(peer)
+    this.attached.add(wire)
     const wrapIfHolder = (): void => {
-      const pieces = peer.peerPieces
-      if (!peer.holderView && this.isComplete(pieces)) {
-        peer.holderView = true
-        peer.peerPieces = {
-          get: (index) => pieces.get(index) && this.fromHolder(peer, index),
-          set: (index, value) => pieces.set(index, value),
-          get buffer() { return pieces.buffer },
-        }
+      if (!this.holders.has(wire) && this.isComplete(wire.peerPieces)) {
+        this.holders.add(wire)
+        offerOnly(wire, (index) => this.fromHolder(wire, index))
       }
       this.restripe()
     }
@@ -46,7 +37,7 @@ export class Stripes {
     wire.on('have-all', wrapIfHolder)
     wire.on('have', wrapIfHolder)
     wire.once('close', () => {
-      this.attached.delete(peer)
+      this.attached.delete(wire)
       this.restripe()
     })
   }
@@ -54,23 +45,23 @@ export class Stripes {
   markUrgent(piece: number): void {
     if (this.urgent.has(piece)) return
     this.urgent.add(piece)
-    ;(this.torrent as unknown as { _update(): void })._update()
+    this.wake()
   }
 
-  private fromHolder(holder: PeerWire, index: number): boolean {
+  private fromHolder(holder: Wire, index: number): boolean {
     if (this.urgent.has(index)) return true
     if (index % this.count !== this.index) return false
-    return ![...this.attached].some((other) => other !== holder && !other.holderView && !other.peerChoking && other.peerPieces.get(index))
+    return ![...this.attached].some((other) => other !== holder && !this.holders.has(other) && !other.peerChoking && other.peerPieces.get(index))
   }
 
   private restripe(): void {
-    const downloaders = [this.self, ...[...this.attached].filter((wire) => !wire.holderView && !(wire as { destroyed?: boolean }).destroyed).map(this.label)]
+    const downloaders = [this.self, ...[...this.attached].filter((wire) => !this.holders.has(wire) && !wire.destroyed).map(this.label)]
     const sorted = [...new Set(downloaders)].sort()
     this.count = sorted.length
     this.index = sorted.indexOf(this.self)
   }
 
-  private isComplete(pieces: PieceSet): boolean {
+  private isComplete(pieces: Wire['peerPieces']): boolean {
     const count = Math.ceil(this.torrent.length / this.torrent.pieceLength)
     for (let index = 0; index < count; index++) if (!pieces.get(index)) return false
     return true

@@ -10,7 +10,6 @@ import type { Service } from '../util/service.js'
 export interface Swarm extends Service {
   /** Makes a blob this node holds available to peers; resolves once they can connect. */
   seed(metainfo: Metainfo, options?: SignalOptions): Promise<void>
-  unseed(digest: Digest): void
   /** Joins the download of a blob (starting it if needed) and connects to these peers. */
   fetch(metainfo: Metainfo, peers: DialAddress[], options?: SignalOptions): Promise<Download>
   /** The download in progress for a digest, whose metainfo later requesters can get from us. */

@@ -24,7 +24,7 @@ export interface WebTorrentSwarmInit {
   seedIdleMs?: number
   /** How long a finished or abandoned download stays (seeding from its file) before removal. */
   lingerMs?: number
-  /** A wire with no interest either way for this long is closed. */
+  /** A wire of no use for this long is closed (see WireGuard.sweep). */
   peerIdleMs?: number
   /** Peers must prove it before any piece flows; none: an open swarm. */
   clusterKey?: ClusterKey | undefined

@@ -12,7 +12,7 @@ import { pieceCount, type Metainfo } from './metainfo.js'
 import { encodePeerId } from './peer-id.js'
 import { piecesInFlight } from './http-pieces.js'
 import { PeerWires } from './peer-wires.js'
-import { installPieceFlush } from './piece-flush.js'
+import { installBtPatches } from './bt-internals.js'
 import { peerLabel, readVerifiedPiece } from './wire-label.js'
 import { PieceCache, seedStoreClass } from './seed-store.js'
 import { Stripes } from './stripes.js'
@@ -68,7 +68,7 @@ export class WebTorrentSwarm implements Swarm {
 
   async start(): Promise<void> {
     if (this.client) return
-    installPieceFlush()
+    await installBtPatches()
     clearDownloads(this.init.dataDir)
     const client = new WebTorrent({
       peerId: this.peerId,
@@ -123,10 +123,6 @@ export class WebTorrentSwarm implements Swarm {
       onCorruptPiece: (piece) => this.components.logger.error({ digest: metainfo.digest, piece }, 'local content does not match its metainfo; piece withheld'),
     })
     await abortable(this.add(metainfo, 'seed', { store, skipVerify: true }).ready, options.signal)
-  }
-
-  unseed(digest: Digest): void {
-    if (this.entries.get(digest)?.role === 'seed') void this.remove(digest, 'complete')
   }
 
   async fetch(metainfo: Metainfo, peers: DialAddress[], options: SignalOptions = {}): Promise<Download> {

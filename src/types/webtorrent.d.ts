@@ -1,15 +1,12 @@
 declare module 'webtorrent' {
   import { EventEmitter } from 'node:events'
   import type { Transform } from 'node:stream'
+  import type BittorrentWire from 'bittorrent-protocol'
 
-  export interface Wire extends EventEmitter {
-    peerId: string
+  /** A bittorrent-protocol wire as webtorrent hands it over: with the peer's address and how it connected. */
+  export interface Wire extends BittorrentWire {
     remoteAddress: string
     remotePort: number
-    type: string
-    downloaded: number
-    uploaded: number
-    destroy(): void
   }
 
   export interface Torrent extends EventEmitter {

@@ -92,6 +92,12 @@ export class RawWire {
     return { unchoked: this.unchoked, pieces: this.pieces, closed: this.closed }
   }
 
+  /** Says it is interested, then nothing more: never a request, whatever it is offered. */
+  async sayInterested(timeoutMs = 10_000): Promise<void> {
+    await eventually('the holder\'s first message', () => this.messages > 0 || this.closed, timeoutMs, 20)
+    this.socket.write(message(2))
+  }
+
   close(): void {
     this.socket.destroy()
   }

@@ -80,6 +80,39 @@ function cycles(imports: Graph): string[][] {
   return found
 }
 
+/**
+ * Where a library's private members are touched outside its `*-internals.ts` door: `._member`,
+ * `['_member']`, or an assignment to a prototype. Comments are skipped; a subclass's own
+ * `_read()` method is a declaration, not an access.
+ */
+export function privateAccesses(path: string, text: string): string[] {
+  if (path.endsWith('-internals.ts') || path.includes('/types/')) return []
+  return text.split('\n').flatMap((line, index) => {
+    const code = line.replace(/^\s*(\/\/|\*|\/\*\*).*$/, '').replace(/'(?:[^'\\]|\\.)*'|`(?:[^`\\]|\\.)*`/g, "''")
+    const found = /\._[A-Za-z]/.test(code) || /\[\s*['"`]_[A-Za-z]/.test(line) || /\.prototype\b[^\n;]*[^=!<>]=(?![=>])/.test(code)
+    return found ? [`${path}:${index + 1}: ${line.trim()}`] : []
+  })
+}
+
+describe('architecture: one door per library', () => {
+  it('touches private members and prototypes only in *-internals.ts', () => {
+    assert.deepEqual(files.flatMap((file) => privateAccesses(relative(srcDir, file), readFileSync(file, 'utf8'))), [])
+  })
+
+  it('the checker sees each form of access, and not a method declaration or a comment', () => {
+    const flagged = (text: string): boolean => privateAccesses('swarm/x.ts', text).length > 0
+    assert.ok(flagged('wire._onRequest = () => {}'))
+    assert.ok(flagged("const timer = wire['_timeout']"))
+    assert.ok(flagged('(Piece.prototype as { flush: unknown }).flush = f'))
+    assert.ok(flagged('Piece.prototype.flush = f'))
+    assert.ok(!flagged('  override _read(): void {'))
+    assert.ok(!flagged('  // replaces wire._onRequest'))
+    assert.ok(!flagged("const dir = '_backup'"))
+    assert.ok(!flagged('if (Wire.prototype.request === request) return'))
+    assert.equal(privateAccesses('swarm/bt-internals.ts', 'wire._onRequest = f').length, 0)
+  })
+})
+
 describe('architecture: the layer rule', () => {
   it('places every folder of src/ in a layer', () => {
     const unplaced = [...new Set(files.map(folderOf))].filter((folder) => !rank.has(folder))

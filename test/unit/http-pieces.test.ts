@@ -1,11 +1,8 @@
 import assert from 'node:assert/strict'
-import { readFileSync } from 'node:fs'
 import { describe, it } from 'node:test'
 import Protocol from 'bittorrent-protocol'
-import Piece from 'torrent-piece'
 import type { Wire } from 'webtorrent'
 import { fetchesOverHttp, fetchPiecesOverHttp, HTTP_PIECES_KEY, offeredHttpPort, offerHttpPieces, type PieceFetcher } from '../../src/swarm/http-pieces.js'
-import { installPieceFlush, PINNED_TORRENT_PIECE } from '../../src/swarm/piece-flush.js'
 import { parseDigest } from '../../src/oci/digest.js'
 
 const DIGEST = parseDigest(`sha256:${'a'.repeat(64)}`)
@@ -89,34 +86,5 @@ describe('whole pieces over HTTP', () => {
     assert.equal(fetchesOverHttp(wire), false)
     assert.equal(wire.request, Protocol.prototype.request)
     wire.destroy()
-  })
-})
-
-describe('torrent-piece flush', () => {
-  installPieceFlush()
-
-  it('hands back a view of a whole piece that arrived in one buffer, without copying', () => {
-    const whole = Buffer.alloc(3 * 16384 + 100, 5)
-    const piece = new Piece(whole.length)
-    assert.equal(piece.reserveRemaining(), 0)
-    assert.ok(piece.set(0, whole, 'peer'))
-    const flushed = piece.flush()!
-    assert.equal(flushed.buffer, whole.buffer)
-    assert.ok(Buffer.from(flushed).equals(whole))
-  })
-
-  it('copies blocks that came separately into one buffer, byte for byte', () => {
-    const piece = new Piece(2 * 16384)
-    const blocks = [Buffer.alloc(16384, 1), Buffer.alloc(16384, 2)]
-    piece.set(1, blocks[1]!, 'b')
-    assert.ok(piece.set(0, blocks[0]!, 'a'))
-    const flushed = piece.flush()!
-    assert.notEqual(flushed.buffer, blocks[0]!.buffer)
-    assert.ok(Buffer.from(flushed).equals(Buffer.concat(blocks)))
-  })
-
-  it('is written for the torrent-piece release package.json pins', () => {
-    const pinned = (JSON.parse(readFileSync('package.json', 'utf8')) as { dependencies: Record<string, string> }).dependencies['torrent-piece']
-    assert.equal(pinned, PINNED_TORRENT_PIECE)
   })
 })

@@ -19,8 +19,8 @@ function wire(label: string, has: number[]): TestWire {
 
 function torrent(wires: Wire[]) {
   let updates = 0
-  const subject = { wires, length: PIECES * 16, pieceLength: 16, _update: () => { updates++ } } as unknown as Torrent
-  return { subject, updates: () => updates }
+  const subject = { wires, length: PIECES * 16, pieceLength: 16 } as unknown as Torrent
+  return { subject, wake: () => { updates++ }, updates: () => updates }
 }
 
 const all = Array.from({ length: PIECES }, (_, index) => index)
@@ -50,7 +50,7 @@ describe('stripes', () => {
     const other = wire('z:2', [1])
     const wires = [holder, other]
     const t = torrent(wires)
-    const stripes = new Stripes(t.subject, 'a:1', (w) => (w as Wire & { label: string }).label)
+    const stripes = new Stripes(t.subject, 'a:1', (w) => (w as Wire & { label: string }).label, t.wake)
     for (const w of wires) stripes.attach(w)
     assert.equal(holder.peerPieces.get(3), false)
     stripes.markUrgent(3)

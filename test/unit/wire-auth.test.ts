@@ -18,7 +18,7 @@ function pair(keyA: ClusterKey, keyB: ClusterKey | undefined) {
   const b = new Protocol()
   a.pipe(b).pipe(a)
   const outcome = { a: '', b: '' }
-  const attach = (wire: Protocol, key: ClusterKey, side: 'a' | 'b', peerId: string): void => authenticateWire(wire as unknown as Wire, {
+  const attach = (wire: Protocol, key: ClusterKey, side: 'a' | 'b', peerId: string): void => void authenticateWire(wire as unknown as Wire, {
     key, infoHash: INFO_HASH, peerId, timeoutMs: 2_000,
     onProven: () => { outcome[side] = 'proven' },
     onRefused: (_, why) => { outcome[side] = why },

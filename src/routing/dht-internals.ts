@@ -1,12 +1,58 @@
+import type { Socket } from 'node:dgram'
 import type DHT from 'bittorrent-dht'
+import { assertPinned, type PackagePin } from '../util/packages.js'
+import { encodeCompactPeer } from './record-store.js'
 import type { PeerAddress } from './router.js'
-import { WITHDRAW_QUERY } from './krpc-guard.js'
 
 /**
- * The parts of bittorrent-dht 11 (not its public API) that keeping holder records tidy needs:
- * the record store, the per-target lookup tables with the tokens nodes gave, token checks and
- * the query handler.
+ * The one door to the private members of the DHT: bittorrent-dht, the k-rpc it queries through
+ * and the k-rpc-socket under that. Nothing else in shoal reads or replaces them; each operation
+ * is written for the releases pinned here, which `assertDhtPinned` checks at start.
+ *
+ * `DhtRouter.start` applies the patches in this order: `filterDatagrams` on the socket before
+ * bittorrent-dht gets it, then, on the DHT, `replaceRecordStore`, `admitNodesThatAnswer`,
+ * `answerGetPeersWithNodes` (before listening) and `answerWithdrawals` (wraps the handler the
+ * previous one installed, so withdrawals are answered first).
  */
+export const DHT_PINS: readonly PackagePin[] = [
+  { name: 'bittorrent-dht', version: '11.0.12', loadedBy: [] },
+  { name: 'k-rpc', version: '5.1.0', loadedBy: ['bittorrent-dht'] },
+  { name: 'k-rpc-socket', version: '1.11.1', loadedBy: ['bittorrent-dht', 'k-rpc'] },
+]
+
+/** Refuses, naming the package, a DHT library other than the pinned release. */
+export function assertDhtPinned(): void {
+  assertPinned(DHT_PINS)
+}
+
+/** shoal's own query: a holder that stops asks the nodes it announced to to drop its record (same token rule as announce_peer). */
+export const WITHDRAW_QUERY = 'shoal_withdraw_peer'
+
+/**
+ * Has every datagram k-rpc-socket receives pass `admit` (undefined drops it) and every one it
+ * sends pass `seal`, on a socket bittorrent-dht is then given.
+ */
+export function filterDatagrams(socket: Socket, admit: (datagram: Buffer, from: { address: string; port: number }) => Buffer | undefined, seal?: (datagram: Buffer) => Buffer): void {
+  const emit = socket.emit.bind(socket) as (event: string | symbol, ...args: unknown[]) => boolean
+  socket.emit = ((event: string | symbol, ...args: unknown[]) => {
+    if (event !== 'message') return emit(event, ...args)
+    const from = args[1] as { address: string; port: number }
+    const packet = admit(args[0] as Buffer, from)
+    return packet ? emit(event, packet, from) : false
+  }) as Socket['emit']
+  if (!seal) return
+  const send = socket.send.bind(socket) as (...args: unknown[]) => void
+  // k-rpc-socket sends (buffer, offset, length, port, host, callback); dgram itself calls send
+  // again with (list, port, host, callback), already sealed, for datagrams queued before bind.
+  socket.send = ((...args: unknown[]) => {
+    const [buffer, offset, length, port, host, callback] = args as [Uint8Array, number, number, number, string, (err: Error | null) => void]
+    if (!(buffer instanceof Uint8Array) || typeof offset !== 'number') return send(...args)
+    const sealed = seal(Buffer.from(buffer.buffer, buffer.byteOffset + offset, length))
+    send(sealed, 0, sealed.length, port, host, callback)
+  }) as unknown as Socket['send']
+}
+
+/** bittorrent-dht's record store as shoal's RecordStore offers it. */
 interface RecordStoreShape {
   add(name: string, record: Buffer): void
   remove(name: string, record: Buffer): void
@@ -37,17 +83,6 @@ export function replaceRecordStore(dht: DHT, store: RecordStoreShape): void {
   const dhtInternals = internals(dht)
   dhtInternals._peers.destroy()
   dhtInternals._peers = store
-}
-
-/** A peer record as BEP 5 stores it: 4 bytes of IPv4 address, 2 of port; undefined for anything else. */
-export function encodeCompactPeer(peer: PeerAddress): Buffer | undefined {
-  const parts = peer.host.split('.').map(Number)
-  if (parts.length !== 4 || parts.some((part) => !Number.isInteger(part) || part < 0 || part > 255)) return undefined
-  if (!Number.isInteger(peer.port) || peer.port < 1 || peer.port > 65535) return undefined
-  const record = Buffer.alloc(6)
-  parts.forEach((part, index) => record.writeUInt8(part, index))
-  record.writeUInt16BE(peer.port, 4)
-  return record
 }
 
 /** Adds or removes the record "`peer` holds `target`" in this node's own store; true if the store changed. */
