@@ -2,10 +2,15 @@ import { DEFAULT_CONTAINERD_NAMESPACE, DEFAULT_CONTAINERD_SOCK } from '../contai
 import { DEFAULT_CONTAINERD_CONTENT_PATH } from '../containerd/content-provider.js'
 import { DEFAULT_CONTAINERD_CONFIG } from '../containerd/settings.js'
 import type { HostPort } from '../net/address.js'
+import { DEFAULT_CLIENT_TIMEOUT_MS } from '../net/http-server.js'
+import { DEFAULT_RESOLVE_TIMEOUT_MS, DEFAULT_STALL_TIMEOUT_MS } from '../mirror/mirror.js'
+import { DEFAULT_MAX_BLOB_STREAMS } from '../registry/stream-slots.js'
+import { DEFAULT_LINGER_MS } from '../swarm/webtorrent-options.js'
+import { DEFAULT_PEER_IDLE_MS } from '../swarm/wire-guard.js'
 import type { LogLevel } from '../observe/logger.js'
 import { opt, type OptionSpec, type OptionValues } from './options.js'
 import { parseDialAddress, type DialAddress } from '../net/address.js'
-import { InvalidValueError, parseAddress, parseByteSize, parseDuration, parseLogLevel, parseOriginList, parseRegistryList, splitList } from './values.js'
+import { formatDuration, InvalidValueError, parseAddress, parseByteSize, parseDuration, parseLogLevel, parseOriginList, parseRegistryList, splitList } from './values.js'
 
 export const DEFAULT_REGISTRY_CONFIG_PATH = '/etc/containerd/certs.d'
 export const DEFAULT_DATA_DIR = '/var/lib/shoal'
@@ -13,8 +18,8 @@ export const DEFAULT_DATA_DIR = '/var/lib/shoal'
 const address = (description: string, defaultValue: string): OptionSpec<HostPort> =>
   ({ description, default: parseAddress(defaultValue), defaultText: defaultValue, argument: '<addr>', parse: parseAddress })
 
-const duration = (description: string, defaultValue: string): OptionSpec<number> =>
-  ({ description, default: parseDuration(defaultValue), defaultText: defaultValue, argument: '<duration>', parse: parseDuration })
+const duration = (description: string, defaultMs: number): OptionSpec<number> =>
+  ({ description, default: defaultMs, defaultText: formatDuration(defaultMs), argument: '<duration>', parse: parseDuration })
 
 const size = (description: string, defaultValue: string): OptionSpec<number> =>
   ({ description, default: parseByteSize(defaultValue), defaultText: defaultValue, argument: '<bytes>', parse: parseByteSize })
@@ -99,17 +104,17 @@ export const REGISTRY_OPTIONS = {
   bootstrapKind: { description: 'how the DHT finds other nodes: static or dns', default: 'static' as 'static' | 'dns', argument: '<kind>', parse: parseBootstrapKind },
   dnsBootstrapDomain: opt.string('with --bootstrap-kind dns: a name whose A records are the nodes (headless Service)', '', '<name>'),
   staticBootstrapPeers: { description: 'with --bootstrap-kind static: DHT addresses (host:port) of other nodes', default: [] as DialAddress[], argument: '<addr>', list: true, parse: parseDialList },
-  mirrorResolveTimeout: duration('longest wait for the DHT to name a holder before answering 404', '500ms'),
+  mirrorResolveTimeout: duration('longest wait for the DHT to name a holder before answering 404', DEFAULT_RESOLVE_TIMEOUT_MS),
   swarmMinSize: size('blobs at least this large are fetched through the swarm, smaller ones from one holder', DEFAULT_SWARM_MIN_SIZE),
-  stallTimeout: duration('a source that delivers nothing for this long is dropped, and a stalled response cut', '10s'),
+  stallTimeout: duration('a source that delivers nothing for this long is dropped, and a stalled response cut', DEFAULT_STALL_TIMEOUT_MS),
   swarmHttpPieces: opt.boolean('swarm transfers between nodes that both offer it take whole pieces from the peer\'s registry API over HTTP (each still SHA-1 checked); false: 16 KiB blocks over the BitTorrent wire only', true),
   singleSource: opt.boolean('stream every blob from one holder over HTTP, never through the swarm (how Spegel does it; for comparison)', false),
   uploadLimit: size('upload limit of this node in bytes per second, over all peers (0: none)', '0'),
   mirroredRegistries: opt.list('registries containerd mirrors through this node (URLs); they name the `registry` label of metrics, any other is counted as "other"', '<url>', parseRegistryList),
-  clientTimeout: duration('HTTP: longest wait for request headers (then 408), on an idle connection, or for a client to read more of a body (never less than --stall-timeout + 1s)', '30s'),
-  maxBlobStreams: { description: 'blob bodies served at once; more get 503 (containerd goes upstream, peers ask another holder); one client address may hold at most 16', default: 64, defaultText: '64', argument: '<count>', parse: parseCount },
-  peerIdleTimeout: duration('a BitTorrent connection with no interest either way for this long is closed', '30s'),
-  downloadLinger: duration('a finished download the content store has not taken keeps seeding from its file this long, then is removed', '60s'),
+  clientTimeout: duration('HTTP: longest wait for request headers (then 408), on an idle connection, or for a client to read more of a body (never less than --stall-timeout + 1s)', DEFAULT_CLIENT_TIMEOUT_MS),
+  maxBlobStreams: { description: 'blob bodies served at once; more get 503 (containerd goes upstream, peers ask another holder); one client address may hold at most 16', default: DEFAULT_MAX_BLOB_STREAMS, defaultText: String(DEFAULT_MAX_BLOB_STREAMS), argument: '<count>', parse: parseCount },
+  peerIdleTimeout: duration('a BitTorrent connection of no use for this long is closed (no interest either way, a peer that is interested but asks nothing, or one that keeps us choked)', DEFAULT_PEER_IDLE_MS),
+  downloadLinger: duration('a finished download the content store has not taken keeps seeding from its file this long, then is removed', DEFAULT_LINGER_MS),
   clusterKeyFile: opt.string('file with the cluster key (one key a line, 32+ characters; all lines are used, so nodes sharing any key talk): every DHT packet, BitTorrent connection and HTTP request between nodes must prove it. None: an open swarm that believes anyone who can reach it', '', '<path>'),
   registryFilters: { description: 'regular expressions over image names (registry/repository:tag): matching images are not advertised and their tags not resolved',
     default: [] as RegExp[], argument: '<regex>', list: true, parse: parseRegexList },
@@ -120,7 +125,7 @@ export type RegistryConfig = OptionValues<typeof REGISTRY_OPTIONS>
 export const CLEANUP_WAIT_OPTIONS = {
   dnsDomain: opt.string('a name whose A records are the cleanup pods (headless Service)', '', '<name>'),
   probePort: { ...opt.string('port of their --probe-addr', '5002', '<port>'), parse: parsePort },
-  timeout: duration('give up after this long', '5m'),
+  timeout: duration('give up after this long', 5 * 60_000),
   logLevel,
 }
 export type CleanupWaitConfig = OptionValues<typeof CLEANUP_WAIT_OPTIONS>
@@ -140,6 +145,6 @@ function parsePort(raw: string): string {
 export const STATUS_OPTIONS = {
   addr: { ...opt.string("a node's metrics address (--metrics-addr), e.g. after kubectl port-forward pod/shoal-xxxxx 9090", '127.0.0.1:9090', '<host:port>'), env: 'SHOAL_STATUS_ADDR' },
   json: { ...opt.boolean('print the /stats document as JSON', false), env: null },
-  timeout: { ...duration('how long to wait for the node to answer', '5s'), env: null },
+  timeout: { ...duration('how long to wait for the node to answer', 5_000), env: null },
 }
 export type StatusConfig = OptionValues<typeof STATUS_OPTIONS>

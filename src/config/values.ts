@@ -30,6 +30,12 @@ export function parseDuration(raw: string): number {
   return Math.round(total)
 }
 
+/** Milliseconds as the shortest duration `parseDuration` reads back: `500ms`, `10s`, `5m`, `1h`. */
+export function formatDuration(ms: number): string {
+  for (const [unit, factor] of [['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) if (ms >= factor && ms % factor === 0) return `${ms / factor}${unit}`
+  return `${ms}ms`
+}
+
 const SIZE_UNITS: Record<string, number> = {
   '': 1, b: 1, k: 1e3, kb: 1e3, m: 1e6, mb: 1e6, g: 1e9, gb: 1e9,
   ki: 1024, kib: 1024, mi: 1024 ** 2, mib: 1024 ** 2, gi: 1024 ** 3, gib: 1024 ** 3,

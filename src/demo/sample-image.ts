@@ -37,7 +37,7 @@ export function blob(bytes: Buffer, mediaType: string): TestBlob {
   return { digest: sha256Digest(bytes), bytes, mediaType }
 }
 
-/** Deterministic filler: byte i is (7*i + 3) mod 256, the DESIGN.md test vector pattern. */
+/** Deterministic filler: byte i is (7*i + 3) mod 256, the pattern of the check value in docs/design.md. */
 export function patternBytes(size: number, multiplier = 7, offset = 3): Buffer {
   const bytes = Buffer.alloc(size)
   for (let i = 0; i < size; i++) bytes[i] = (multiplier * i + offset) & 0xff

@@ -121,10 +121,4 @@ export class HolderHealth {
     const failure = this.failures.get(peerKey(peer))
     return failure !== undefined && failure.until > this.clock.now()
   }
-
-  /** Holders skipped now (for /stats and logs). */
-  skipped(): string[] {
-    const now = this.clock.now()
-    return [...this.failures].filter(([, failure]) => failure.until > now).map(([key]) => key)
-  }
 }

@@ -94,6 +94,10 @@ const MAX_HOLDERS_ASKED = 64
 const MAX_HOLDERS_AT_ONCE = 4
 /** Longest wait for the local content store on a request's path; it is health-checked apart. */
 export const LOCAL_LOOKUP_TIMEOUT_MS = 2_000
+/** How long the DHT may take to name a holder before the answer is 404 (`--mirror-resolve-timeout`). */
+export const DEFAULT_RESOLVE_TIMEOUT_MS = 500
+/** A source that delivers nothing for this long is dropped (`--stall-timeout`). */
+export const DEFAULT_STALL_TIMEOUT_MS = 10_000
 const UNAVAILABLE = Symbol('content store unavailable')
 const CONTENT_UNAVAILABLE = 'the content store on this node cannot be used (containerd does not answer, or its files cannot be read)'
 

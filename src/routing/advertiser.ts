@@ -73,11 +73,6 @@ export class Advertiser {
     if (!this.advertised.has(key)) this.components.router.withdraw([key])
   }
 
-  /** Resolves after the next full sync (tests, and the readiness of a freshly started node). */
-  async syncNow(signal?: AbortSignal): Promise<void> {
-    await this.sync(signal)
-  }
-
   private async watchLoop(signal: AbortSignal): Promise<void> {
     try {
       for await (const event of this.components.watcher.watch({ signal })) {

@@ -10,7 +10,7 @@ export const SHA1_LENGTH = 20
 /** BitTorrent v1 metainfo files much larger than this are not ours (a 20 GiB blob needs ~100 KiB). */
 export const MAX_METAINFO_BYTES = 4 * MiB
 
-/** The pinned piece-length rule of DESIGN.md: 256 KiB up to 64 MiB, 1 MiB up to 1 GiB, 4 MiB above. */
+/** The pinned piece-length rule of docs/design.md: 256 KiB up to 64 MiB, 1 MiB up to 1 GiB, 4 MiB above. */
 export function pieceLengthFor(size: number): number {
   if (size <= 64 * MiB) return 256 * KiB
   if (size <= GiB) return MiB

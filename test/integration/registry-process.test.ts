@@ -66,7 +66,7 @@ describe('shoal registry as a process', () => {
     }
   })
 
-  it('prints the DESIGN.md test vector with shoal metainfo', async () => {
+  it('prints the docs/design.md check value with shoal metainfo', async () => {
     const { writeFile } = await import('node:fs/promises')
     const { patternBytes } = await import('../support/images.js')
     const file = join(dir, 'vector.bin')

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test'
 import { Command } from 'commander'
 import { CONFIGURATION_OPTIONS, REGISTRY_OPTIONS } from '../../src/config/commands.js'
 import { addOptions, envName, flagName, resolveOptions, type OptionTable } from '../../src/config/options.js'
-import { parseByteSize, parseDuration } from '../../src/config/values.js'
+import { formatDuration, parseByteSize, parseDuration } from '../../src/config/values.js'
 
 async function parse<T extends OptionTable>(table: T, argv: string[], env: Record<string, string> = {}) {
   const saved = { ...process.env }
@@ -85,6 +85,35 @@ describe('settings', () => {
     assert.equal(parseByteSize('1.5GB'), 1.5e9)
     assert.equal(parseByteSize('4096'), 4096)
     assert.throws(() => parseByteSize('lots'), /not a size/)
+  })
+})
+
+describe('defaults, written once', () => {
+  it('`shoal registry --help` shows the defaults the components use when given nothing', async () => {
+    const { execFileSync } = await import('node:child_process')
+    const help = execFileSync(process.execPath, [new URL('../../src/main.js', import.meta.url).pathname, 'registry', '--help'], { encoding: 'utf8' })
+    const shown = (flag: string): string => {
+      const match = new RegExp(`--${flag} [^\\n]*?\\(default: ([^)]+)\\)`, 's').exec(help.replace(/\n\s+/g, ' '))
+      assert.ok(match, `--${flag} shows a default in:\n${help}`)
+      return match[1]!.replace(/"/g, '')
+    }
+    const { DEFAULT_RESOLVE_TIMEOUT_MS, DEFAULT_STALL_TIMEOUT_MS } = await import('../../src/mirror/mirror.js')
+    const { DEFAULT_CLIENT_TIMEOUT_MS } = await import('../../src/net/http-server.js')
+    const { DEFAULT_PEER_IDLE_MS } = await import('../../src/swarm/wire-guard.js')
+    const { DEFAULT_LINGER_MS } = await import('../../src/swarm/webtorrent-options.js')
+    const { DEFAULT_MAX_BLOB_STREAMS } = await import('../../src/registry/stream-slots.js')
+    assert.equal(parseDuration(shown('mirror-resolve-timeout')), DEFAULT_RESOLVE_TIMEOUT_MS)
+    assert.equal(parseDuration(shown('stall-timeout')), DEFAULT_STALL_TIMEOUT_MS)
+    assert.equal(parseDuration(shown('client-timeout')), DEFAULT_CLIENT_TIMEOUT_MS)
+    assert.equal(parseDuration(shown('peer-idle-timeout')), DEFAULT_PEER_IDLE_MS)
+    assert.equal(parseDuration(shown('download-linger')), DEFAULT_LINGER_MS)
+    assert.equal(Number(shown('max-blob-streams')), DEFAULT_MAX_BLOB_STREAMS)
+  })
+
+  it('formats a duration the way it parses back', () => {
+    for (const ms of [1, 500, 1000, 1500, 10_000, 90_000, 5 * 60_000, 3_600_000]) assert.equal(parseDuration(formatDuration(ms)), ms)
+    assert.equal(formatDuration(30_000), '30s')
+    assert.equal(formatDuration(500), '500ms')
   })
 })
 

@@ -13,7 +13,7 @@ async function* chunked(bytes: Buffer, size: number): AsyncIterable<Buffer> {
 }
 
 describe('deterministic metainfo', () => {
-  it('matches the DESIGN.md test vector', async () => {
+  it('matches the check value of docs/design.md', async () => {
     const bytes = patternBytes(3_158_073)
     assert.equal(sha256Digest(bytes), VECTOR_DIGEST)
     const metainfo = await computeMetainfo(VECTOR_DIGEST, bytes.length, chunked(bytes, 65_537))
