@@ -5,9 +5,6 @@ import { daemonNode } from '../node/daemon.js'
 import { OPEN_SWARM_WARNING } from '../node/node.js'
 import { InvalidValueError } from '../config/values.js'
 import { ClusterKey } from '../net/cluster-key.js'
-import { DHT_PINS } from '../routing/dht-internals.js'
-import { BT_PINS } from '../swarm/bt-internals.js'
-import { assertPinned } from '../util/packages.js'
 
 export function validateRegistryConfig(config: RegistryConfig): void {
   if (config.bootstrapKind === 'dns' && !config.dnsBootstrapDomain) {
@@ -18,7 +15,6 @@ export function validateRegistryConfig(config: RegistryConfig): void {
 /** `shoal registry`: runs a node until SIGTERM/SIGINT. */
 export async function runRegistry(config: RegistryConfig, logger: Logger, signal: AbortSignal, version: string): Promise<void> {
   validateRegistryConfig(config)
-  assertPinned([...BT_PINS, ...DHT_PINS])
   if (config.bootstrapKind === 'static' && config.staticBootstrapPeers.length === 0) {
     logger.warn('no bootstrap peers: this node only finds nodes that contact it (--static-bootstrap-peers or --bootstrap-kind dns)')
   }

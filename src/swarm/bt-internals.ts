@@ -175,8 +175,8 @@ export function installBtPatches(): Promise<void> {
     assertPinned(BT_PINS)
     const wire = await import(packageEntryUrl('bittorrent-protocol', ['webtorrent'])) as { default: { prototype: Record<string, unknown> } }
     const piece = await import(packageEntryUrl('torrent-piece', ['webtorrent'])) as { default: { prototype: Record<string, unknown> } }
-    const missing = WIRE_METHODS.filter((name) => typeof wire.default.prototype[name] !== 'function')
-    if (typeof piece.default.prototype['flush'] !== 'function') missing.push('flush' as never)
+    const missing = [...WIRE_METHODS.filter((name) => typeof wire.default.prototype[name] !== 'function'),
+      ...(typeof piece.default.prototype['flush'] === 'function' ? [] : ['flush'])]
     if (missing.length) throw new PackageVersionError(`the loaded bittorrent-protocol or torrent-piece lacks ${missing.join(', ')}, which swarm/bt-internals.ts uses`)
     piece.default.prototype['flush'] = flushWithoutCopy
   })()
