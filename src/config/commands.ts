@@ -7,6 +7,7 @@ import { DEFAULT_RESOLVE_TIMEOUT_MS, DEFAULT_STALL_TIMEOUT_MS } from '../mirror/
 import { DEFAULT_MAX_BLOB_STREAMS } from '../registry/stream-slots.js'
 import { DEFAULT_LINGER_MS } from '../swarm/webtorrent-options.js'
 import { DEFAULT_PEER_IDLE_MS } from '../swarm/wire-guard.js'
+import { DEFAULT_MAX_WIRES, DEFAULT_MAX_WIRES_PER_SWARM } from '../swarm/peer-wires.js'
 import type { LogLevel } from '../observe/logger.js'
 import { opt, type OptionSpec, type OptionValues } from './options.js'
 import { parseDialAddress, type DialAddress } from '../net/address.js'
@@ -112,8 +113,10 @@ export const REGISTRY_OPTIONS = {
   uploadLimit: size('upload limit of this node in bytes per second, over all peers (0: none)', '0'),
   mirroredRegistries: opt.list('registries containerd mirrors through this node (URLs); they name the `registry` label of metrics, any other is counted as "other"', '<url>', parseRegistryList),
   clientTimeout: duration('HTTP: longest wait for request headers (then 408), on an idle connection, or for a client to read more of a body (never less than --stall-timeout + 1s)', DEFAULT_CLIENT_TIMEOUT_MS),
-  maxBlobStreams: { description: 'blob bodies served at once; more get 503 (containerd goes upstream, peers ask another holder); one client address may hold at most 16', default: DEFAULT_MAX_BLOB_STREAMS, defaultText: String(DEFAULT_MAX_BLOB_STREAMS), argument: '<count>', parse: parseCount },
+  maxBlobStreams: { description: 'blob bodies served at once; more wait up to 5s for one to end, then get 503 (containerd goes upstream, peers ask another holder); one client address may hold at most 16', default: DEFAULT_MAX_BLOB_STREAMS, defaultText: String(DEFAULT_MAX_BLOB_STREAMS), argument: '<count>', parse: parseCount },
   peerIdleTimeout: duration('a BitTorrent connection of no use for this long is closed (no interest either way, a peer that is interested but asks nothing, or one that keeps us choked)', DEFAULT_PEER_IDLE_MS),
+  maxWiresPerSwarm: { description: "BitTorrent connections one blob's swarm keeps at once; more are refused", default: DEFAULT_MAX_WIRES_PER_SWARM, defaultText: String(DEFAULT_MAX_WIRES_PER_SWARM), argument: '<count>', parse: parseCount },
+  maxWires: { description: 'BitTorrent connections this node keeps at once over all blobs; more are refused', default: DEFAULT_MAX_WIRES, defaultText: String(DEFAULT_MAX_WIRES), argument: '<count>', parse: parseCount },
   downloadLinger: duration('a finished download the content store has not taken keeps seeding from its file this long, then is removed', DEFAULT_LINGER_MS),
   clusterKeyFile: opt.string('file with the cluster key (one key a line, 32+ characters; all lines are used, so nodes sharing any key talk): every DHT packet, BitTorrent connection and HTTP request between nodes must prove it. None: an open swarm that believes anyone who can reach it', '', '<path>'),
   registryFilters: { description: 'regular expressions over image names (registry/repository:tag): matching images are not advertised and their tags not resolved',

@@ -16,13 +16,15 @@ export class HolderSearch {
   readonly found: PeerAddress[] = []
   private deferred: PeerAddress[] | undefined = []
   private finished = false
+  /** When the lookup ended (clock time), once it has. */
+  endedAt: number | undefined
   private readonly clock: Clock
   private readonly changed: Wakeup
 
   constructor(router: Router, key: string, options: SignalOptions & { clock?: Clock; health?: HolderHealth } = {}) {
-    this.clock = options.clock ?? systemClock
-    const changed = this.changed = new Wakeup(this.clock)
-    const cancelRelease = this.clock.schedule(DEFER_SKIPPED_MS, () => this.releaseDeferred())
+    const clock = this.clock = options.clock ?? systemClock
+    const changed = this.changed = new Wakeup(clock)
+    const cancelRelease = clock.schedule(DEFER_SKIPPED_MS, () => this.releaseDeferred())
     const known = new Set<string>()
     for (const peer of options.health?.recentHolders(key) ?? []) {
       known.add(peerKey(peer))
@@ -45,6 +47,7 @@ export class HolderSearch {
         cancelRelease()
         this.releaseDeferred()
         this.finished = true
+        this.endedAt = clock.now()
         changed.notify()
       }
     })()
@@ -70,5 +73,42 @@ export class HolderSearch {
       await this.changed.wait({ timeoutMs: remaining })
     }
     return this.found[index]
+  }
+}
+
+/** A finished lookup still answers requests that arrive this soon after it ended. */
+export const SEARCH_REUSE_MS = 1_000
+/** A lookup nobody can end sooner is stopped after this long. */
+export const SEARCH_LIFETIME_MS = 30_000
+const MAX_SEARCHES = 1024
+
+export interface HolderSearchesComponents {
+  router: Router
+  health?: HolderHealth
+  clock?: Clock
+}
+
+/**
+ * One lookup per key, shared by every request for it: concurrent requests for one digest cost
+ * one DHT lookup, and a request that is cancelled does not stop the lookup the others wait on
+ * (each search lives until its lookup completes, or SEARCH_LIFETIME_MS).
+ */
+export class HolderSearches {
+  private readonly searches = new Map<string, HolderSearch>()
+  private readonly clock: Clock
+
+  constructor(private readonly components: HolderSearchesComponents) {
+    this.clock = components.clock ?? systemClock
+  }
+
+  search(key: string): HolderSearch {
+    const running = this.searches.get(key)
+    if (running && (running.endedAt === undefined || this.clock.now() - running.endedAt < SEARCH_REUSE_MS)) return running
+    const { router, health } = this.components
+    const search = new HolderSearch(router, key, { signal: AbortSignal.timeout(SEARCH_LIFETIME_MS), clock: this.clock, ...(health ? { health } : {}) })
+    this.searches.delete(key)
+    this.searches.set(key, search)
+    if (this.searches.size > MAX_SEARCHES) this.searches.delete(this.searches.keys().next().value as string)
+    return search
   }
 }

@@ -14,14 +14,14 @@ import type { PeerAddress, Router } from '../routing/router.js'
 import { SwarmBlobStream } from '../swarm/blob-stream.js'
 import type { Swarm } from '../swarm/swarm.js'
 import type { HolderHealth } from './holder-health.js'
-import { HolderSearch } from './holders.js'
+import { HolderSearches, type HolderSearch } from './holders.js'
 import { raceHolders } from './race.js'
 import { HttpTransfers } from './http-transfer.js'
 import type { PeerClient, PeerManifest } from './peer-client.js'
 import { agreedAnswer } from './agree.js'
 import type { SwarmJoins } from './swarm-join.js'
 import { countedUpload } from './upload.js'
-import type { SignalOptions } from '../util/abort.js'
+import { abortable, type SignalOptions } from '../util/abort.js'
 import { systemClock, type Clock } from '../util/clock.js'
 
 export interface MirrorInit {
@@ -106,9 +106,11 @@ type Signalled<T> = T & { signal: AbortSignal }
 /** Where each requested byte comes from: this node, one holder over HTTP, or the swarm. */
 export class Mirror {
   private readonly http: HttpTransfers
+  private readonly searches: HolderSearches
 
   constructor(private readonly components: MirrorComponents, private readonly init: MirrorInit) {
     this.http = new HttpTransfers({ ...components, health: components.holderHealth }, { stallMs: init.stallTimeoutMs })
+    this.searches = new HolderSearches({ router: components.router, health: components.holderHealth, ...(components.clock ? { clock: components.clock } : {}) })
   }
 
   /**
@@ -269,8 +271,8 @@ export class Mirror {
 
   private async findHolders(key: string, signal: AbortSignal, notFound: (why: string) => Error): Promise<HolderSearch> {
     const started = performance.now()
-    const holders = new HolderSearch(this.components.router, key, { signal, health: this.components.holderHealth })
-    const first = await holders.nth(0, this.init.resolveTimeoutMs)
+    const holders = this.searches.search(key)
+    const first = await abortable(holders.nth(0, this.init.resolveTimeoutMs), signal)
     this.components.metrics.resolveDuration.observe({ router: 'dht' }, (performance.now() - started) / 1000)
     if (!first) {
       const why = `no node holds it (DHT lookup ${holders.done ? 'complete' : `stopped after ${this.init.resolveTimeoutMs} ms`})`

@@ -1,11 +1,16 @@
 import type { Context } from 'koa'
 
-/** Aborts when the client goes away, so work on its behalf stops. */
+/** Aborts when the response closes (the client went away, or it was sent), so work on its behalf stops; one per request. */
 export function requestSignal(ctx: Context): AbortSignal {
+  const known = signals.get(ctx.res)
+  if (known) return known
   const controller = new AbortController()
   ctx.res.once('close', () => controller.abort(new Error('client closed the connection')))
+  signals.set(ctx.res, controller.signal)
   return controller.signal
 }
+
+const signals = new WeakMap<object, AbortSignal>()
 
 /**
  * While a response body is sent: a client that takes no bytes for `timeoutMs` is disconnected

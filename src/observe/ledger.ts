@@ -32,12 +32,13 @@ export type LedgerEvent =
  * `peer-silent`: a wire stopped delivering requested blocks and was dropped;
  * `peer-overrun`: a wire asked for more than its request cap or stopped reading, and was dropped;
  * `peer-idle`: a wire of no use was closed (no interest either way, interest without requests, kept choked);
+ * `wires-full`: a wire was refused because its swarm or this node had as many connections as it keeps;
  * `content-unavailable`: the content store (containerd) did not answer;
  * `peer-unauthenticated`: a peer did not prove the cluster key (wire or HTTP) and was refused;
  * `peer-lied`: a peer's metainfo or size disagreed with the blob's digest, and it was banned.
  */
-export type FaultKind = 'io' | 'peer-unanswered' | 'peer-silent' | 'peer-overrun' | 'peer-idle' | 'content-unavailable' | 'peer-unauthenticated' | 'peer-lied'
-export const FAULT_KINDS: readonly FaultKind[] = ['io', 'peer-unanswered', 'peer-silent', 'peer-overrun', 'peer-idle', 'content-unavailable', 'peer-unauthenticated', 'peer-lied']
+export type FaultKind = 'io' | 'peer-unanswered' | 'peer-silent' | 'peer-overrun' | 'peer-idle' | 'wires-full' | 'content-unavailable' | 'peer-unauthenticated' | 'peer-lied'
+export const FAULT_KINDS: readonly FaultKind[] = ['io', 'peer-unanswered', 'peer-silent', 'peer-overrun', 'peer-idle', 'wires-full', 'content-unavailable', 'peer-unauthenticated', 'peer-lied']
 const RECENT_FAULTS = 20
 
 export interface FaultRecord {

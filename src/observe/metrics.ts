@@ -79,7 +79,7 @@ export function createMetrics(registry: Registry) {
     }),
     swarmWireDrops: new Counter({
       name: 'shoal_swarm_wire_drops_total',
-      help: 'BitTorrent connections this node dropped, by reason: peer-silent (sent no requested block in time), peer-overrun (asked past its request cap or stopped reading), peer-idle (of no use: no interest either way, interested without requests, or kept choked), peer-unauthenticated (did not prove the cluster key).',
+      help: 'BitTorrent connections this node dropped, by reason: peer-silent (sent no requested block in time), peer-overrun (asked past its request cap or stopped reading), peer-idle (of no use: no interest either way, interested without requests, or kept choked), wires-full (refused: its swarm or this node had as many connections as it keeps), peer-unauthenticated (did not prove the cluster key).',
       labelNames: ['reason'] as const,
       registers,
     }),

@@ -42,7 +42,7 @@ function peerOf(ctx: Context): string | undefined {
 }
 
 export async function serveBlob(ctx: Context, components: RegistryComponents, request: { name: string; digest: Digest; registry: string | undefined }): Promise<void> {
-  if (ctx.method === 'GET') holdBlobStream(ctx, components.blobStreams)
+  if (ctx.method === 'GET') await holdBlobStream(ctx, components.blobStreams)
   const fromPeer = peerOf(ctx)
   const started = performance.now()
   const answer = await countedMirrorRequest(components, request.registry, fromPeer, () => components.mirror.blob({
@@ -96,7 +96,7 @@ export async function serveMetainfo(ctx: Context, components: RegistryComponents
 
 /** A range of a blob for a peer's whole-piece request, from local content or verified pieces. */
 export async function servePieces(ctx: Context, components: RegistryComponents, digest: Digest): Promise<void> {
-  if (ctx.method === 'GET') holdBlobStream(ctx, components.blobStreams)
+  if (ctx.method === 'GET') await holdBlobStream(ctx, components.blobStreams)
   const answer = await components.pieces.open(digest, ctx.request.headers.range, ctx.request.socket.remoteAddress ?? 'unknown', { signal: requestSignal(ctx) })
   ctx.type = OCTET_STREAM
   if (ctx.method === 'GET') {
@@ -110,10 +110,12 @@ export async function servePieces(ctx: Context, components: RegistryComponents, 
   ctx.length = rangeLength(answer.range)
 }
 
-/** Takes one of the blob-stream slots until the response closes, or refuses with 503 when none is free. */
-function holdBlobStream(ctx: Context, streams: StreamSlots): void {
-  const release = streams.take(ctx.request.socket.remoteAddress ?? 'unknown')
-  ctx.res.once('close', release)
+/** Takes one of the blob-stream slots until the response closes, waiting a bounded time for one, else 503. */
+async function holdBlobStream(ctx: Context, streams: StreamSlots): Promise<void> {
+  const signal = requestSignal(ctx)
+  const release = await streams.acquire(ctx.request.socket.remoteAddress ?? 'unknown', { signal })
+  if (signal.aborted) release()
+  else signal.addEventListener('abort', release, { once: true })
 }
 
 /** Records how the local containerd's request was answered, with the body bytes it gets. */

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { SignalOptions } from '../util/abort.js'
 import type { Service } from '../util/service.js'
 import { peerKey, type PeerAddress, type Router } from './router.js'
@@ -6,6 +7,9 @@ import { peerKey, type PeerAddress, type Router } from './router.js'
 export class MemoryRoutingNetwork {
   readonly records = new Map<string, Map<string, PeerAddress>>()
 
+  /** `lookupDelayMs`: how long each lookup takes before it answers, as a DHT's round trips do. */
+  constructor(readonly lookupDelayMs = 0) {}
+
   router(self: PeerAddress): MemoryRouter {
     return new MemoryRouter(this, self)
   }
@@ -13,6 +17,8 @@ export class MemoryRoutingNetwork {
 
 export class MemoryRouter implements Router, Service {
   private readonly keys = new Set<string>()
+  /** Lookups started, by key (what the tests of coalescing count). */
+  readonly lookups = new Map<string, number>()
 
   constructor(private readonly network: MemoryRoutingNetwork, private readonly self: PeerAddress) {}
 
@@ -28,6 +34,8 @@ export class MemoryRouter implements Router, Service {
   }
 
   async *lookup(key: string, options: SignalOptions = {}): AsyncIterable<PeerAddress> {
+    this.lookups.set(key, (this.lookups.get(key) ?? 0) + 1)
+    if (this.network.lookupDelayMs > 0) await sleep(this.network.lookupDelayMs, undefined, { signal: options.signal }).catch(() => undefined)
     for (const peer of this.network.records.get(key)?.values() ?? []) {
       if (options.signal?.aborted) return
       if (peerKey(peer) !== peerKey(this.self)) yield peer

@@ -24,6 +24,11 @@ export interface PeerWiresComponents {
   httpPort?: (() => number) | undefined
 }
 
+/** BitTorrent connections one blob's swarm keeps at once, incoming and outgoing; more are refused. */
+export const DEFAULT_MAX_WIRES_PER_SWARM = 128
+/** BitTorrent connections this node keeps at once over all blobs; more are refused. */
+export const DEFAULT_MAX_WIRES = 1024
+
 export interface PeerWiresInit {
   /** This node's `host:port`, which decides which of two duplicate connections stays. */
   label: string
@@ -31,6 +36,8 @@ export interface PeerWiresInit {
   peerId: string
   /** With a key, a wire joins only once the peer proved it; none: an open swarm. */
   clusterKey?: ClusterKey | undefined
+  maxWiresPerSwarm?: number
+  maxWires?: number
 }
 
 /** The transfer a wire belongs to. */
@@ -46,7 +53,14 @@ export interface WireOwner {
 
 /** Admits the BitTorrent connections of a torrent: cluster key, bans, duplicates, guard and accounting. */
 export class PeerWires {
+  private live = 0
+
   constructor(private readonly components: PeerWiresComponents, private readonly init: PeerWiresInit) {}
+
+  /** Wires open now, over all swarms. */
+  get open(): number {
+    return this.live
+  }
 
   /**
    * The wire's patches, in this order (see swarm/bt-internals.ts): the request cap goes out in
@@ -55,6 +69,9 @@ export class PeerWires {
    * and piece; whole-piece requests and stripes come with admission.
    */
   onWire(owner: WireOwner, wire: Wire): void {
+    if (this.refusedOverCap(owner.torrent, wire)) return
+    this.live++
+    wire.once('close', () => this.live--)
     const { guard } = this.components
     guard.attach(wire)
     outgoing.set(wire, wire.type === 'tcpOutgoing')
@@ -74,11 +91,23 @@ export class PeerWires {
     this.admit(owner, wire)
   }
 
+  /** The torrent's list already holds the new wire when webtorrent announces it. */
+  private refusedOverCap(torrent: Torrent, wire: Wire): boolean {
+    const perSwarm = this.init.maxWiresPerSwarm ?? DEFAULT_MAX_WIRES_PER_SWARM
+    const perNode = this.init.maxWires ?? DEFAULT_MAX_WIRES
+    const why = torrent.wires.length > perSwarm ? `this blob's swarm already has ${perSwarm} connections, the most it keeps`
+      : this.live >= perNode ? `this node already has ${perNode} connections, the most it keeps` : undefined
+    if (!why) return false
+    this.dropped(wire, 'wires-full', why)
+    wire.destroy()
+    return true
+  }
+
   dropped(wire: Wire, kind: FaultKind, detail: string): void {
     const peer = peerLabel(wire)
     this.components.metrics.swarmWireDrops.inc({ reason: kind })
     this.components.emit({ type: 'fault', kind, detail: `${peer}: ${detail}` })
-    const level = kind === 'peer-idle' ? 'debug' : 'warn'
+    const level = kind === 'peer-idle' || kind === 'wires-full' ? 'debug' : 'warn'
     this.components.logger[level]({ peer, reason: kind, detail }, 'dropped a BitTorrent connection')
   }
 

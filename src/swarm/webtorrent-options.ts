@@ -26,6 +26,9 @@ export interface WebTorrentSwarmInit {
   lingerMs?: number
   /** A wire of no use for this long is closed (see WireGuard.sweep). */
   peerIdleMs?: number
+  /** BitTorrent connections kept at once per blob and over all blobs (defaults in peer-wires.ts). */
+  maxWiresPerSwarm?: number
+  maxWires?: number
   /** Peers must prove it before any piece flows; none: an open swarm. */
   clusterKey?: ClusterKey | undefined
   /** Offer and use whole-piece transfers over HTTP with peers that offer them too (default true). */

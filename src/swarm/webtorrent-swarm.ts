@@ -63,7 +63,7 @@ export class WebTorrentSwarm implements Swarm {
     const httpPieces = init.httpPieces !== false
     this.wires = new PeerWires({ bans: components.bans, guard: this.guard, metrics: components.metrics, logger: components.logger, emit: (event) => this.emit(event),
       pieces: httpPieces ? components.pieces : undefined, httpPort: httpPieces ? components.registryPort : undefined },
-      { label: this.label, peerId: this.peerId.toString('hex'), clusterKey: init.clusterKey })
+      { label: this.label, peerId: this.peerId.toString('hex'), clusterKey: init.clusterKey, maxWiresPerSwarm: init.maxWiresPerSwarm, maxWires: init.maxWires })
   }
 
   async start(): Promise<void> {

@@ -102,12 +102,15 @@ describe('defaults, written once', () => {
     const { DEFAULT_PEER_IDLE_MS } = await import('../../src/swarm/wire-guard.js')
     const { DEFAULT_LINGER_MS } = await import('../../src/swarm/webtorrent-options.js')
     const { DEFAULT_MAX_BLOB_STREAMS } = await import('../../src/registry/stream-slots.js')
+    const { DEFAULT_MAX_WIRES, DEFAULT_MAX_WIRES_PER_SWARM } = await import('../../src/swarm/peer-wires.js')
     assert.equal(parseDuration(shown('mirror-resolve-timeout')), DEFAULT_RESOLVE_TIMEOUT_MS)
     assert.equal(parseDuration(shown('stall-timeout')), DEFAULT_STALL_TIMEOUT_MS)
     assert.equal(parseDuration(shown('client-timeout')), DEFAULT_CLIENT_TIMEOUT_MS)
     assert.equal(parseDuration(shown('peer-idle-timeout')), DEFAULT_PEER_IDLE_MS)
     assert.equal(parseDuration(shown('download-linger')), DEFAULT_LINGER_MS)
     assert.equal(Number(shown('max-blob-streams')), DEFAULT_MAX_BLOB_STREAMS)
+    assert.equal(Number(shown('max-wires-per-swarm')), DEFAULT_MAX_WIRES_PER_SWARM)
+    assert.equal(Number(shown('max-wires')), DEFAULT_MAX_WIRES)
   })
 
   it('formats a duration the way it parses back', () => {

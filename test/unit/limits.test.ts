@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { ManualClock } from '../support/clock.js'
 import { describe, it } from 'node:test'
 import { ContentHealth, FAILURES_TO_DOWN } from '../../src/node/content-health.js'
 import { UnavailableError } from '../../src/oci/errors.js'
@@ -38,6 +39,47 @@ describe('blob stream slots', () => {
     slots.take('10.0.0.3')
     third()
     assert.equal(slots.active, 2)
+  })
+
+  it('a request over a cap waits for a slot, first come first served, and gets one when a stream ends', async () => {
+    const clock = new ManualClock()
+    const slots = new StreamSlots(2, 1, clock)
+    const first = await slots.acquire('10.0.0.1')
+    const order: string[] = []
+    const second = slots.acquire('10.0.0.1').then((release) => { order.push('second'); return release })
+    const third = slots.acquire('10.0.0.1').then((release) => { order.push('third'); return release })
+    await Promise.resolve()
+    assert.deepEqual(order, [])
+    first()
+    ;(await second)()
+    ;(await third)()
+    assert.deepEqual(order, ['second', 'third'])
+    assert.equal(slots.active, 0)
+  })
+
+  it('a waiting request gets 503 after the wait, or its own reason when it is cancelled, and leaves the queue', async () => {
+    const clock = new ManualClock()
+    const slots = new StreamSlots(1, 1, clock)
+    const held = await slots.acquire('10.0.0.1')
+    const late = slots.acquire('10.0.0.2', { waitMs: 1_000 })
+    clock.advance(999)
+    const cancel = new AbortController()
+    const cancelled = slots.acquire('10.0.0.3', { signal: cancel.signal })
+    cancel.abort(new Error('client went away'))
+    await assert.rejects(cancelled, /client went away/)
+    clock.advance(1)
+    await assert.rejects(late, (err: Error) => err instanceof UnavailableError && /blob streams are in progress/.test(err.message))
+    held()
+    assert.equal(slots.active, 0, 'nobody waits any more, so nobody took the freed slot')
+    ;(await slots.acquire('10.0.0.4'))()
+  })
+
+  it('refuses at once when too many already wait', async () => {
+    const slots = new StreamSlots(1, 1, new ManualClock())
+    await slots.acquire('a')
+    const waiting = Array.from({ length: 4 }, () => slots.acquire('b'))
+    await assert.rejects(slots.acquire('c'), UnavailableError)
+    for (const wait of waiting) wait.catch(() => {})
   })
 })
 
