@@ -1,3 +1,4 @@
+import type { Logger } from 'pino'
 import { peerKey, type PeerAddress, type Router } from '../routing/router.js'
 import type { SignalOptions } from '../util/abort.js'
 import { systemClock, type Clock } from '../util/clock.js'
@@ -10,7 +11,8 @@ export const DEFER_SKIPPED_MS = 250
 /**
  * A DHT lookup running in the background: holders are kept in the order found, and callers
  * wait for the n-th one with a deadline. Holders that failed lately come after the others found
- * within DEFER_SKIPPED_MS; holders that recently delivered the key come first of all. Stops when the lookup completes or `signal` aborts.
+ * within DEFER_SKIPPED_MS; holders that recently delivered the key come first of all. Stops
+ * when the lookup completes or `signal` aborts.
  */
 export class HolderSearch {
   readonly found: PeerAddress[] = []
@@ -21,7 +23,7 @@ export class HolderSearch {
   private readonly clock: Clock
   private readonly changed: Wakeup
 
-  constructor(router: Router, key: string, options: SignalOptions & { clock?: Clock; health?: HolderHealth } = {}) {
+  constructor(router: Router, key: string, options: SignalOptions & { clock?: Clock; health?: HolderHealth; logger?: Logger } = {}) {
     const clock = this.clock = options.clock ?? systemClock
     const changed = this.changed = new Wakeup(clock)
     const cancelRelease = clock.schedule(DEFER_SKIPPED_MS, () => this.releaseDeferred())
@@ -41,8 +43,8 @@ export class HolderSearch {
           this.found.push(peer)
           changed.notify()
         }
-      } catch {
-        // a failed lookup just finds nobody
+      } catch (err) {
+        if (!options.signal?.aborted) options.logger?.warn({ key, err }, 'DHT lookup failed; holders found so far are used')
       } finally {
         cancelRelease()
         this.releaseDeferred()
@@ -73,42 +75,5 @@ export class HolderSearch {
       await this.changed.wait({ timeoutMs: remaining })
     }
     return this.found[index]
-  }
-}
-
-/** A finished lookup still answers requests that arrive this soon after it ended. */
-export const SEARCH_REUSE_MS = 1_000
-/** A lookup nobody can end sooner is stopped after this long. */
-export const SEARCH_LIFETIME_MS = 30_000
-const MAX_SEARCHES = 1024
-
-export interface HolderSearchesComponents {
-  router: Router
-  health?: HolderHealth
-  clock?: Clock
-}
-
-/**
- * One lookup per key, shared by every request for it: concurrent requests for one digest cost
- * one DHT lookup, and a request that is cancelled does not stop the lookup the others wait on
- * (each search lives until its lookup completes, or SEARCH_LIFETIME_MS).
- */
-export class HolderSearches {
-  private readonly searches = new Map<string, HolderSearch>()
-  private readonly clock: Clock
-
-  constructor(private readonly components: HolderSearchesComponents) {
-    this.clock = components.clock ?? systemClock
-  }
-
-  search(key: string): HolderSearch {
-    const running = this.searches.get(key)
-    if (running && (running.endedAt === undefined || this.clock.now() - running.endedAt < SEARCH_REUSE_MS)) return running
-    const { router, health } = this.components
-    const search = new HolderSearch(router, key, { signal: AbortSignal.timeout(SEARCH_LIFETIME_MS), clock: this.clock, ...(health ? { health } : {}) })
-    this.searches.delete(key)
-    this.searches.set(key, search)
-    if (this.searches.size > MAX_SEARCHES) this.searches.delete(this.searches.keys().next().value as string)
-    return search
   }
 }

@@ -6,7 +6,7 @@ import type { ByteRange } from '../oci/range.js'
 import { peerKey, type PeerAddress } from '../routing/router.js'
 import { DigestMismatchError } from '../swarm/blob-stream.js'
 import type { HolderHealth } from './holder-health.js'
-import type { HolderSearch } from './holders.js'
+import type { HolderPool } from './holder-pool.js'
 import type { PeerClient } from './peer-client.js'
 import type { SignalOptions } from '../util/abort.js'
 import { describeError, ShoalError } from '../util/errors.js'
@@ -27,7 +27,7 @@ export interface HttpSourceInit {
 
 export interface HttpSourceComponents {
   peers: PeerClient
-  holders: HolderSearch
+  holders: HolderPool
   health: HolderHealth
   logger: Logger
   onBytes: (peer: PeerAddress, bytes: number) => void
@@ -52,17 +52,11 @@ export async function* httpBlobChunks(components: HttpSourceComponents, init: Ht
     const attempt = new AbortController()
     const onAbort = (): void => attempt.abort(signal.reason)
     signal.addEventListener('abort', onAbort, { once: true })
-    // Headers come as soon as the holder has opened the blob: wait the measured answer time, not the stall timeout.
-    const answerMs = Math.min(init.stallMs, 2 * components.health.answerTimeoutMs())
-    const unanswered = setTimeout(() => attempt.abort(new Error(`no answer for ${answerMs} ms`)), answerMs)
-    const started = performance.now()
     try {
       const partial = position !== 0 || range.end !== size - 1
-      const body = await components.peers.openBlob(peer, { name: init.name, digest, size, range: partial ? { start: position, end: range.end } : undefined }, { signal: attempt.signal })
-      clearTimeout(unanswered)
-      components.health.answered(peer, performance.now() - started)
+      const request = { name: init.name, digest, size, range: partial ? { start: position, end: range.end } : undefined }
+      const body = await components.holders.ask(peer, (holder, asked) => components.peers.openBlob(holder, request, { signal: asked }), { signal: attempt.signal, question: 'blob' })
       if (!body) continue
-      components.health.delivered(digest, peer)
       for await (const chunk of withStallTimeout(body, init.stallMs, attempt)) {
         if (position + chunk.length > range.end + 1) throw new Error('peer sent more bytes than asked for')
         hash?.update(chunk)
@@ -77,7 +71,6 @@ export async function* httpBlobChunks(components: HttpSourceComponents, init: Ht
       components.health.failed(peer, digest, describeError(err))
       components.logger.warn({ peer: peerKey(peer), digest, position, err }, 'peer stream failed; trying the next holder')
     } finally {
-      clearTimeout(unanswered)
       signal.removeEventListener('abort', onAbort)
       attempt.abort()
     }

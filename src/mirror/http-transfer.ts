@@ -7,7 +7,7 @@ import type { TransferLedger } from '../observe/ledger.js'
 import type { Metrics } from '../observe/metrics.js'
 import { peerKey } from '../routing/router.js'
 import type { HolderHealth } from './holder-health.js'
-import type { HolderSearch } from './holders.js'
+import type { HolderPool } from './holder-pool.js'
 import { collectChunks, httpBlobChunks, startedStream } from './http-source.js'
 import { DigestMismatchError } from '../swarm/blob-stream.js'
 import type { PeerClient } from './peer-client.js'
@@ -39,7 +39,7 @@ export class HttpTransfers {
    * All of a small blob, verified against its digest, in memory. Bytes that fail the digest are
    * thrown away and the blob is fetched again (the holder that sent them is banned).
    */
-  async fetchWhole(request: HttpBlobRequest, holders: HolderSearch, size: number): Promise<Buffer> {
+  async fetchWhole(request: HttpBlobRequest, holders: HolderPool, size: number): Promise<Buffer> {
     const record = this.record(request.digest, size)
     for (let attempt = 1; ; attempt++) {
       try {
@@ -56,7 +56,7 @@ export class HttpTransfers {
   }
 
   /** A range of a blob as it arrives; resolves once the first bytes are there. */
-  async stream(request: HttpBlobRequest, holders: HolderSearch, size: number, range: ByteRange): Promise<Readable> {
+  async stream(request: HttpBlobRequest, holders: HolderPool, size: number, range: ByteRange): Promise<Readable> {
     const record = this.record(request.digest, size)
     const chunks = httpBlobChunks({ ...this.components, holders, onBytes: record.onBytes },
       { name: request.name, digest: request.digest, size, range, stallMs: this.init.stallMs }, { signal: request.signal })

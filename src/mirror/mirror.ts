@@ -10,11 +10,11 @@ import { parseRange, type ByteRange } from '../oci/range.js'
 import { tagReference } from '../oci/reference.js'
 import type { TransferLedger } from '../observe/ledger.js'
 import type { Metrics } from '../observe/metrics.js'
-import type { PeerAddress, Router } from '../routing/router.js'
+import type { PeerAddress } from '../routing/router.js'
 import { SwarmBlobStream } from '../swarm/blob-stream.js'
 import type { Swarm } from '../swarm/swarm.js'
 import type { HolderHealth } from './holder-health.js'
-import { HolderSearches, type HolderSearch } from './holders.js'
+import type { HolderPool, HolderPools } from './holder-pool.js'
 import { raceHolders } from './race.js'
 import { HttpTransfers } from './http-transfer.js'
 import type { PeerClient, PeerManifest } from './peer-client.js'
@@ -48,7 +48,8 @@ export interface MirrorComponents {
   /** Whether the content store answers; while it does not, it is not asked. */
   contentHealth: { readonly available: boolean; check(): Promise<boolean> }
   holderHealth: HolderHealth
-  router: Router
+  /** The holders of each key, found and asked. */
+  pools: HolderPools
   peers: PeerClient
   swarm: Swarm
   joins: SwarmJoins
@@ -106,11 +107,9 @@ type Signalled<T> = T & { signal: AbortSignal }
 /** Where each requested byte comes from: this node, one holder over HTTP, or the swarm. */
 export class Mirror {
   private readonly http: HttpTransfers
-  private readonly searches: HolderSearches
 
   constructor(private readonly components: MirrorComponents, private readonly init: MirrorInit) {
     this.http = new HttpTransfers({ ...components, health: components.holderHealth }, { stallMs: init.stallTimeoutMs })
-    this.searches = new HolderSearches({ router: components.router, health: components.holderHealth, ...(components.clock ? { clock: components.clock } : {}) })
   }
 
   /**
@@ -185,7 +184,7 @@ export class Mirror {
    * that proved the cluster key, a range of it. In an open swarm nobody vouches for a range's
    * bytes, so that is a 404 and containerd asks the registry.
    */
-  private streamOverHttp(request: Signalled<BlobRequest>, holders: HolderSearch, size: number, range: ByteRange | undefined): Promise<Readable> {
+  private streamOverHttp(request: Signalled<BlobRequest>, holders: HolderPool, size: number, range: ByteRange | undefined): Promise<Readable> {
     if (range && !this.init.authenticatedPeers && !(range.start === 0 && range.end === size - 1)) {
       throw new BlobUnknownError(request.digest, 'an open swarm serves a part of a blob only from the swarm, whose end waits for the whole blob to be verified')
     }
@@ -210,15 +209,15 @@ export class Mirror {
     const holders = await this.findHolders(label, request.signal, (why) => new ManifestUnknownError(label, why))
     const ask = (reference: string) => (peer: PeerAddress, signal: AbortSignal) => this.components.peers.fetchManifest(peer, { name: request.name, reference, registry }, { signal })
     if ('tag' in reference) return this.agreedTag(label, holders, request.signal, ask(reference.tag))
-    const answer = await this.race(label, holders, request.signal, ask(reference.digest))
+    const answer = await this.race('manifest', holders, request.signal, ask(reference.digest))
     if (!answer) throw new ManifestUnknownError(label, 'no holder gave the manifest')
     return { ...answer.value, source: 'peer' }
   }
 
   /** A tag resolves only to what every holder that answers in time says; on any disagreement, 404 (containerd asks the registry). */
-  private async agreedTag(label: string, holders: HolderSearch, signal: AbortSignal, ask: (peer: PeerAddress, signal: AbortSignal) => Promise<PeerManifest | undefined>): Promise<ManifestAnswer> {
-    const { holderHealth: health, logger } = this.components
-    const agreement = await agreedAnswer({ holders, health, logger }, { what: label, maxHolders: MAX_HOLDERS_ASKED, stallMs: this.init.stallTimeoutMs },
+  private async agreedTag(label: string, holders: HolderPool, signal: AbortSignal, ask: (peer: PeerAddress, signal: AbortSignal) => Promise<PeerManifest | undefined>): Promise<ManifestAnswer> {
+    const { logger } = this.components
+    const agreement = await agreedAnswer(holders, { question: 'manifest', maxHolders: MAX_HOLDERS_ASKED, stallMs: this.init.stallTimeoutMs },
       ask, (manifest) => manifest.digest, { signal })
     if (!agreement) throw new ManifestUnknownError(label, 'no holder gave the manifest')
     if ('disagreement' in agreement) {
@@ -246,11 +245,9 @@ export class Mirror {
   }
 
   /** Races holders for an answer; a holder that fails is skipped for a while and its record dropped here. */
-  private race<T>(key: string, holders: HolderSearch, signal: AbortSignal,
+  private race<T>(question: string, holders: HolderPool, signal: AbortSignal,
     ask: (peer: PeerAddress, signal: AbortSignal) => Promise<T | undefined>): Promise<{ value: T; peer: PeerAddress } | undefined> {
-    const { holderHealth: health, logger } = this.components
-    return raceHolders({ holders, health, logger },
-      { what: key, maxHolders: MAX_HOLDERS_ASKED, maxInFlight: MAX_HOLDERS_AT_ONCE, stallMs: this.init.stallTimeoutMs }, ask, { signal })
+    return raceHolders(holders, { question, maxHolders: MAX_HOLDERS_ASKED, maxInFlight: MAX_HOLDERS_AT_ONCE, stallMs: this.init.stallTimeoutMs }, ask, { signal })
   }
 
   private async localBlob(request: Signalled<BlobRequest>, info: BlobInfo): Promise<BlobAnswer> {
@@ -269,9 +266,9 @@ export class Mirror {
     return { size: info.size, range, body, source: 'local' }
   }
 
-  private async findHolders(key: string, signal: AbortSignal, notFound: (why: string) => Error): Promise<HolderSearch> {
+  private async findHolders(key: string, signal: AbortSignal, notFound: (why: string) => Error): Promise<HolderPool> {
     const started = performance.now()
-    const holders = this.searches.search(key)
+    const holders = this.components.pools.pool(key)
     const first = await abortable(holders.nth(0, this.init.resolveTimeoutMs), signal)
     this.components.metrics.resolveDuration.observe({ router: 'dht' }, (performance.now() - started) / 1000)
     if (!first) {
@@ -281,8 +278,8 @@ export class Mirror {
     return holders
   }
 
-  private async sizeFromHolders(request: Signalled<BlobRequest>, holders: HolderSearch): Promise<number> {
-    const answer = await this.race(request.digest, holders, request.signal,
+  private async sizeFromHolders(request: Signalled<BlobRequest>, holders: HolderPool): Promise<number> {
+    const answer = await this.race('size', holders, request.signal,
       (peer, signal) => this.components.peers.statBlob(peer, request, { signal }))
     if (!answer) throw new BlobUnknownError(request.digest, 'no holder answered for it')
     return answer.value

@@ -1,14 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Logger } from 'pino'
 import type { Digest } from '../oci/digest.js'
-import { peerKey, type PeerAddress, type Router } from '../routing/router.js'
+import { peerKey, type PeerAddress } from '../routing/router.js'
 import type { Download } from '../swarm/download.js'
 import type { Metainfo } from '../swarm/metainfo.js'
 import type { MetainfoCache } from '../swarm/metainfo-cache.js'
 import type { Swarm } from '../swarm/swarm.js'
 import type { HolderHealth } from './holder-health.js'
-import { describeError } from '../util/errors.js'
-import { HolderSearch } from './holders.js'
+import type { HolderPool, HolderPools } from './holder-pool.js'
 import type { PeerClient } from './peer-client.js'
 
 export const DISCOVERY_INTERVAL_MS = 2_000
@@ -16,18 +15,18 @@ const METAINFO_FANOUT = 8
 /** Digests whose refused infohashes are remembered. */
 const MAX_REJECTED = 1024
 
-/** What one peer offers for a blob's swarm: its wire, the infohash it serves, and the metainfo if it holds the blob. */
+/** What one peer offers for a blob's swarm: the address of its wire, the infohash it serves, and the metainfo if it holds the blob. */
 interface Offer {
   peer: PeerAddress
-  wire: PeerAddress
+  wireAddress: PeerAddress
   infoHash: string
   metainfo?: Metainfo
 }
 
-/** The metainfo a download uses, the wires to start with, and who supplied it (none: computed here). */
+/** The metainfo a download uses, the wire addresses to dial first, and who supplied it (none: computed here). */
 interface Chosen {
   metainfo: Metainfo
-  wires: PeerAddress[]
+  wireAddresses: PeerAddress[]
   supplier?: PeerAddress
 }
 
@@ -38,7 +37,7 @@ export interface TransientAdvertiser {
 }
 
 export interface SwarmJoinComponents {
-  router: Router
+  pools: HolderPools
   peers: PeerClient
   swarm: Swarm
   metainfo: MetainfoCache
@@ -68,7 +67,7 @@ export class SwarmJoins {
    * The download of `digest` (`size` bytes, as holders reported it), joined or started;
    * undefined if no holder gave metainfo for it in time.
    */
-  join(digest: Digest, holders: HolderSearch, size: number): Promise<Download | undefined> {
+  join(digest: Digest, holders: HolderPool, size: number): Promise<Download | undefined> {
     const running = this.components.swarm.downloading(digest)
     if (running) return Promise.resolve(running)
     let join = this.pending.get(digest)
@@ -79,11 +78,17 @@ export class SwarmJoins {
     return join
   }
 
-  private async begin(digest: Digest, holders: HolderSearch, size: number): Promise<Download | undefined> {
+  private async begin(digest: Digest, holders: HolderPool, size: number): Promise<Download | undefined> {
     const known = await this.components.metainfo.cached(digest)
-    const first = await this.firstMetainfo(digest, holders, { known, size })
-    if (!first) return undefined
-    const download = await this.components.swarm.fetch(first.metainfo, first.wires)
+    const first = await this.firstMetainfo(digest, holders, { known, size }).catch((err: unknown) => {
+      this.contacted.delete(digest)
+      throw err
+    })
+    if (!first) {
+      this.contacted.delete(digest)
+      return undefined
+    }
+    const download = await this.components.swarm.fetch(first.metainfo, first.wireAddresses)
     this.components.advertiser.hold(digest)
     this.blameOnMismatch(digest, download, first)
     void this.discover(digest, first.metainfo, holders)
@@ -96,30 +101,28 @@ export class SwarmJoins {
    * whose metainfo contradicts either is banned; nodes still downloading only say which
    * infohash they download, and are joined when it matches.
    */
-  private firstMetainfo(digest: Digest, holders: HolderSearch, expect: { known: Metainfo | undefined; size: number }): Promise<Chosen | undefined> {
+  private firstMetainfo(digest: Digest, holders: HolderPool, expect: { known: Metainfo | undefined; size: number }): Promise<Chosen | undefined> {
     return new Promise((resolve) => {
-      let chosen: Chosen | undefined = expect.known && { metainfo: expect.known, wires: [] }
+      let chosen: Chosen | undefined = expect.known && { metainfo: expect.known, wireAddresses: [] }
       const waiting: Offer[] = []
       let outstanding = 0
       let listed = false
-      const silent = new Set<PeerAddress>()
       const settleIfDone = (): void => {
-        if (listed && outstanding === 0 && !(chosen && chosen.wires.length > 0)) resolve(undefined)
+        if (listed && outstanding === 0 && !(chosen && chosen.wireAddresses.length > 0)) resolve(undefined)
       }
       const consider = (offer: Offer): void => {
         if (!this.believable(digest, offer, expect)) return
         if (chosen && offer.infoHash !== chosen.metainfo.infoHash) return
-        if (chosen && chosen.wires.length > 0) {
-          void this.components.swarm.fetch(chosen.metainfo, [offer.wire]).catch(() => {})
+        if (chosen && chosen.wireAddresses.length > 0) {
+          void this.components.swarm.fetch(chosen.metainfo, [offer.wireAddress]).catch(() => {})
           return
         }
         if (!chosen && !offer.metainfo) {
           waiting.push(offer)
           return
         }
-        chosen ??= { metainfo: offer.metainfo!, wires: [], supplier: offer.peer }
-        chosen.wires = [offer.wire, ...waiting.filter((other) => other.infoHash === chosen!.metainfo.infoHash).map((other) => other.wire)]
-        this.skipSilentLater(digest, silent)
+        chosen ??= { metainfo: offer.metainfo!, wireAddresses: [], supplier: offer.peer }
+        chosen.wireAddresses = [offer.wireAddress, ...waiting.filter((other) => other.infoHash === chosen!.metainfo.infoHash).map((other) => other.wireAddress)]
         resolve(chosen)
       }
       void (async () => {
@@ -128,12 +131,10 @@ export class SwarmJoins {
           const peer = await holders.nth(index, this.init.stallMs)
           if (!peer) break
           // A holder that failed lately is asked only when nobody better was found.
-          if (this.components.health.isBanned(peer) || (asked > 0 && this.components.health.isSkipped(peer))) continue
+          if (holders.isBanned(peer) || (asked > 0 && holders.isSkipped(peer))) continue
           asked++
           outstanding++
-          silent.add(peer)
-          void this.ask(digest, peer).then((offer) => offer && consider(offer)).finally(() => {
-            silent.delete(peer)
+          void this.ask(holders, peer).then((offer) => offer && consider(offer)).finally(() => {
             outstanding--
             settleIfDone()
           })
@@ -167,49 +168,35 @@ export class SwarmJoins {
     })
   }
 
-  /** Holders still silent a while after another one answered are skipped by later requests (their asks go on). */
-  private skipSilentLater(digest: Digest, silent: Set<PeerAddress>): void {
-    const { health } = this.components
-    const timer = setTimeout(() => {
-      for (const peer of silent) health.failed(peer, digest, 'no metainfo answer while another holder answered')
-    }, 2 * health.answerTimeoutMs())
-    timer.unref()
-  }
-
-  private async ask(digest: Digest, peer: PeerAddress): Promise<Offer | undefined> {
+  /** The peer's offer for the pool's blob; undefined if it has none, failed or was silent (the pool records which). */
+  private async ask(holders: HolderPool, peer: PeerAddress): Promise<Offer | undefined> {
+    const digest = holders.key as Digest
     let contacted = this.contacted.get(digest)
     if (!contacted) this.contacted.set(digest, (contacted = new Set()))
     contacted.add(peerKey(peer))
-    try {
-      const answer = await this.components.peers.fetchMetainfo(peer, digest, { signal: AbortSignal.any([AbortSignal.timeout(this.init.stallMs), this.stopped.signal]) })
-      if (!answer) return undefined
-      this.components.health.delivered(digest, peer)
-      return { peer, wire: { host: peer.host, port: answer.wirePort }, infoHash: answer.infoHash, ...(answer.metainfo ? { metainfo: answer.metainfo } : {}) }
-    } catch (err) {
-      if (this.stopped.signal.aborted) return undefined
-      this.components.health.failed(peer, digest, describeError(err))
-      this.components.logger.debug({ peer: peerKey(peer), digest, err }, 'metainfo request failed; skipping this holder for a while')
-      return undefined
-    }
+    const answer = await holders.ask(peer, (holder, signal) => this.components.peers.fetchMetainfo(holder, digest, { signal }), { signal: this.stopped.signal, question: 'metainfo', patient: true })
+      .catch(() => undefined)
+    if (!answer) return undefined
+    return { peer, wireAddress: { host: peer.host, port: answer.wirePort }, infoHash: answer.infoHash, ...(answer.metainfo ? { metainfo: answer.metainfo } : {}) }
   }
 
   /** While the download runs: finds nodes that started holding or downloading the blob since. */
-  private async discover(digest: Digest, metainfo: Metainfo, initial: HolderSearch): Promise<void> {
+  private async discover(digest: Digest, metainfo: Metainfo, initial: HolderPool): Promise<void> {
     const signal = this.stopped.signal
-    let search = initial
+    let holders = initial
     try {
-      while (this.components.swarm.downloading(digest)) {
-        for (const peer of search.found) {
-          if (this.contacted.get(digest)?.has(peerKey(peer)) || this.components.health.isSkipped(peer)) continue
-          const offer = await this.ask(digest, peer)
-          if (offer && offer.infoHash === metainfo.infoHash) await this.components.swarm.fetch(metainfo, [offer.wire]).catch(() => {})
+      while (this.components.swarm.downloading(digest) && !signal.aborted) {
+        for (const peer of holders.found) {
+          if (this.contacted.get(digest)?.has(peerKey(peer)) || holders.isSkipped(peer)) continue
+          const offer = await this.ask(holders, peer)
+          if (offer && offer.infoHash === metainfo.infoHash) await this.components.swarm.fetch(metainfo, [offer.wireAddress]).catch(() => {})
         }
-        await sleep(DISCOVERY_INTERVAL_MS, undefined, { signal })
-        search = new HolderSearch(this.components.router, digest, { signal: AbortSignal.any([AbortSignal.timeout(DISCOVERY_INTERVAL_MS), signal]), health: this.components.health })
-        await search.nth(Number.MAX_SAFE_INTEGER, DISCOVERY_INTERVAL_MS)
+        if (!(await sleep(DISCOVERY_INTERVAL_MS, true, { signal }).catch(() => false))) break
+        holders = this.components.pools.pool(digest)
+        await holders.nth(Number.MAX_SAFE_INTEGER, DISCOVERY_INTERVAL_MS)
       }
-    } catch {
-      // stopped
+    } catch (err) {
+      this.components.logger.warn({ digest, err }, 'looking for more holders of a running download failed; the download goes on with those it has')
     } finally {
       this.contacted.delete(digest)
       this.components.advertiser.release(digest)

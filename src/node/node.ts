@@ -4,6 +4,7 @@ import { PieceService } from '../mirror/piece-service.js'
 import { MetainfoService } from '../mirror/metainfo-service.js'
 import { PeerClient } from '../mirror/peer-client.js'
 import { HolderHealth } from '../mirror/holder-health.js'
+import { HolderPools } from '../mirror/holder-pool.js'
 import { SwarmJoins } from '../mirror/swarm-join.js'
 import { formatHostPort, type HostPort } from '../net/address.js'
 import type { ClusterKey } from '../net/cluster-key.js'
@@ -111,9 +112,10 @@ export class ShoalNode {
       { resolveTags: init.resolveTags, prefetchMinSize: init.swarmMinSize, registryFilters: init.registryFilters })
     const health = this.holderHealth = new HolderHealth({ clock, router, ledger: this.ledger, logger: log('mirror') })
     this.contentHealth = new ContentHealth({ source: adapters.source, ledger: this.ledger, logger: log('content') })
-    this.joins = new SwarmJoins({ router, peers, swarm: this.swarm, metainfo: this.metainfo, advertiser: this.advertiser, health, logger: log('swarm') },
+    const pools = new HolderPools({ router, health, logger: log('mirror'), clock }, { stallMs: init.stallTimeoutMs })
+    this.joins = new SwarmJoins({ pools, peers, swarm: this.swarm, metainfo: this.metainfo, advertiser: this.advertiser, health, logger: log('swarm') },
       { stallMs: init.stallTimeoutMs })
-    this.mirror = new Mirror({ content, contentHealth: this.contentHealth, holderHealth: health, router, peers, swarm: this.swarm, joins: this.joins, ledger: this.ledger, logger: log('mirror'), metrics, clock },
+    this.mirror = new Mirror({ content, contentHealth: this.contentHealth, holderHealth: health, pools, peers, swarm: this.swarm, joins: this.joins, ledger: this.ledger, logger: log('mirror'), metrics, clock },
       { resolveTimeoutMs: init.resolveTimeoutMs, swarmMinSize: init.swarmMinSize, stallTimeoutMs: init.stallTimeoutMs, resolveTags: init.resolveTags,
         registryFilters: init.registryFilters, singleSource: init.singleSource, authenticatedPeers: init.clusterKey !== undefined })
     const metainfoService = new MetainfoService({ content, swarm: this.swarm, metainfo: this.metainfo, logger: log('metainfo') },

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { FIRST_SKIP_MS, HolderHealth, INITIAL_ANSWER_MS, MAX_ANSWER_MS, MAX_SKIP_MS, MIN_ANSWER_MS, RECENT_HOLDER_MS } from '../../src/mirror/holder-health.js'
-import { HolderSearch } from '../../src/mirror/holders.js'
+import { HolderPools, type HolderPool } from '../../src/mirror/holder-pool.js'
 import { raceHolders } from '../../src/mirror/race.js'
 import { TransferLedger } from '../../src/observe/ledger.js'
 import { MemoryRoutingNetwork } from '../../src/routing/memory.js'
@@ -56,10 +56,10 @@ describe('holder health', () => {
 })
 
 describe('racing holders', () => {
-  function holdersOf(ports: number[], health: HolderHealth): HolderSearch {
+  function holdersOf(ports: number[], health: HolderHealth): HolderPool {
     const network = new MemoryRoutingNetwork()
     for (const port of ports) network.router(peer(port)).advertise(['key'])
-    return new HolderSearch(network.router({ host: '10.0.0.9', port: 9 }), 'key', { health })
+    return new HolderPools({ router: network.router({ host: '10.0.0.9', port: 9 }), health, logger: silentLogger }, { stallMs: 10_000 }).pool('key')
   }
 
   it('asks the next holder when the first is silent, and the first answer wins', async () => {
@@ -67,7 +67,7 @@ describe('racing holders', () => {
     const holders = holdersOf([1, 2], health)
     const asked: number[] = []
     const started = performance.now()
-    const answer = await raceHolders({ holders, health, logger: silentLogger }, { what: 'key', maxHolders: 8, maxInFlight: 4, stallMs: 10_000 },
+    const answer = await raceHolders(holders, { question: 'size', maxHolders: 8, maxInFlight: 4, stallMs: 10_000 },
       async (holder, signal) => {
         asked.push(holder.port)
         if (holder.port === 2) return 'from 2'
@@ -88,7 +88,7 @@ describe('racing holders', () => {
     assert.equal(health.answerTimeoutMs(), MAX_ANSWER_MS)
     const holders = holdersOf([1, 2, 3], health)
     const started = performance.now()
-    const answer = await raceHolders({ holders, health, logger: silentLogger }, { what: 'key', maxHolders: 8, maxInFlight: 4, stallMs: 10_000 },
+    const answer = await raceHolders(holders, { question: 'size', maxHolders: 8, maxInFlight: 4, stallMs: 10_000 },
       async (holder) => {
         if (holder.port === 1) throw new Error('connection refused')
         return undefined

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { Readable } from 'node:stream'
 import { describe, it } from 'node:test'
-import { HolderSearch } from '../../src/mirror/holders.js'
+import { HolderPools } from '../../src/mirror/holder-pool.js'
 import { HolderHealth } from '../../src/mirror/holder-health.js'
 import { collectChunks, httpBlobChunks } from '../../src/mirror/http-source.js'
 import type { PeerClient } from '../../src/mirror/peer-client.js'
@@ -27,8 +27,9 @@ function holders(digest: string, behaviours: Behaviour[]) {
       return behaviours[peer.port - 1]!(blob.range)
     },
   } as unknown as PeerClient
-  const search = new HolderSearch(network.router({ host: '10.0.0.9', port: 9 }), digest)
-  return { peers, search, asked }
+  const health = new HolderHealth()
+  const search = new HolderPools({ router: network.router({ host: '10.0.0.9', port: 9 }), health, logger: silentLogger }, { stallMs: 1000 }).pool(digest)
+  return { peers, search, asked, health }
 }
 
 const bytes = Buffer.from('0123456789'.repeat(1000))
@@ -37,9 +38,9 @@ const serve = (data: Buffer): Behaviour => (range) => Readable.from([range ? dat
 
 describe('blob bytes from holders over HTTP', () => {
   it('takes the whole blob from the first holder and counts the bytes per peer', async () => {
-    const { peers, search } = holders(digest, [serve(bytes)])
+    const { peers, search, health } = holders(digest, [serve(bytes)])
     const counted = new Map<number, number>()
-    const chunks = httpBlobChunks({ peers, holders: search, health: new HolderHealth(), logger: silentLogger, onBytes: (peer, n) => counted.set(peer.port, (counted.get(peer.port) ?? 0) + n) },
+    const chunks = httpBlobChunks({ peers, holders: search, health, logger: silentLogger, onBytes: (peer, n) => counted.set(peer.port, (counted.get(peer.port) ?? 0) + n) },
       { name: 'app', digest, size: bytes.length, range: { start: 0, end: bytes.length - 1 }, stallMs: 1000 })
     assert.ok((await collectChunks(chunks)).equals(bytes))
     assert.deepEqual([...counted], [[1, bytes.length]])
@@ -50,16 +51,16 @@ describe('blob bytes from holders over HTTP', () => {
       yield bytes.subarray(0, 4000)
       throw new Error('connection reset')
     })())
-    const { peers, search, asked } = holders(digest, [failing, serve(bytes)])
-    const chunks = httpBlobChunks({ peers, holders: search, health: new HolderHealth(), logger: silentLogger, onBytes: () => {} },
+    const { peers, search, asked, health } = holders(digest, [failing, serve(bytes)])
+    const chunks = httpBlobChunks({ peers, holders: search, health, logger: silentLogger, onBytes: () => {} },
       { name: 'app', digest, size: bytes.length, range: { start: 0, end: bytes.length - 1 }, stallMs: 1000 })
     assert.ok((await collectChunks(chunks)).equals(bytes))
     assert.deepEqual(asked, ['1:all', `2:4000-${bytes.length - 1}`])
   })
 
   it('skips a holder that no longer has the blob', async () => {
-    const { peers, search } = holders(digest, [() => undefined, serve(bytes)])
-    const chunks = httpBlobChunks({ peers, holders: search, health: new HolderHealth(), logger: silentLogger, onBytes: () => {} },
+    const { peers, search, health } = holders(digest, [() => undefined, serve(bytes)])
+    const chunks = httpBlobChunks({ peers, holders: search, health, logger: silentLogger, onBytes: () => {} },
       { name: 'app', digest, size: bytes.length, range: { start: 10, end: 19 }, stallMs: 1000 })
     assert.equal((await collectChunks(chunks)).toString(), '0123456789')
   })
@@ -67,9 +68,9 @@ describe('blob bytes from holders over HTTP', () => {
   it('never releases the last bytes of a whole blob that does not match its digest', async () => {
     const wrong = Buffer.from(bytes)
     wrong[5000] = 0
-    const { peers, search } = holders(digest, [serve(wrong)])
+    const { peers, search, health } = holders(digest, [serve(wrong)])
     const released: Buffer[] = []
-    const chunks = httpBlobChunks({ peers, holders: search, health: new HolderHealth(), logger: silentLogger, onBytes: () => {} },
+    const chunks = httpBlobChunks({ peers, holders: search, health, logger: silentLogger, onBytes: () => {} },
       { name: 'app', digest, size: bytes.length, range: { start: 0, end: bytes.length - 1 }, stallMs: 1000 })
     await assert.rejects(async () => { for await (const chunk of chunks) released.push(chunk) }, DigestMismatchError)
     assert.ok(Buffer.concat(released).length < bytes.length)
@@ -78,8 +79,7 @@ describe('blob bytes from holders over HTTP', () => {
   it('bans a lone holder whose bytes fail the digest; fetched again, the blob comes whole from an honest holder', async () => {
     const wrong = Buffer.from(bytes)
     wrong[5000] = 0
-    const { peers, search, asked } = holders(digest, [serve(wrong), serve(bytes)])
-    const health = new HolderHealth()
+    const { peers, search, asked, health } = holders(digest, [serve(wrong), serve(bytes)])
     const transfers = new HttpTransfers({ peers, health, ledger: new TransferLedger(), metrics: createMetricsRegistry().metrics, logger: silentLogger }, { stallMs: 1000 })
     const fetched = await transfers.fetchWhole({ name: 'app', digest, signal: new AbortController().signal }, search, bytes.length)
     assert.ok(fetched.equals(bytes))

@@ -212,8 +212,8 @@ describe('mirror with holders that misbehave', () => {
   })
 })
 
-describe('the answer deadline', () => {
-  it('a request that no holder answers gets 404 at exactly the resolve timeout plus two stall timeouts, and its work is cancelled', async () => {
+describe('timing on the injected clock', () => {
+  it('a holder that never answers is given up on exactly at the stall timeout: 404, and the request to it cancelled', async () => {
     const clock = new ManualClock()
     const routing = new MemoryRoutingNetwork()
     const asked: IncomingMessage[] = []
@@ -226,13 +226,13 @@ describe('the answer deadline', () => {
       let settled = false
       const answer = fetch(`${requester.url}/v2/x/blobs/${digest}`).finally(() => { settled = true })
       await eventually('the holder asked', () => asked.length > 0, 5_000, 5)
-      clock.advance(60_000 + 2 * 60_000 - 1)
+      clock.advance(60_000 - 1)
       await new Promise((resolve) => setTimeout(resolve, 20))
-      assert.equal(settled, false, 'answered before the deadline')
+      assert.equal(settled, false, 'answered before the stall timeout')
       clock.advance(1)
       const response = await answer
       assert.equal(response.status, 404)
-      assert.match(await response.text(), /no source delivered in time/)
+      assert.match(await response.text(), /no holder answered for it/)
       await eventually('the request to the holder cancelled', () => asked[0]!.destroyed, 5_000, 5)
     } finally {
       silent.closeAllConnections()

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
 import { MemoryContentProvider } from '../../src/content/memory.js'
-import { HolderSearch } from '../../src/mirror/holders.js'
+import { HolderPools, type HolderPool } from '../../src/mirror/holder-pool.js'
 import { HolderHealth } from '../../src/mirror/holder-health.js'
 import type { PeerClient } from '../../src/mirror/peer-client.js'
 import { SwarmJoins } from '../../src/mirror/swarm-join.js'
@@ -40,14 +40,15 @@ async function setup(answers: (Metainfo | { downloading: string } | undefined)[]
   const metainfo = new MetainfoCache({ content, logger: silentLogger, metrics }, { dataDir: dir })
   const router = network.router({ host: '10.0.0.9', port: 9 })
   const health = new HolderHealth()
-  const joins = new SwarmJoins({ router, peers, swarm, metainfo, advertiser: { hold: (key) => held.push(key), release: () => {} }, health, logger: silentLogger }, { stallMs: 500 })
-  const holders = (digest: string): HolderSearch => {
+  const pools = new HolderPools({ router, health, logger: silentLogger }, { stallMs: 500 })
+  const joins = new SwarmJoins({ pools, peers, swarm, metainfo, advertiser: { hold: (key) => held.push(key), release: () => {} }, health, logger: silentLogger }, { stallMs: 500 })
+  const holders = (digest: string): HolderPool => {
     answers.forEach((_, index) => network.router({ host: '10.0.0.1', port: index + 1 }).advertise([digest]))
-    return new HolderSearch(router, digest)
+    return pools.pool(digest)
   }
   /** A join of the blob `metainfo` describes, its size as holders would report it. */
   const joinBlob = (blob: Metainfo, through: SwarmJoins = joins) => through.join(blob.digest, holders(blob.digest), blob.length)
-  return { joins, joinBlob, swarm, asked, held, holders, health, router, peers, metainfo, async stop() { joins.stop(); await rm(dir, { recursive: true, force: true }) } }
+  return { joins, joinBlob, swarm, asked, held, holders, health, pools, peers, metainfo, async stop() { joins.stop(); await rm(dir, { recursive: true, force: true }) } }
 }
 
 describe('swarm joins', () => {
@@ -147,7 +148,7 @@ describe('swarm joins', () => {
         return { metainfo: used, digestMatches: !mismatch, verdict: Promise.resolve(!mismatch) }
       },
     }
-    const joins = new SwarmJoins({ router: subject.router, peers: subject.peers, swarm: swarm as unknown as Swarm, metainfo: subject.metainfo,
+    const joins = new SwarmJoins({ pools: subject.pools, peers: subject.peers, swarm: swarm as unknown as Swarm, metainfo: subject.metainfo,
       advertiser: { hold: () => {}, release: () => {} }, health: subject.health, logger: silentLogger }, { stallMs: 500 })
     try {
       const first = await subject.joinBlob(metainfo, joins)
