@@ -2,6 +2,7 @@ import type { Logger } from 'pino'
 import type { TransferLedger } from '../observe/ledger.js'
 import { peerKey, type PeerAddress, type Router } from '../routing/router.js'
 import { systemClock, type Clock } from '../util/clock.js'
+import { NodeReputation } from '../net/node-reputation.js'
 
 export interface HolderHealthComponents {
   clock?: Clock
@@ -9,6 +10,8 @@ export interface HolderHealthComponents {
   router?: Pick<Router, 'forget'>
   ledger?: TransferLedger
   logger?: Logger
+  /** The node's one ban list, shared with the swarm's ban policy (a new one by default). */
+  reputation?: NodeReputation
 }
 
 /** Answer timeout before anything was measured, and its bounds. */
@@ -37,12 +40,12 @@ export class HolderHealth {
   private smoothedMs = INITIAL_ANSWER_MS / ANSWER_FACTOR
   private readonly failures = new Map<string, { until: number; count: number }>()
   private readonly recent = new Map<string, Map<string, { peer: PeerAddress; at: number }>>()
-  private readonly liars = new Map<string, number>()
-
+  private readonly reputation: NodeReputation
   private readonly clock: Clock
 
   constructor(private readonly components: HolderHealthComponents = {}) {
     this.clock = components.clock ?? systemClock
+    this.reputation = components.reputation ?? new NodeReputation(this.clock)
   }
 
   /** How long to wait for a holder's answer before asking the next one as well. */
@@ -92,16 +95,14 @@ export class HolderHealth {
   lied(peer: PeerAddress, key: string, why: string): void {
     this.components.router?.forget(key, peer)
     this.recent.get(key)?.delete(peerKey(peer))
-    if (this.isBanned(peer)) return
-    this.liars.set(peerKey(peer), this.clock.now() + LIAR_BAN_MS)
-    if (this.liars.size > MAX_TRACKED) this.liars.delete(this.liars.keys().next().value as string)
+    if (!this.reputation.ban(peerKey(peer), LIAR_BAN_MS)) return
     this.components.ledger?.record({ type: 'fault', kind: 'peer-lied', detail: `${peerKey(peer)} for ${key}: ${why}` })
     this.components.logger?.warn({ peer: peerKey(peer), key, why }, 'holder contradicted the digest; not asking it again for a while')
   }
 
+  /** Whether the node is banned, for a lie over HTTP or a bad piece over the wire. */
   isBanned(peer: PeerAddress): boolean {
-    const until = this.liars.get(peerKey(peer))
-    return until !== undefined && until > this.clock.now()
+    return this.reputation.isBanned(peerKey(peer))
   }
 
   /** True if the holder was not already being skipped. */

@@ -32,6 +32,7 @@ export interface HolderPoolInit {
 
 interface PendingAsk {
   question: string
+  patient: boolean
   /** Order of asking within the pool. */
   order: number
   deadline: number
@@ -42,7 +43,7 @@ export interface AskOptions {
   signal: AbortSignal
   /** What is asked (`size`, `metainfo`, `blob`, `manifest`…): answers to one question time the others. */
   question: string
-  /** The answer may need work on the holder (metainfo of a blob not hashed yet): only the stall timeout applies until another holder answers. */
+  /** The answer may need work on the holder (metainfo of a blob not hashed yet), so others' answers say nothing of its pace: only the stall timeout applies. */
   patient?: boolean
 }
 
@@ -52,9 +53,10 @@ export interface AskOptions {
  *
  * The rule for a silent holder: once any holder of the pool has answered, a holder asked has
  * SILENT_FACTOR answer timeouts (measured, HolderHealth.answerTimeoutMs) to answer, else the
- * stall timeout; when a holder answers a question, the holders asked it earlier and still
- * silent are silent at once if it gave the content, the later ones get SILENT_FACTOR answer timeouts from then. A
- * silent holder's ask is cut and the holder skipped for a while; an answer clears that.
+ * stall timeout; when a holder gives the content, the holders asked the same question before it
+ * and still silent are silent at once, the ones asked after get SILENT_FACTOR answer timeouts
+ * from then. A silent holder's ask is cut and the holder skipped for a while; an answer clears
+ * that. A question that may need work on the holder (`patient`) has only the stall timeout.
  */
 export class HolderPool {
   private heard = false
@@ -104,7 +106,7 @@ export class HolderPool {
     const started = this.clock.now()
     let cancelTimer = (): void => {}
     const entry: PendingAsk = {
-      question: options.question, order: this.asked++, deadline: Number.POSITIVE_INFINITY,
+      question: options.question, patient: options.patient === true, order: this.asked++, deadline: Number.POSITIVE_INFINITY,
       shorten: (at, why) => {
         if (at >= entry.deadline) return
         entry.deadline = at
@@ -145,8 +147,9 @@ export class HolderPool {
     this.heard = true
     const now = this.clock.now()
     for (const other of [...this.pending]) {
-      if (other === entry || other.question !== entry.question) continue
-      if (withContent && other.order < entry.order) other.shorten(now, ', asked before a holder that answered')
+      if (other === entry || other.question !== entry.question || other.patient) continue
+      if (!withContent) continue
+      if (other.order < entry.order) other.shorten(now, ', asked before a holder that answered')
       else other.shorten(now + this.silentMs(), ' while another holder answered')
     }
   }

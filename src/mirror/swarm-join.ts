@@ -7,6 +7,7 @@ import type { Metainfo } from '../swarm/metainfo.js'
 import type { MetainfoCache } from '../swarm/metainfo-cache.js'
 import type { Swarm } from '../swarm/swarm.js'
 import type { HolderHealth } from './holder-health.js'
+import type { NodeReputation } from '../net/node-reputation.js'
 import type { HolderPool, HolderPools } from './holder-pool.js'
 import type { PeerClient } from './peer-client.js'
 
@@ -44,6 +45,8 @@ export interface SwarmJoinComponents {
   advertiser: TransientAdvertiser
   health: HolderHealth
   logger: Logger
+  /** Learns each holder's wire address as an alias of the node (one name, one ban list). */
+  reputation?: NodeReputation
 }
 
 /** Joins blob swarms: one join per digest, shared by every request for it. */
@@ -177,6 +180,7 @@ export class SwarmJoins {
     const answer = await holders.ask(peer, (holder, signal) => this.components.peers.fetchMetainfo(holder, digest, { signal }), { signal: this.stopped.signal, question: 'metainfo', patient: true })
       .catch(() => undefined)
     if (!answer) return undefined
+    this.components.reputation?.sameNode(peerKey({ host: peer.host, port: answer.wirePort }), peerKey(peer))
     return { peer, wireAddress: { host: peer.host, port: answer.wirePort }, infoHash: answer.infoHash, ...(answer.metainfo ? { metainfo: answer.metainfo } : {}) }
   }
 

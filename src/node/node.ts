@@ -4,6 +4,7 @@ import { PieceService } from '../mirror/piece-service.js'
 import { MetainfoService } from '../mirror/metainfo-service.js'
 import { PeerClient } from '../mirror/peer-client.js'
 import { HolderHealth } from '../mirror/holder-health.js'
+import { NodeReputation } from '../net/node-reputation.js'
 import { HolderPools } from '../mirror/holder-pool.js'
 import { SwarmJoins } from '../mirror/swarm-join.js'
 import { formatHostPort, type HostPort } from '../net/address.js'
@@ -75,6 +76,7 @@ export class ShoalNode {
   readonly clock: Clock
   readonly ledger: TransferLedger
   readonly bans: BanPolicy
+  readonly reputation: NodeReputation
   readonly prometheus: Registry
   readonly metrics: Metrics
   readonly metainfo: MetainfoCache
@@ -101,19 +103,20 @@ export class ShoalNode {
     this.metrics = metrics
     const log = (component: string): Logger => componentLogger(logger, component)
     const { content, watcher } = adapters.source
-    this.ledger = new TransferLedger(clock)
-    this.bans = new BanPolicy(clock)
+    const reputation = this.reputation = new NodeReputation(clock)
+    this.ledger = new TransferLedger(clock, { nodeOf: (address) => reputation.nodeOf(address) })
+    this.bans = new BanPolicy(reputation)
     this.metainfo = new MetainfoCache({ content, logger: log('metainfo'), metrics, ledger: this.ledger }, { dataDir: init.dataDir })
     const peers = this.peers = new PeerClient(init.clusterKey)
     const registryPort = (): number => this.registryServer.address()?.port ?? init.registryAddr.port
-    this.swarm = adapters.swarm({ content, metainfo: this.metainfo, ledger: this.ledger, bans: this.bans, logger: log('swarm'), metrics, clock, pieces: peers, registryPort })
+    this.swarm = adapters.swarm({ content, metainfo: this.metainfo, ledger: this.ledger, bans: this.bans, logger: log('swarm'), metrics, clock, pieces: peers, registryPort, reputation })
     const router = this.router = adapters.router({ metrics, registryPort })
     this.advertiser = new Advertiser({ content, watcher, router, logger: log('advertiser'), metrics, prefetch: (blobs) => this.metainfo.prefetch(blobs) },
       { resolveTags: init.resolveTags, prefetchMinSize: init.swarmMinSize, registryFilters: init.registryFilters })
-    const health = this.holderHealth = new HolderHealth({ clock, router, ledger: this.ledger, logger: log('mirror') })
+    const health = this.holderHealth = new HolderHealth({ clock, router, ledger: this.ledger, logger: log('mirror'), reputation })
     this.contentHealth = new ContentHealth({ source: adapters.source, ledger: this.ledger, logger: log('content') })
     const pools = new HolderPools({ router, health, logger: log('mirror'), clock }, { stallMs: init.stallTimeoutMs })
-    this.joins = new SwarmJoins({ pools, peers, swarm: this.swarm, metainfo: this.metainfo, advertiser: this.advertiser, health, logger: log('swarm') },
+    this.joins = new SwarmJoins({ pools, peers, swarm: this.swarm, metainfo: this.metainfo, advertiser: this.advertiser, health, logger: log('swarm'), reputation },
       { stallMs: init.stallTimeoutMs })
     this.mirror = new Mirror({ content, contentHealth: this.contentHealth, holderHealth: health, pools, peers, swarm: this.swarm, joins: this.joins, ledger: this.ledger, logger: log('mirror'), metrics, clock },
       { resolveTimeoutMs: init.resolveTimeoutMs, swarmMinSize: init.swarmMinSize, stallTimeoutMs: init.stallTimeoutMs, resolveTags: init.resolveTags,
@@ -177,7 +180,7 @@ export class ShoalNode {
           metricsAddress: formatHostPort(metricsAddr), p2pAddress, peerId: p2pAddress }
       },
       ledger: this.ledger,
-      bans: () => this.bans.banned(),
+      bans: () => this.reputation.banned(),
       dht: () => router.stats?.() ?? EMPTY_DHT_STATS,
       advertised: () => ({ digests: this.advertiser.inventory?.blobs.size ?? 0, tags: this.advertiser.inventory?.tags.size ?? 0,
         images: this.advertiser.inventory?.images ?? 0, lastSync: this.advertiser.lastSync?.toISOString() ?? null }),

@@ -84,6 +84,8 @@ export interface TransferState {
 export interface TransferLedgerInit {
   /** Finished transfers kept for /stats. */
   recentLimit?: number
+  /** The one name of the node behind an address a peer was seen at (its wire or its registry API). */
+  nodeOf?: (address: string) => string
 }
 
 export const DEFAULT_RECENT_TRANSFERS = 50
@@ -108,8 +110,11 @@ export class TransferLedger {
     local: { requests: 0, bytes: 0 }, peer: { requests: 0, bytes: 0 }, swarm: { requests: 0, bytes: 0 }, 'upstream-fallback': { requests: 0, bytes: 0 },
   }
 
+  private readonly nodeOf: (address: string) => string
+
   constructor(private readonly clock: Clock = systemClock, init: TransferLedgerInit = {}) {
     this.recentLimit = init.recentLimit ?? DEFAULT_RECENT_TRANSFERS
+    this.nodeOf = init.nodeOf ?? ((address) => address)
   }
 
   record(event: LedgerEvent): void {
@@ -172,7 +177,8 @@ export class TransferLedger {
     })
   }
 
-  private peer(transfer: TransferState, name: string): PeerCounters {
+  private peer(transfer: TransferState, address: string): PeerCounters {
+    const name = this.nodeOf(address)
     let counters = transfer.peers.get(name)
     if (!counters) {
       counters = { received: 0, verified: 0, sent: 0, pieces: 0, connected: false }
@@ -200,8 +206,9 @@ export class TransferLedger {
     transfer.verifiedPieces++
     this.totals.piecesVerified++
     if (source === undefined) return
-    let index = transfer.sourceNames.indexOf(source)
-    if (index === -1) index = transfer.sourceNames.push(source) - 1
+    const name = this.nodeOf(source)
+    let index = transfer.sourceNames.indexOf(name)
+    if (index === -1) index = transfer.sourceNames.push(name) - 1
     transfer.pieceSources[piece] = index
     this.peer(transfer, source).pieces++
     for (const [peer, bytes] of verifiedBytes) this.peer(transfer, peer).verified += bytes

@@ -1,5 +1,5 @@
 import { crc32 } from 'node:zlib'
-import { systemClock, type Clock } from '../util/clock.js'
+import { NodeReputation } from '../net/node-reputation.js'
 
 /** One block of a piece as received (16 KiB over the wire, or the rest of the piece over HTTP). */
 export interface Block {
@@ -10,7 +10,7 @@ export interface Block {
 
 export interface Ban {
   peer: string
-  untilMs: number
+  forMs: number
   reason: string
 }
 
@@ -42,10 +42,10 @@ export class BanPolicy {
   private readonly blocks = new Map<string, BlockLog>()
   /** Blocks of pieces that failed with several senders, kept until a good copy shows who lied. */
   private readonly suspects = new Map<string, SuspectLog>()
-  private readonly bans = new Map<string, number>()
   private readonly banMs: number
 
-  constructor(private readonly clock: Clock = systemClock, init: BanPolicyInit = {}) {
+  /** `reputation`: the node's one ban list, shared with the mirror's holder health. */
+  constructor(private readonly reputation: NodeReputation = new NodeReputation(), init: BanPolicyInit = {}) {
     this.banMs = init.banMs ?? DEFAULT_BAN_MS
   }
 
@@ -99,16 +99,9 @@ export class BanPolicy {
     }
   }
 
+  /** Whether the node behind this wire label is banned, for whatever it did over the wire or HTTP. */
   isBanned(peer: string): boolean {
-    const until = this.bans.get(peer)
-    if (until === undefined) return false
-    if (until > this.clock.now()) return true
-    this.bans.delete(peer)
-    return false
-  }
-
-  banned(): { peer: string; until: string }[] {
-    return [...this.bans].filter(([peer]) => this.isBanned(peer)).map(([peer, until]) => ({ peer, until: new Date(until).toISOString() }))
+    return this.reputation.isBanned(peer)
   }
 
   private convictLiars(id: string, piece: number, verifiedPiece: Uint8Array | undefined, what: string): Ban[] {
@@ -125,10 +118,8 @@ export class BanPolicy {
   }
 
   private ban(peer: string, reason: string): Ban[] {
-    if (this.isBanned(peer)) return []
-    const untilMs = this.clock.now() + this.banMs
-    this.bans.set(peer, untilMs)
-    return [{ peer, untilMs, reason }]
+    if (!this.reputation.ban(peer, this.banMs)) return []
+    return [{ peer, forMs: this.banMs, reason }]
   }
 }
 

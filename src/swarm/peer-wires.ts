@@ -10,7 +10,8 @@ import type { Metainfo } from './metainfo.js'
 import type { Stripes } from './stripes.js'
 import { authenticateWire } from './wire-auth.js'
 import type { WireGuard } from './wire-guard.js'
-import { acceptPeerIdentity, peerLabel } from './wire-label.js'
+import { acceptPeerIdentity, announceNode, announcedNode, peerLabel } from './wire-label.js'
+import type { NodeReputation } from '../net/node-reputation.js'
 
 export interface PeerWiresComponents {
   bans: BanPolicy
@@ -22,6 +23,10 @@ export interface PeerWiresComponents {
   pieces?: PieceFetcher | undefined
   /** The port this node serves whole pieces on (its registry API); none: not offered. */
   httpPort?: (() => number) | undefined
+  /** The port of this node's registry API, told to peers so they know one node by one name. */
+  registryPort?: (() => number) | undefined
+  /** Learns which wire address is which node, and whether that node is banned. */
+  reputation?: NodeReputation | undefined
 }
 
 /** BitTorrent connections one blob's swarm keeps at once, incoming and outgoing; more are refused. */
@@ -76,6 +81,7 @@ export class PeerWires {
     guard.attach(wire)
     outgoing.set(wire, wire.type === 'tcpOutgoing')
     if (this.components.httpPort) offerHttpPieces(wire, this.components.httpPort())
+    if (this.components.registryPort) announceNode(wire, this.components.registryPort())
     const key = this.init.clusterKey
     const proof = key && authenticateWire(wire, {
       key, infoHash: owner.torrent.infoHash, peerId: this.init.peerId,
@@ -118,6 +124,7 @@ export class PeerWires {
       return
     }
     if (this.dropDuplicate(owner.torrent, wire, peer)) return
+    this.learnNode(wire)
     owner.stripes?.attach(wire)
     this.requestWholePieces(owner, wire, peer)
     const { key } = owner
@@ -137,6 +144,24 @@ export class PeerWires {
     wire.once('close', () => {
       metrics.swarmPeersConnected.dec()
       emit({ type: 'peer-disconnected', key, peer })
+    })
+  }
+
+  /** Once the peer said which node it is: its wire address is that node's alias, and a ban of the node closes the wire. */
+  private learnNode(wire: Wire): void {
+    const reputation = this.components.reputation
+    if (!reputation) return
+    const learn = (): void => {
+      const node = announcedNode(wire)
+      if (!node) return
+      reputation.sameNode(peerLabel(wire), node)
+      if (reputation.isBanned(node)) wire.destroy()
+    }
+    if (hasExtendedHandshake(wire)) return learn()
+    wire.on('extended', function onHandshake(name: string) {
+      if (name !== 'handshake') return
+      wire.off('extended', onHandshake)
+      learn()
     })
   }
 

@@ -2,6 +2,7 @@ import type { Logger } from 'pino'
 import type { ContentProvider } from '../content/provider.js'
 import type { DialAddress } from '../net/address.js'
 import type { ClusterKey } from '../net/cluster-key.js'
+import type { NodeReputation } from '../net/node-reputation.js'
 import type { TransferLedger } from '../observe/ledger.js'
 import type { Metrics } from '../observe/metrics.js'
 import type { Clock } from '../util/clock.js'
@@ -47,4 +48,6 @@ export interface SwarmComponents {
   pieces?: PieceFetcher
   /** The port of this node's registry API, where it serves whole pieces. */
   registryPort?: () => number
+  /** One name and one ban list per node, shared with the mirror. */
+  reputation?: NodeReputation
 }

@@ -62,7 +62,7 @@ export class WebTorrentSwarm implements Swarm {
     this.peerId = encodePeerId(init.identity.host, init.wirePort)
     const httpPieces = init.httpPieces !== false
     this.wires = new PeerWires({ bans: components.bans, guard: this.guard, metrics: components.metrics, logger: components.logger, emit: (event) => this.emit(event),
-      pieces: httpPieces ? components.pieces : undefined, httpPort: httpPieces ? components.registryPort : undefined },
+      pieces: httpPieces ? components.pieces : undefined, httpPort: httpPieces ? components.registryPort : undefined, registryPort: components.registryPort, reputation: components.reputation },
       { label: this.label, peerId: this.peerId.toString('hex'), clusterKey: init.clusterKey, maxWiresPerSwarm: init.maxWiresPerSwarm, maxWires: init.maxWires })
   }
 
@@ -237,7 +237,7 @@ export class WebTorrentSwarm implements Swarm {
     for (const ban of bans) {
       this.components.metrics.swarmPeerBans.inc()
       this.emit({ type: 'peer-banned', peer: ban.peer })
-      this.components.logger.warn({ peer: ban.peer, until: new Date(ban.untilMs).toISOString(), reason: ban.reason }, 'banning peer')
+      this.components.logger.warn({ peer: ban.peer, forMs: ban.forMs, reason: ban.reason }, 'banning peer')
       for (const entry of this.entries.values()) {
         for (const wire of [...entry.torrent.wires]) {
           if (peerLabel(wire) === ban.peer) wire.destroy()

@@ -26,3 +26,22 @@ export function peerLabel(wire: Wire): string {
   return identities.get(wire) ?? `${wire.remoteAddress}:${wire.remotePort}`
 }
 
+
+/** BEP 10 handshake key under which a shoal node tells the port of its registry API. */
+const NODE_KEY = 'shoal_node'
+
+/** Tells the peer which node this is: the port of its registry API, on the host of its peer id. */
+export function announceNode(wire: Wire, registryPort: number): void {
+  wire.extendedHandshake[NODE_KEY] = registryPort
+}
+
+/**
+ * The node behind the wire, `host:registryPort`: the port it announced, on the host its label
+ * names (so a peer can only name a node on the host it claims, and proves with a cluster key).
+ */
+export function announcedNode(wire: Wire): string | undefined {
+  const port = wire.peerExtendedHandshake?.[NODE_KEY]
+  if (typeof port !== 'number' || !Number.isInteger(port) || port <= 0 || port >= 65536) return undefined
+  const label = peerLabel(wire)
+  return `${label.slice(0, label.lastIndexOf(':'))}:${port}`
+}

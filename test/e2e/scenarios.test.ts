@@ -9,7 +9,7 @@ import { buildImage, writeOciLayout, type TestImage } from '../support/images.js
 import { removeTestDir } from '../support/processes.js'
 import { runShoal } from '../support/shoal.js'
 import { pushImage } from '../support/upstream.js'
-import { E2eCluster, P2P_PORT, type E2eNode } from './cluster.js'
+import { E2eCluster, REGISTRY_PORT, type E2eNode } from './cluster.js'
 import { removeStaleNamespaces } from './netns.js'
 import { allWithin, bytesFromPeers, lineCount, upstreamBytesByClient } from './observe.js'
 import { eventually } from '../support/eventually.js'
@@ -87,7 +87,7 @@ describe('shoal on a 4-node cluster with real containerd', { skip, timeout: 600_
       const sources = bytesFromPeers(await cluster.stats(node(index)), digests(herd))
       for (const [peer, bytes] of sources) {
         const from = Number(peer.split(':')[0]!.split('.')[3])
-        if (from !== 1 && from !== index && peer.endsWith(`:${P2P_PORT}`)) fromRequesters += bytes
+        if (from !== 1 && from !== index && peer.endsWith(`:${REGISTRY_PORT}`)) fromRequesters += bytes
       }
       rows.push({ node: index, seconds: times[i]! / 1000, upstream: upstream.get(node(index).address) ?? 0, ...Object.fromEntries(sources) })
     }
@@ -110,7 +110,7 @@ describe('shoal on a 4-node cluster with real containerd', { skip, timeout: 600_
     node(1).shoal!.process.child.kill('SIGKILL')
     await pulling
     const sources = bytesFromPeers(await cluster.stats(node(3)), new Set([layer]))
-    assert.ok((sources.get(`127.77.0.1:${P2P_PORT}`) ?? 0) > 0, `the killed holder had contributed: ${JSON.stringify([...sources])}`)
+    assert.ok((sources.get(`127.77.0.1:${REGISTRY_PORT}`) ?? 0) > 0, `the killed holder had contributed: ${JSON.stringify([...sources])}`)
     await cluster.startShoal(node(1))
     await cluster.waitReady(node(1))
   })

@@ -76,6 +76,6 @@ describe('the /debug page in headless Chromium during a transfer', { skip: !CHRO
       return pixels.coloured === pixels.total
     }, 10_000, 200)
     const legend = await page.locator(`canvas.piece-map[data-digest="${layer.digest}"] + .legend span`).allTextContents()
-    for (const holder of nodes.slice(0, 2)) assert.ok(legend.some((entry) => entry.startsWith(holder.p2p)), `legend names ${holder.p2p}: ${legend.join(' | ')}`)
+    for (const holder of nodes.slice(0, 2)) assert.ok(legend.some((entry) => entry.startsWith(holder.id)), `legend names ${holder.id}: ${legend.join(' | ')}`)
   })
 })

@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { startLoopbackCluster, stats, stopCluster, type LoopbackNode } from '../support/cluster.js'
 import { eventually } from '../support/eventually.js'
+import { DEFAULT_MAX_WIRES_PER_SWARM } from '../../src/swarm/peer-wires.js'
 import { alive, fdCount, MiB, pullBlob, rssMiB } from '../support/faults.js'
 import { buildImage } from '../support/images.js'
 import { removeTestDir } from '../support/processes.js'
@@ -113,17 +114,19 @@ describe('greedy peers and clients cannot grow the daemon', () => {
     assert.ok(alive(holder))
   })
 
-  it('200 wires handshake and sit idle: closed after the idle timeout', async () => {
+  it('200 wires handshake and sit idle: the swarm keeps at most its cap of them, and closes those after the idle timeout', async () => {
     const [, , holder] = nodes as [LoopbackNode, LoopbackNode, LoopbackNode]
     const layer = small.layers[0]!
     const target = await wireTarget(holder.shoal.registryUrl, layer.digest)
     const fdsBefore = fdCount(holder)
     const wires = await Promise.all(Array.from({ length: 200 }, () => RawWire.open(holder.host, target.port, target.infoHash)))
-    await eventually('the holder accepted them', () => fdCount(holder) >= fdsBefore + 150, 10_000)
+    await eventually('the holder kept its cap of them', () => wires.filter((wire) => wire.closed).length >= 200 - DEFAULT_MAX_WIRES_PER_SWARM, 10_000)
+    assert.ok(fdCount(holder) >= fdsBefore + DEFAULT_MAX_WIRES_PER_SWARM / 2, `descriptors: ${fdsBefore} → ${fdCount(holder)}`)
     // --peer-idle-timeout 2s, swept every second.
     await eventually('every idle wire closed by the holder', () => wires.every((wire) => wire.closed), 15_000)
     await eventually('descriptors back to where they were', () => fdCount(holder) <= fdsBefore + 10, 10_000)
     const view = await stats(holder) as unknown as FaultCounts
-    assert.ok(view.faults.counts['peer-idle']! >= 200)
+    assert.ok(view.faults.counts['peer-idle']! >= DEFAULT_MAX_WIRES_PER_SWARM / 2, JSON.stringify(view.faults.counts))
+    assert.ok(view.faults.counts['wires-full']! >= 200 - DEFAULT_MAX_WIRES_PER_SWARM - 1, JSON.stringify(view.faults.counts))
   })
 })

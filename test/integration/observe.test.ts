@@ -61,7 +61,7 @@ describe('what an operator sees of a swarm transfer: /stats, /metrics, /debug, s
     const peers = download.peers as unknown as { peer: string; verified: number }[]
     assert.equal(peers.reduce((sum, peer) => sum + peer.verified, 0), layer.bytes.length)
     assert.ok(download.pieceSources.every((source) => source >= 0), 'every piece has a source')
-    const holders = new Set(nodes.slice(0, 2).map((node) => node.p2p))
+    const holders = new Set(nodes.slice(0, 2).map((node) => node.id))
     assert.equal(peers.filter((peer) => holders.has(peer.peer) && peer.verified > 0).length, 2, JSON.stringify(peers))
     const mirror = (view as unknown as { mirror: Record<string, { requests: number; bytes: number }> }).mirror
     assert.equal(mirror['swarm']!.bytes, layer.bytes.length)
@@ -100,7 +100,7 @@ describe('what an operator sees of a swarm transfer: /stats, /metrics, /debug, s
     assert.equal(table.code, 0, table.stderr)
     assert.match(table.stdout, /^TRANSFERS$/m)
     assert.match(table.stdout, new RegExp(`${layer.digest.slice(7, 19)}\\s+download`))
-    for (const node of nodes.slice(0, 2)) assert.ok(table.stdout.includes(node.p2p), `status names holder ${node.p2p}`)
+    for (const node of nodes.slice(0, 2)) assert.ok(table.stdout.includes(node.id), `status names holder ${node.id}`)
     const json = await runShoal(['status', '--addr', addr, '--json'])
     assert.equal(json.code, 0, json.stderr)
     assertStatsSchema(JSON.parse(json.stdout) as Record<string, unknown>)

@@ -53,7 +53,7 @@ describe('swarm of shoal processes on loopback', () => {
     assert.equal(result.digest, first.layers[0]!.digest)
     const transfer = await downloadOf(nodes[3]!, first.layers[0]!.digest)
     assert.ok(transfer, 'the requester shows the download in /stats')
-    const holders = new Set(nodes.slice(0, 3).map((node) => node.p2p))
+    const holders = new Set(nodes.slice(0, 3).map((node) => node.id))
     const contributing = transfer.peers.filter((peer) => holders.has(peer.peer) && peer.received > 0)
     assert.ok(contributing.length >= 2, `bytes from ${JSON.stringify(transfer.peers)}`)
     const received = transfer.peers.reduce((sum, peer) => sum + peer.received, 0)
@@ -79,7 +79,7 @@ describe('swarm of shoal processes on loopback', () => {
     assert.equal(result.status, 200)
     assert.equal(result.digest, layer.digest)
     const transfer = await downloadOf(nodes[3]!, layer.digest)
-    assert.ok(transfer?.peers.some((peer) => peer.peer === killed!.p2p && peer.received > 0), 'the killed holder had contributed')
+    assert.ok(transfer?.peers.some((peer) => peer.peer === killed!.id && peer.received > 0), 'the killed holder had contributed')
   })
 })
 
@@ -118,8 +118,8 @@ for (const transport of ['blocks', 'http-pieces'] as const) {
       assert.equal(result.digest, image.layers[0]!.digest)
       const view = await stats(nodes[1]!)
       assert.ok(view.totals['piecesFailed']! > 0, 'corrupted pieces were caught')
-      assert.ok(view.bans.some((ban) => ban.peer === rogue.label), `banned: ${JSON.stringify(view.bans)}`)
-      assert.ok(!view.bans.some((ban) => ban.peer === nodes[0]!.p2p), 'the honest holder is not blamed')
+      assert.ok(view.bans.some((ban) => ban.peer === rogue.node || ban.peer === rogue.label), `banned: ${JSON.stringify(view.bans)}`)
+      assert.ok(!view.bans.some((ban) => ban.peer === nodes[0]!.id), 'the honest holder is not blamed')
       if (transport === 'http-pieces') assert.ok(rogue.pieceRequests > 0, 'the bad pieces came over HTTP')
     })
   })
@@ -150,11 +150,11 @@ describe('requesters pulling the same blob at once', () => {
     assert.ok(sent >= image.layers[0]!.bytes.length, `premise: the holder uploaded the blob at least once (${sent} bytes)`)
     assert.ok(sent / seconds <= 24 * MiB * 1.2, `holder uploaded ${sent} bytes in ${seconds} s`)
     for (const result of results) assert.equal(result.digest, image.layers[0]!.digest)
-    const others = new Set(requesters.map((node) => node.p2p))
+    const others = new Set(requesters.map((node) => node.id))
     for (const node of requesters) {
       const transfer = await downloadOf(node, image.layers[0]!.digest)
-      const fromRequesters = transfer?.peers.filter((peer) => others.has(peer.peer) && peer.peer !== node.p2p && peer.received > 0) ?? []
-      assert.ok(fromRequesters.length > 0, `${node.p2p} got bytes only from ${JSON.stringify(transfer?.peers)}`)
+      const fromRequesters = transfer?.peers.filter((peer) => others.has(peer.peer) && peer.peer !== node.id && peer.received > 0) ?? []
+      assert.ok(fromRequesters.length > 0, `${node.id} got bytes only from ${JSON.stringify(transfer?.peers)}`)
     }
   })
 })

@@ -6,8 +6,10 @@ import { startShoal, type ShoalInit, type ShoalProcess } from './shoal.js'
 export interface LoopbackNode {
   index: number
   host: string
-  /** `host:port` of the DHT and BitTorrent wire, as peers name this node in /stats. */
+  /** `host:port` of the DHT and BitTorrent wire. */
   p2p: string
+  /** `host:port` of the registry API: the node's one name in /stats, whichever address it was seen at. */
+  id: string
   layoutDir: string
   shoal: ShoalProcess
   /**
@@ -61,7 +63,7 @@ export async function startLoopbackCluster(init: LoopbackClusterInit): Promise<L
           ...(init.args?.(index) ?? [])],
       }
       const node: LoopbackNode = {
-        index, host, p2p: `${host}:${p2pPort}`, layoutDir, shoal: await startShoal(shoalInit),
+        index, host, p2p: `${host}:${p2pPort}`, id: shoalInit.registryAddr, layoutDir, shoal: await startShoal(shoalInit),
         relaunch: async (options = {}) => {
           const others = nodes.filter((other) => other !== node).map((other) => other.p2p).join(',')
           const args = shoalInit.args.map((arg, position) => shoalInit.args[position - 1] === '--static-bootstrap-peers' ? others : arg)

@@ -21,7 +21,10 @@ export class RoguePeer {
   private client: WebTorrent | undefined
   private server: Server | undefined
   private router: DhtRouter | undefined
+  /** Its wire address (its peer id). */
   readonly label: string
+  /** Its registry address once started: the one name nodes give it once it answered them over HTTP. */
+  node = ''
   /** Whole-piece requests its HTTP server answered. */
   pieceRequests = 0
 
@@ -53,6 +56,7 @@ export class RoguePeer {
     this.server = createServer((req, res) => this.answer(req, res))
     await new Promise<void>((resolve) => this.server!.listen(0, this.host, () => resolve()))
     const httpPort = (this.server.address() as { port: number }).port
+    this.node = `${this.host}:${httpPort}`
     const torrent = client.add(metainfo.torrent, { store: CorruptStore, skipVerify: true, announce: [], storeCacheSlots: 0 })
     if (this.options.httpPieces) torrent.on('wire', (wire: Wire) => offerHttpPieces(wire, httpPort))
     const key = this.key

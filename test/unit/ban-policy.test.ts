@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { NodeReputation } from '../../src/net/node-reputation.js'
 import { BanPolicy } from '../../src/swarm/ban-policy.js'
 import { ManualClock } from '../support/clock.js'
 
@@ -62,16 +63,17 @@ describe('ban policy', () => {
 
   it('bans for exactly banMs and lists bans with their end', () => {
     const clock = new ManualClock()
-    const policy = new BanPolicy(clock, { banMs: 10_000 })
+    const reputation = new NodeReputation(clock)
+    const policy = new BanPolicy(reputation, { banMs: 10_000 })
     block(policy, 'bad:1', 0, 0, 1)
     const [ban] = policy.pieceFailed(KEY, 0)
-    assert.equal(ban?.untilMs, clock.now() + 10_000)
-    assert.deepEqual(policy.banned(), [{ peer: 'bad:1', until: new Date(clock.now() + 10_000).toISOString() }])
+    assert.equal(ban?.forMs, 10_000)
+    assert.deepEqual(reputation.banned(), [{ peer: 'bad:1', until: new Date(clock.now() + 10_000).toISOString() }])
     clock.advance(9_999)
     assert.ok(policy.isBanned('bad:1'))
     clock.advance(1)
     assert.equal(policy.isBanned('bad:1'), false)
-    assert.deepEqual(policy.banned(), [])
+    assert.deepEqual(reputation.banned(), [])
   })
 
   it('does not ban twice while a ban runs, and forgets the blocks of a finished transfer', () => {

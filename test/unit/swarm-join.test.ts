@@ -7,6 +7,7 @@ import { MemoryContentProvider } from '../../src/content/memory.js'
 import { HolderPools, type HolderPool } from '../../src/mirror/holder-pool.js'
 import { HolderHealth } from '../../src/mirror/holder-health.js'
 import type { PeerClient } from '../../src/mirror/peer-client.js'
+import { NodeReputation } from '../../src/net/node-reputation.js'
 import { SwarmJoins } from '../../src/mirror/swarm-join.js'
 import { createMetricsRegistry } from '../../src/observe/metrics.js'
 import { MemoryRoutingNetwork } from '../../src/routing/memory.js'
@@ -39,19 +40,32 @@ async function setup(answers: (Metainfo | { downloading: string } | undefined)[]
   const held: string[] = []
   const metainfo = new MetainfoCache({ content, logger: silentLogger, metrics }, { dataDir: dir })
   const router = network.router({ host: '10.0.0.9', port: 9 })
-  const health = new HolderHealth()
+  const reputation = new NodeReputation()
+  const health = new HolderHealth({ reputation })
   const pools = new HolderPools({ router, health, logger: silentLogger }, { stallMs: 500 })
-  const joins = new SwarmJoins({ pools, peers, swarm, metainfo, advertiser: { hold: (key) => held.push(key), release: () => {} }, health, logger: silentLogger }, { stallMs: 500 })
+  const joins = new SwarmJoins({ pools, peers, swarm, metainfo, advertiser: { hold: (key) => held.push(key), release: () => {} }, health, logger: silentLogger, reputation }, { stallMs: 500 })
   const holders = (digest: string): HolderPool => {
     answers.forEach((_, index) => network.router({ host: '10.0.0.1', port: index + 1 }).advertise([digest]))
     return pools.pool(digest)
   }
   /** A join of the blob `metainfo` describes, its size as holders would report it. */
   const joinBlob = (blob: Metainfo, through: SwarmJoins = joins) => through.join(blob.digest, holders(blob.digest), blob.length)
-  return { joins, joinBlob, swarm, asked, held, holders, health, pools, peers, metainfo, async stop() { joins.stop(); await rm(dir, { recursive: true, force: true }) } }
+  return { joins, joinBlob, swarm, asked, held, holders, health, pools, reputation, peers, metainfo, async stop() { joins.stop(); await rm(dir, { recursive: true, force: true }) } }
 }
 
 describe('swarm joins', () => {
+  it('learns each holder\'s wire address from its metainfo answer: one node, one name', async () => {
+    const { metainfo } = await blobWithMetainfo(300_000)
+    const subject = await setup([metainfo])
+    try {
+      assert.equal(subject.reputation.nodeOf('10.0.0.1:6001'), '10.0.0.1:6001', 'premise: not known before')
+      assert.ok(await subject.joinBlob(metainfo))
+      assert.equal(subject.reputation.nodeOf('10.0.0.1:6001'), '10.0.0.1:1')
+    } finally {
+      await subject.stop()
+    }
+  })
+
   it('starts one download per digest for concurrent requests and announces it while it runs', async () => {
     const { metainfo } = await blobWithMetainfo(300_000)
     const subject = await setup([metainfo])
