@@ -79,7 +79,7 @@ export class HttpTransfers {
     let finished = false
     return {
       onBytes: (peer: { host: string; port: number }, bytes: number) => {
-        metrics.swarmBytes.inc({ direction: 'down', via: 'http' }, bytes)
+        metrics.peerBytes.inc({ direction: 'down', via: 'http' }, bytes)
         ledger.record({ type: 'bytes-received', key, peer: peerKey(peer), bytes })
       },
       finish: (error?: Error) => {

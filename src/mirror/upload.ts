@@ -14,7 +14,7 @@ export function countedUpload(components: { ledger: TransferLedger; metrics: Met
   const counter = new Transform({
     transform(chunk: Buffer, _encoding, done) {
       ledger.record({ type: 'served', digest, peer, bytes: chunk.length })
-      metrics.swarmBytes.inc({ direction: 'up', via }, chunk.length)
+      metrics.peerBytes.inc({ direction: 'up', via }, chunk.length)
       done(null, chunk)
     },
   })

@@ -65,8 +65,8 @@ export function createMetrics(registry: Registry) {
       help: 'Bytes read to compute metainfo.',
       registers,
     }),
-    swarmBytes: new Counter({
-      name: 'shoal_swarm_bytes_total',
+    peerBytes: new Counter({
+      name: 'shoal_peer_bytes_total',
       help: 'Blob bytes moved between nodes, by direction and by how (BitTorrent wire blocks, whole pieces over HTTP, or whole blobs over HTTP).',
       labelNames: ['direction', 'via'] as const,
       registers,
@@ -128,7 +128,7 @@ export type Metrics = ReturnType<typeof createMetrics>
 function initialiseLabels(metrics: Metrics): void {
   for (const result of ['hit', 'miss']) metrics.metainfoCache.inc({ result }, 0)
   for (const result of ['verified', 'failed']) metrics.swarmPieces.inc({ result }, 0)
-  for (const direction of ['up', 'down']) for (const via of ['wire', 'http-pieces', 'http']) metrics.swarmBytes.inc({ direction, via }, 0)
+  for (const direction of ['up', 'down']) for (const via of ['wire', 'http-pieces', 'http']) metrics.peerBytes.inc({ direction, via }, 0)
   for (const role of ['download', 'seed']) metrics.swarmsActive.set({ role }, 0)
 }
 

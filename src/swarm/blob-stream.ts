@@ -21,11 +21,12 @@ export class SwarmBlobStream extends Readable {
   private position: number
   private pumping = false
   private readonly controller = new AbortController()
+  private readonly leave: () => void
 
   constructor(private readonly download: Download, private readonly range: ByteRange, private readonly stallMs: number, private readonly holdEndUntilVerified = false) {
     super({ highWaterMark: READ_BATCH_BYTES })
     this.position = range.start
-    download.consumers++
+    this.leave = download.addReader()
   }
 
   /** Waits until the first bytes can be sent: before this, no HTTP headers go out. */
@@ -41,8 +42,7 @@ export class SwarmBlobStream extends Readable {
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.controller.abort()
-    this.download.consumers--
-    this.download.touch()
+    this.leave()
     callback(error)
   }
 

@@ -19,8 +19,12 @@ export function downloadPath(dataDir: string, metainfo: Metainfo): string {
 export class DownloadFile {
   private handle: FileHandle | undefined
   private opening: Promise<FileHandle> | undefined
-  /** Called with each verified piece once it is written, before webtorrent marks it verified. */
-  onStored: (index: number, data: Buffer) => void = () => {}
+  private onStored: (index: number, data: Buffer) => void = () => {}
+
+  /** `listener` is called with each verified piece once it is written, before webtorrent marks it verified. */
+  onPieceStored(listener: (index: number, data: Buffer) => void): void {
+    this.onStored = listener
+  }
 
   constructor(readonly path: string, readonly metainfo: Metainfo) {
     mkdirSync(join(path, '..'), { recursive: true })

@@ -66,9 +66,23 @@ export class Download {
    * Once every piece verified, whether the whole blob hashed to its digest: true vouches for the
    * metainfo, false means the metainfo lied. Undefined until then, and for a failed download.
    */
-  digestMatches: boolean | undefined
-  consumers = 0
-  lastActivity: number
+  get digestMatches(): boolean | undefined {
+    return this.matches
+  }
+
+  /** Streams reading this download now. */
+  get consumers(): number {
+    return this.readers
+  }
+
+  /** When a piece was last verified or a reader left (clock time). */
+  get lastActivity(): number {
+    return this.lastActive
+  }
+
+  private matches: boolean | undefined
+  private readers = 0
+  private lastActive: number
 
   constructor(readonly metainfo: Metainfo, components: DownloadComponents) {
     this.file = components.file
@@ -76,11 +90,11 @@ export class Download {
     this.changed = new Wakeup(this.clock)
     this.onCritical = components.onCritical ?? (() => {})
     this.onUrgent = components.onUrgent ?? (() => {})
-    this.lastActivity = this.clock.now()
+    this.lastActive = this.clock.now()
     this.pieces = pieceCount(metainfo)
     this.verified = new Uint8Array(this.pieces)
     this.verdict = new Promise((resolve) => { this.settleVerdict = resolve })
-    this.file.onStored = (piece, data) => this.keepRecent(piece, data)
+    this.file.onPieceStored((piece, data) => this.keepRecent(piece, data))
   }
 
   /** A verified piece as written (it is never changed afterwards) replaces the oldest kept ones. */
@@ -119,7 +133,19 @@ export class Download {
 
   /** A reader moved on: the download is in use (see the swarm's tidy loop). */
   touch(): void {
-    this.lastActivity = this.clock.now()
+    this.lastActive = this.clock.now()
+  }
+
+  /** Counts a reader until the returned function is called (twice is harmless); its leaving counts as activity. */
+  addReader(): () => void {
+    this.readers++
+    let left = false
+    return () => {
+      if (left) return
+      left = true
+      this.readers--
+      this.touch()
+    }
   }
 
   isVerified(piece: number): boolean {
@@ -199,8 +225,8 @@ export class Download {
         this.hashedPieces = end
       }
       if (this.hashedPieces === this.pieces) {
-        this.digestMatches = `sha256:${this.hash.copy().digest('hex')}` === this.metainfo.digest
-        this.settleVerdict(this.digestMatches)
+        this.matches = `sha256:${this.hash.copy().digest('hex')}` === this.metainfo.digest
+        this.settleVerdict(this.matches)
       }
     } catch (err) {
       this.fail(err as Error)

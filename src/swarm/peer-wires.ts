@@ -132,13 +132,13 @@ export class PeerWires {
     metrics.swarmPeersConnected.inc()
     emit({ type: 'peer-connected', key, peer })
     wire.on('piece', (piece: number, offset: number, block: Uint8Array) => {
-      metrics.swarmBytes.inc({ direction: 'down', via: fetchesOverHttp(wire) ? 'http-pieces' : 'wire' }, block.length)
+      metrics.peerBytes.inc({ direction: 'down', via: fetchesOverHttp(wire) ? 'http-pieces' : 'wire' }, block.length)
       emit({ type: 'bytes-received', key, peer, bytes: block.length })
       bans.blockReceived(key, peer, { piece, offset, data: block })
     })
     wire.on('upload', (bytes: number) => {
       owner.touch()
-      metrics.swarmBytes.inc({ direction: 'up', via: 'wire' }, bytes)
+      metrics.peerBytes.inc({ direction: 'up', via: 'wire' }, bytes)
       emit({ type: 'bytes-sent', key, peer, bytes })
     })
     wire.once('close', () => {

@@ -12,9 +12,9 @@ import { metricValue } from '../support/shoal.js'
 const MiB = 1024 * 1024
 
 /** Swarm bytes a node moved, by direction and transport (`wire` blocks or `http-pieces`). */
-async function swarmBytes(node: LoopbackNode, direction: 'up' | 'down', via: 'wire' | 'http-pieces'): Promise<number> {
+async function peerBytes(node: LoopbackNode, direction: 'up' | 'down', via: 'wire' | 'http-pieces'): Promise<number> {
   const text = await (await fetch(`${node.shoal.metricsUrl}/metrics`)).text()
-  return metricValue(text, 'shoal_swarm_bytes_total', { direction, via })
+  return metricValue(text, 'shoal_peer_bytes_total', { direction, via })
 }
 
 async function pull(node: LoopbackNode, image: TestImage): Promise<void> {
@@ -52,23 +52,23 @@ describe('nodes with and without whole pieces over HTTP in one swarm', () => {
 
   it('a new node pulls from an old holder in blocks over the wire', async () => {
     await pull(nodes[NEW_REQUESTER]!, fromOld)
-    assert.ok(await swarmBytes(nodes[NEW_REQUESTER]!, 'down', 'wire') >= 40 * MiB)
-    assert.equal(await swarmBytes(nodes[NEW_REQUESTER]!, 'down', 'http-pieces'), 0)
-    assert.equal(await swarmBytes(nodes[OLD_HOLDER]!, 'up', 'http-pieces'), 0)
+    assert.ok(await peerBytes(nodes[NEW_REQUESTER]!, 'down', 'wire') >= 40 * MiB)
+    assert.equal(await peerBytes(nodes[NEW_REQUESTER]!, 'down', 'http-pieces'), 0)
+    assert.equal(await peerBytes(nodes[OLD_HOLDER]!, 'up', 'http-pieces'), 0)
   })
 
   it('an old node pulls from a new holder in blocks over the wire', async () => {
     await pull(nodes[OLD_REQUESTER]!, fromNew)
-    assert.ok(await swarmBytes(nodes[OLD_REQUESTER]!, 'down', 'wire') >= 40 * MiB)
-    assert.equal(await swarmBytes(nodes[OLD_REQUESTER]!, 'down', 'http-pieces'), 0)
-    assert.equal(await swarmBytes(nodes[NEW_HOLDER]!, 'up', 'http-pieces'), 0)
+    assert.ok(await peerBytes(nodes[OLD_REQUESTER]!, 'down', 'wire') >= 40 * MiB)
+    assert.equal(await peerBytes(nodes[OLD_REQUESTER]!, 'down', 'http-pieces'), 0)
+    assert.equal(await peerBytes(nodes[NEW_HOLDER]!, 'up', 'http-pieces'), 0)
   })
 
   it('two new nodes trade whole pieces over HTTP, and the old holder still serves blocks beside them', async () => {
     const requester = nodes[NEW_REQUESTER]!
     const counters = async () => ({
-      piecesDown: await swarmBytes(requester, 'down', 'http-pieces'), blocksDown: await swarmBytes(requester, 'down', 'wire'),
-      piecesUp: await swarmBytes(nodes[NEW_HOLDER]!, 'up', 'http-pieces'), blocksUp: await swarmBytes(nodes[OLD_HOLDER]!, 'up', 'wire'),
+      piecesDown: await peerBytes(requester, 'down', 'http-pieces'), blocksDown: await peerBytes(requester, 'down', 'wire'),
+      piecesUp: await peerBytes(nodes[NEW_HOLDER]!, 'up', 'http-pieces'), blocksUp: await peerBytes(nodes[OLD_HOLDER]!, 'up', 'wire'),
     })
     const before = await counters()
     await pull(requester, fromBoth)

@@ -82,11 +82,11 @@ describe('what an operator sees of a swarm transfer: /stats, /metrics, /debug, s
     const samples = parsePrometheusText(await response.text())
     for (const name of ['shoal_mirror_requests_total', 'shoal_resolve_duration_seconds_bucket', 'shoal_advertised_keys', 'shoal_advertised_images',
       'shoal_advertised_image_digests', 'shoal_http_request_duration_seconds_bucket', 'shoal_http_response_size_bytes_bucket', 'shoal_http_requests_inflight',
-      'shoal_swarm_bytes_total', 'shoal_swarm_pieces_total', 'shoal_swarm_peers_connected', 'shoal_swarms_active', 'shoal_metainfo_cache_total',
+      'shoal_peer_bytes_total', 'shoal_swarm_pieces_total', 'shoal_swarm_peers_connected', 'shoal_swarms_active', 'shoal_metainfo_cache_total',
       'shoal_metainfo_hash_duration_seconds_bucket', 'process_cpu_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds']) {
       assert.ok(samples.has(name), `${name} is exported`)
     }
-    const down = samples.get('shoal_swarm_bytes_total')!.filter((sample) => sample.labels.includes('direction="down"') && /via="(wire|http-pieces)"/.test(sample.labels))
+    const down = samples.get('shoal_peer_bytes_total')!.filter((sample) => sample.labels.includes('direction="down"') && /via="(wire|http-pieces)"/.test(sample.labels))
     assert.ok(down.reduce((sum, sample) => sum + sample.value, 0) >= layer.bytes.length)
     const hits = samples.get('shoal_mirror_requests_total')!.filter((sample) => sample.labels.includes('cache="hit"'))
     assert.ok(hits.reduce((sum, sample) => sum + sample.value, 0) >= image.blobs.length)
