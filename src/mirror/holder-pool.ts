@@ -145,10 +145,10 @@ export class HolderPool {
   /** Times the other asks of the same question; an answer with the content makes the ones asked before it silent. */
   private answered(entry: PendingAsk, withContent: boolean): void {
     this.heard = true
+    if (!withContent) return
     const now = this.clock.now()
     for (const other of [...this.pending]) {
       if (other === entry || other.question !== entry.question || other.patient) continue
-      if (!withContent) continue
       if (other.order < entry.order) other.shorten(now, ', asked before a holder that answered')
       else other.shorten(now + this.silentMs(), ' while another holder answered')
     }

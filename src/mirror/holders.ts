@@ -17,9 +17,7 @@ export const DEFER_SKIPPED_MS = 250
 export class HolderSearch {
   readonly found: PeerAddress[] = []
   private deferred: PeerAddress[] | undefined = []
-  private finished = false
-  /** When the lookup ended (clock time), once it has. */
-  endedAt: number | undefined
+  private ended: number | undefined
   private readonly clock: Clock
   private readonly changed: Wakeup
 
@@ -48,8 +46,7 @@ export class HolderSearch {
       } finally {
         cancelRelease()
         this.releaseDeferred()
-        this.finished = true
-        this.endedAt = clock.now()
+        this.ended = clock.now()
         changed.notify()
       }
     })()
@@ -63,13 +60,18 @@ export class HolderSearch {
   }
 
   get done(): boolean {
-    return this.finished
+    return this.ended !== undefined
+  }
+
+  /** When the lookup ended (clock time), once it has. */
+  get endedAt(): number | undefined {
+    return this.ended
   }
 
   /** The holder at `index` (0 = first), or undefined if the lookup ends or `timeoutMs` passes first. */
   async nth(index: number, timeoutMs: number): Promise<PeerAddress | undefined> {
     const deadline = this.clock.now() + timeoutMs
-    while (this.found.length <= index && !this.finished) {
+    while (this.found.length <= index && this.ended === undefined) {
       const remaining = deadline - this.clock.now()
       if (remaining <= 0) return undefined
       await this.changed.wait({ timeoutMs: remaining })

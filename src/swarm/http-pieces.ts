@@ -2,6 +2,7 @@ import type { Wire } from 'webtorrent'
 import type { Digest } from '../oci/digest.js'
 import type { SignalOptions } from '../util/abort.js'
 import { requestWholePieces } from './bt-internals.js'
+import { handshakePort } from './extended-handshake.js'
 
 /**
  * BEP 10 extended-handshake key: the TCP port of the node's registry API, where it serves whole
@@ -34,16 +35,9 @@ export function offerHttpPieces(wire: Wire, port: number): void {
   wire.extendedHandshake[HTTP_PIECES_KEY] = port
 }
 
-/** Whether the peer's extended handshake (BEP 10) has arrived. */
-export function hasExtendedHandshake(wire: Wire): boolean {
-  const handshake = wire.peerExtendedHandshake
-  return handshake !== undefined && Object.keys(handshake).length > 0
-}
-
 /** The registry port the peer offered pieces on, if it did. */
 export function offeredHttpPort(wire: Wire): number | undefined {
-  const port = wire.peerExtendedHandshake?.[HTTP_PIECES_KEY]
-  return typeof port === 'number' && Number.isInteger(port) && port > 0 && port < 65536 ? port : undefined
+  return handshakePort(wire, HTTP_PIECES_KEY)
 }
 
 export interface HttpPiecesInit {

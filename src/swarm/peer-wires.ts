@@ -5,7 +5,8 @@ import type { FaultKind, LedgerEvent } from '../observe/ledger.js'
 import type { Metrics } from '../observe/metrics.js'
 import type { BanPolicy } from './ban-policy.js'
 import { gateIncoming } from './bt-internals.js'
-import { fetchesOverHttp, fetchPiecesOverHttp, hasExtendedHandshake, offerHttpPieces, offeredHttpPort, type PieceFetcher } from './http-pieces.js'
+import { afterExtendedHandshake } from './extended-handshake.js'
+import { fetchesOverHttp, fetchPiecesOverHttp, offerHttpPieces, offeredHttpPort, type PieceFetcher } from './http-pieces.js'
 import type { Metainfo } from './metainfo.js'
 import type { Stripes } from './stripes.js'
 import { authenticateWire } from './wire-auth.js'
@@ -151,17 +152,11 @@ export class PeerWires {
   private learnNode(wire: Wire): void {
     const reputation = this.components.reputation
     if (!reputation) return
-    const learn = (): void => {
+    afterExtendedHandshake(wire, () => {
       const node = announcedNode(wire)
       if (!node) return
       reputation.sameNode(peerLabel(wire), node)
       if (reputation.isBanned(node)) wire.destroy()
-    }
-    if (hasExtendedHandshake(wire)) return learn()
-    wire.on('extended', function onHandshake(name: string) {
-      if (name !== 'handshake') return
-      wire.off('extended', onHandshake)
-      learn()
     })
   }
 
@@ -169,7 +164,7 @@ export class PeerWires {
   private requestWholePieces(owner: WireOwner, wire: Wire, peer: string): void {
     const fetcher = this.components.pieces
     if (!owner.downloads || !fetcher) return
-    const start = (): void => {
+    afterExtendedHandshake(wire, () => {
       const port = offeredHttpPort(wire)
       if (port === undefined) return
       const { digest, pieceLength } = owner.metainfo
@@ -177,12 +172,6 @@ export class PeerWires {
         digest, pieceLength, fetcher, port,
         onFallback: (err) => this.components.logger.warn({ peer, digest, err }, 'whole-piece request over HTTP failed; asking this peer for blocks over the wire instead'),
       })
-    }
-    if (hasExtendedHandshake(wire)) return start()
-    wire.on('extended', function onHandshake(name: string) {
-      if (name !== 'handshake') return
-      wire.off('extended', onHandshake)
-      start()
     })
   }
 

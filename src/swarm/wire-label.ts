@@ -1,6 +1,7 @@
 import type { Wire } from 'webtorrent'
 import type { Download } from './download.js'
 import { decodePeerId } from './peer-id.js'
+import { handshakePort } from './extended-handshake.js'
 
 /** The bytes of a verified piece, read back from the download file (only to convict a liar). */
 export function readVerifiedPiece(download: Download, piece: number): Promise<Buffer> {
@@ -40,8 +41,8 @@ export function announceNode(wire: Wire, registryPort: number): void {
  * names (so a peer can only name a node on the host it claims, and proves with a cluster key).
  */
 export function announcedNode(wire: Wire): string | undefined {
-  const port = wire.peerExtendedHandshake?.[NODE_KEY]
-  if (typeof port !== 'number' || !Number.isInteger(port) || port <= 0 || port >= 65536) return undefined
+  const port = handshakePort(wire, NODE_KEY)
+  if (port === undefined) return undefined
   const label = peerLabel(wire)
   return `${label.slice(0, label.lastIndexOf(':'))}:${port}`
 }
