@@ -33,8 +33,8 @@ export interface HolderPoolInit {
 interface PendingAsk {
   question: string
   patient: boolean
-  /** Order of asking within the pool. */
-  order: number
+  /** When it was asked (clock time). */
+  started: number
   deadline: number
   shorten(at: number, why: string): void
 }
@@ -53,14 +53,13 @@ export interface AskOptions {
  *
  * The rule for a silent holder: once any holder of the pool has answered, a holder asked has
  * SILENT_FACTOR answer timeouts (measured, HolderHealth.answerTimeoutMs) to answer, else the
- * stall timeout; when a holder gives the content, the holders asked the same question before it
- * and still silent are silent at once, the ones asked after get SILENT_FACTOR answer timeouts
- * from then. A silent holder's ask is cut and the holder skipped for a while; an answer clears
+ * stall timeout; when a holder gives the content, the holders asked the same question at least
+ * an answer timeout earlier and still silent are silent at once (they had that head start and
+ * lost), the others get SILENT_FACTOR answer timeouts from then. A silent holder's ask is cut and the holder skipped for a while; an answer clears
  * that. A question that may need work on the holder (`patient`) has only the stall timeout.
  */
 export class HolderPool {
   private heard = false
-  private asked = 0
   private readonly pending = new Set<PendingAsk>()
   private readonly clock: Clock
 
@@ -106,7 +105,7 @@ export class HolderPool {
     const started = this.clock.now()
     let cancelTimer = (): void => {}
     const entry: PendingAsk = {
-      question: options.question, patient: options.patient === true, order: this.asked++, deadline: Number.POSITIVE_INFINITY,
+      question: options.question, patient: options.patient === true, started, deadline: Number.POSITIVE_INFINITY,
       shorten: (at, why) => {
         if (at >= entry.deadline) return
         entry.deadline = at
@@ -142,14 +141,14 @@ export class HolderPool {
     return SILENT_FACTOR * this.components.health.answerTimeoutMs()
   }
 
-  /** Times the other asks of the same question; an answer with the content makes the ones asked before it silent. */
+  /** Times the other asks of the same question; an answer with the content makes the ones an answer timeout older silent. */
   private answered(entry: PendingAsk, withContent: boolean): void {
     this.heard = true
     if (!withContent) return
     const now = this.clock.now()
     for (const other of [...this.pending]) {
       if (other === entry || other.question !== entry.question || other.patient) continue
-      if (other.order < entry.order) other.shorten(now, ', asked before a holder that answered')
+      if (other.started <= now - this.components.health.answerTimeoutMs()) other.shorten(now, ', an answer timeout longer than a holder that answered')
       else other.shorten(now + this.silentMs(), ' while another holder answered')
     }
   }

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { FIRST_SKIP_MS, HolderHealth, INITIAL_ANSWER_MS, MAX_ANSWER_MS, MAX_SKIP_MS, MIN_ANSWER_MS, RECENT_HOLDER_MS } from '../../src/mirror/holder-health.js'
 import { HolderPools, type HolderPool } from '../../src/mirror/holder-pool.js'
 import { raceHolders } from '../../src/mirror/race.js'
+import { agreedAnswer } from '../../src/mirror/agree.js'
 import { TransferLedger } from '../../src/observe/ledger.js'
 import { MemoryRoutingNetwork } from '../../src/routing/memory.js'
 import type { PeerAddress } from '../../src/routing/router.js'
@@ -106,5 +108,21 @@ describe('racing holders', () => {
     assert.equal((await holders.nth(0, 1000))?.port, 3)
     assert.equal((await holders.nth(1, 1000))?.port, 2)
     assert.equal((await holders.nth(2, 1000))?.port, 1)
+  })
+
+  it('holders asked together for an agreement: one answering a little later than another is heard, not cut as silent', async () => {
+    const health = new HolderHealth()
+    const holders = holdersOf([1, 2], health)
+    await holders.nth(1, 1_000)
+    const answered: number[] = []
+    const agreement = await agreedAnswer(holders, { question: 'manifest', maxHolders: 8, stallMs: 10_000 }, async (holder, signal) => {
+      // The first asked answers 50 ms after the second: well within an answer timeout (300 ms).
+      if (holder.port === 1) await sleep(50, undefined, { signal })
+      answered.push(holder.port)
+      return 'sha256:same'
+    }, (value) => value, { signal: AbortSignal.timeout(5_000) })
+    assert.deepEqual(agreement, { value: 'sha256:same' })
+    assert.deepEqual(answered.sort(), [1, 2])
+    assert.equal(health.isSkipped(peer(1)), false, 'the slower holder is not skipped')
   })
 })
