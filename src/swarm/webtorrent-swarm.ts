@@ -4,7 +4,7 @@ import type { DialAddress } from '../net/address.js'
 import type { Digest } from '../oci/digest.js'
 import type { LedgerEvent } from '../observe/ledger.js'
 import { abortable, type SignalOptions } from '../util/abort.js'
-import { systemClock, type Clock } from '../util/clock.js'
+import { every, systemClock, type Clock } from '../util/clock.js'
 import type { Ban } from './ban-policy.js'
 import { Download, DownloadFailedError } from './download.js'
 import { DownloadFile, clearDownloads, downloadPath } from './download-store.js'
@@ -46,7 +46,7 @@ export class WebTorrentSwarm implements Swarm {
   private client: WebTorrent | undefined
   private readonly entries = new Map<Digest, Entry>()
   private readonly pieceCache: PieceCache
-  private housekeeping: NodeJS.Timeout | undefined
+  private stopHousekeeping = (): void => {}
   private readonly label: string
   private readonly clock: Clock
   private readonly guard: WireGuard
@@ -86,13 +86,13 @@ export class WebTorrentSwarm implements Swarm {
     })
     client.on('error', (err: Error) => this.components.logger.error({ err }, 'BitTorrent client error'))
     this.client = client
-    this.housekeeping = setInterval(() => void this.tidy(), Math.min(HOUSEKEEPING_MS, (this.init.peerIdleMs ?? DEFAULT_PEER_IDLE_MS) / 2))
-    this.housekeeping.unref()
+    this.stopHousekeeping = every(this.clock, Math.min(HOUSEKEEPING_MS, (this.init.peerIdleMs ?? DEFAULT_PEER_IDLE_MS) / 2),
+      () => this.tidy().catch((err: unknown) => this.components.logger.error({ err }, 'swarm housekeeping failed')))
     this.components.logger.info({ wirePort: this.wirePort(), peerId: client.peerId }, 'BitTorrent wire listening')
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.housekeeping)
+    this.stopHousekeeping()
     for (const digest of [...this.entries.keys()]) await this.remove(digest, 'abandoned')
     const client = this.client
     this.client = undefined
@@ -135,6 +135,8 @@ export class WebTorrentSwarm implements Swarm {
     await abortable(entry.ready, options.signal)
     if (!entry.download) throw new DownloadFailedError(metainfo.digest, 'this node already holds the blob and only seeds it')
     entry.lastUsed = this.clock.now()
+    // Asked for again: the linger starts over, so it is not dropped before its reader starts.
+    entry.download.touch()
     this.connect(entry.torrent, peers)
     return entry.download
   }
@@ -247,7 +249,11 @@ export class WebTorrentSwarm implements Swarm {
     }
   }
 
-  /** Closes idle wires; drops idle seeds, finished downloads containerd has committed, and abandoned downloads. */
+  /**
+   * Closes idle wires; drops idle seeds, finished downloads containerd has committed or nobody
+   * read or asked for within the linger time, and abandoned downloads. A download someone reads
+   * stays: its file is what the reader is sent.
+   */
   private async tidy(): Promise<void> {
     for (const entry of this.entries.values()) this.guard.sweep(entry.torrent.wires)
     const now = this.clock.now()
@@ -258,10 +264,11 @@ export class WebTorrentSwarm implements Swarm {
         continue
       }
       const download = entry.download!
+      if (download.consumers > 0) continue
       if (entry.finishedAt !== undefined) {
         const committed = await this.components.content.stat(digest).catch(() => undefined)
-        if (committed || now - entry.finishedAt > linger) await this.remove(digest, 'complete')
-      } else if (download.consumers === 0 && now - download.lastActivity > linger) {
+        if (committed || now - Math.max(entry.finishedAt, download.lastActivity) > linger) await this.remove(digest, 'complete')
+      } else if (now - download.lastActivity > linger) {
         download.fail(new DownloadFailedError(digest, 'abandoned: nobody has asked for it for a while'))
         await this.remove(digest, 'abandoned')
       }

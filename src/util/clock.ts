@@ -13,3 +13,24 @@ export const systemClock: Clock = {
     return () => clearTimeout(timer)
   },
 }
+
+/**
+ * Runs `task` every `ms` on the clock, each run timed from the end of the one before (two never
+ * overlap); the returned function stops it, and calling it twice is harmless.
+ */
+export function every(clock: Clock, ms: number, task: () => Promise<void>): () => void {
+  let stopped = false
+  let cancel = (): void => {}
+  const arm = (): void => {
+    cancel = clock.schedule(ms, () => {
+      void task().finally(() => {
+        if (!stopped) arm()
+      })
+    })
+  }
+  arm()
+  return () => {
+    stopped = true
+    cancel()
+  }
+}
