@@ -9,6 +9,7 @@ import type { HolderHealth } from './holder-health.js'
 import type { HolderPool } from './holder-pool.js'
 import type { PeerClient } from './peer-client.js'
 import type { SignalOptions } from '../util/abort.js'
+import type { Clock } from '../util/clock.js'
 import { describeError, ShoalError } from '../util/errors.js'
 
 export class NoSourceError extends ShoalError {
@@ -31,6 +32,8 @@ export interface HttpSourceComponents {
   health: HolderHealth
   logger: Logger
   onBytes: (peer: PeerAddress, bytes: number) => void
+  /** Times a holder that stops sending. */
+  clock: Clock
 }
 
 /**
@@ -57,7 +60,7 @@ export async function* httpBlobChunks(components: HttpSourceComponents, init: Ht
       const request = { name: init.name, digest, size, range: partial ? { start: position, end: range.end } : undefined }
       const body = await components.holders.ask(peer, (holder, asked) => components.peers.openBlob(holder, request, { signal: asked }), { signal: attempt.signal, question: 'blob' })
       if (!body) continue
-      for await (const chunk of withStallTimeout(body, init.stallMs, attempt)) {
+      for await (const chunk of withStallTimeout(body, init.stallMs, attempt, components.clock)) {
         if (position + chunk.length > range.end + 1) throw new Error('peer sent more bytes than asked for')
         hash?.update(chunk)
         contributors.add(peer)
@@ -90,15 +93,15 @@ function blameSenders(health: HolderHealth, digest: Digest, senders: Set<PeerAdd
   }
 }
 
-async function* withStallTimeout(body: Readable, stallMs: number, attempt: AbortController): AsyncGenerator<Buffer> {
-  let timer: NodeJS.Timeout | undefined
+async function* withStallTimeout(body: Readable, stallMs: number, attempt: AbortController, clock: Clock): AsyncGenerator<Buffer> {
+  let cancel = (): void => {}
   const arm = (): void => {
-    clearTimeout(timer)
-    timer = setTimeout(() => {
+    cancel()
+    cancel = clock.schedule(stallMs, () => {
       const error = new Error(`no bytes for ${stallMs} ms`)
       attempt.abort(error)
       body.destroy(error)
-    }, stallMs)
+    })
   }
   arm()
   try {
@@ -107,7 +110,7 @@ async function* withStallTimeout(body: Readable, stallMs: number, attempt: Abort
       yield chunk
     }
   } finally {
-    clearTimeout(timer)
+    cancel()
   }
 }
 

@@ -11,6 +11,7 @@ import type { HolderPool } from './holder-pool.js'
 import { collectChunks, httpBlobChunks, startedStream } from './http-source.js'
 import { DigestMismatchError } from '../swarm/blob-stream.js'
 import type { PeerClient } from './peer-client.js'
+import type { Clock } from '../util/clock.js'
 
 /** Whole small blobs are fetched at most this often when what arrives fails the digest. */
 const MAX_WHOLE_ATTEMPTS = 3
@@ -21,6 +22,8 @@ export interface HttpTransferComponents {
   ledger: TransferLedger
   metrics: Metrics
   logger: Logger
+  /** Times a holder that stops sending. */
+  clock: Clock
 }
 
 export interface HttpBlobRequest {

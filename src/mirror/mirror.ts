@@ -11,11 +11,12 @@ import { tagReference } from '../oci/reference.js'
 import type { TransferLedger } from '../observe/ledger.js'
 import type { Metrics } from '../observe/metrics.js'
 import type { PeerAddress } from '../routing/router.js'
-import { SwarmBlobStream } from '../swarm/blob-stream.js'
 import type { Swarm } from '../swarm/swarm.js'
 import type { HolderHealth } from './holder-health.js'
 import type { HolderPool, HolderPools } from './holder-pool.js'
 import { raceHolders } from './race.js'
+import { planBlob, type BlobFacts, type BlobStep } from './plan.js'
+import { PeerRoutes, RouteFailedError } from './peer-routes.js'
 import { HttpTransfers } from './http-transfer.js'
 import type { PeerClient, PeerManifest } from './peer-client.js'
 import { agreedAnswer } from './agree.js'
@@ -23,6 +24,7 @@ import type { SwarmJoins } from './swarm-join.js'
 import { countedUpload } from './upload.js'
 import { abortable, type SignalOptions } from '../util/abort.js'
 import { systemClock, type Clock } from '../util/clock.js'
+import { Deadline } from '../util/deadline.js'
 
 export interface MirrorInit {
   /** How long a DHT lookup may take to find a first holder before the answer is 404. */
@@ -102,96 +104,79 @@ export const DEFAULT_STALL_TIMEOUT_MS = 10_000
 const UNAVAILABLE = Symbol('content store unavailable')
 const CONTENT_UNAVAILABLE = 'the content store on this node cannot be used (containerd does not answer, or its files cannot be read)'
 
-type Signalled<T> = T & { signal: AbortSignal }
+/** A request with the deadline its answer is due by (its signal is the deadline's). */
+type OnDeadline<T> = T & { signal: AbortSignal; deadline: Deadline }
 
 /** Where each requested byte comes from: this node, one holder over HTTP, or the swarm. */
 export class Mirror {
-  private readonly http: HttpTransfers
+  private readonly routes: PeerRoutes
+  private readonly clock: Clock
 
   constructor(private readonly components: MirrorComponents, private readonly init: MirrorInit) {
-    this.http = new HttpTransfers({ ...components, health: components.holderHealth }, { stallMs: init.stallTimeoutMs })
+    this.clock = components.clock ?? systemClock
+    const http = new HttpTransfers({ ...components, health: components.holderHealth, clock: this.clock }, { stallMs: init.stallTimeoutMs })
+    this.routes = new PeerRoutes({ http, joins: components.joins, logger: components.logger }, init)
   }
 
   /**
    * Every request gets an answer: if none is ready (headers) within the resolve timeout plus
    * two stall timeouts, the work is cancelled and the answer is 404, so containerd goes upstream.
+   * That one deadline is passed down the request's path; each wait on it takes its share.
    */
   blob(request: BlobRequest, options: SignalOptions = {}): Promise<BlobAnswer> {
-    return this.answerInTime(options.signal, (signal) => this.findBlob({ ...request, signal }),
+    return this.answerInTime(options.signal, (deadline) => this.findBlob({ ...request, signal: deadline.signal, deadline }),
       () => new BlobUnknownError(request.digest, 'no source delivered in time'))
   }
 
   manifest(request: ManifestRequest, options: SignalOptions = {}): Promise<ManifestAnswer> {
     const label = 'digest' in request.reference ? request.reference.digest : request.reference.tag
-    return this.answerInTime(options.signal, (signal) => this.findManifest({ ...request, signal }),
+    return this.answerInTime(options.signal, (deadline) => this.findManifest({ ...request, signal: deadline.signal, deadline }),
       () => new ManifestUnknownError(label, 'no source delivered in time'))
   }
 
-  private async answerInTime<T>(lifetime: AbortSignal | undefined, work: (signal: AbortSignal) => Promise<T>, late: () => Error): Promise<T> {
-    const deadline = this.init.resolveTimeoutMs + 2 * this.init.stallTimeoutMs
-    const cancel = new AbortController()
-    let cancelTimer = (): void => {}
-    const expired = new Promise<never>((_, reject) => {
-      cancelTimer = (this.components.clock ?? systemClock).schedule(deadline, () => {
-        cancel.abort(late())
-        reject(late())
-      })
-    })
+  private async answerInTime<T>(lifetime: AbortSignal | undefined, work: (deadline: Deadline) => Promise<T>, late: () => Error): Promise<T> {
+    const deadline = new Deadline(this.clock, this.init.resolveTimeoutMs + 2 * this.init.stallTimeoutMs, late, lifetime)
     try {
-      return await Promise.race([work(lifetime ? AbortSignal.any([lifetime, cancel.signal]) : cancel.signal), expired])
+      return await abortable(work(deadline), deadline.signal)
     } finally {
-      cancelTimer()
+      deadline.release()
     }
   }
 
-  private async findBlob(request: Signalled<BlobRequest>): Promise<BlobAnswer> {
-    const local = await this.fromContentStore((signal) => this.components.content.stat(request.digest, { signal }), request.signal)
-    if (local === UNAVAILABLE && request.fromPeer) throw new UnavailableError(CONTENT_UNAVAILABLE)
-    if (local && local !== UNAVAILABLE) return this.localBlob(request, local)
-    if (request.fromPeer) throw new BlobUnknownError(request.digest, 'blob is not on this node')
-    const holders = await this.findHolders(request.digest, request.signal, (why) => new BlobUnknownError(request.digest, why))
+  private async findBlob(request: OnDeadline<BlobRequest>): Promise<BlobAnswer> {
+    const stored = await this.fromContentStore((signal) => this.components.content.stat(request.digest, { signal }), request.deadline)
+    const facts: BlobFacts = { fromPeer: request.fromPeer !== undefined, local: stored === UNAVAILABLE ? 'unavailable' : stored ? 'held' : 'absent', head: request.head }
+    const first = planBlob(facts, this.init)
+    if (first.kind === 'local') return this.localBlob(request, stored as BlobInfo)
+    if (first.kind !== 'find-holders') throw this.refusal(request.digest, first)
+    const holders = await this.findHolders(request.digest, request.deadline, (why) => new BlobUnknownError(request.digest, why))
     const size = await this.sizeFromHolders(request, holders)
     const range = parseRange(request.rangeHeader, size)
-    if (request.head) return { size, range, body: undefined, source: 'peer' }
-    const whole = { start: 0, end: size - 1 }
-    if (this.init.singleSource) return { size, range, body: await this.streamOverHttp(request, holders, size, range), source: 'peer' }
-    if (size < this.init.swarmMinSize) {
-      const bytes = await this.http.fetchWhole(request, holders, size)
-      return { size, range, body: Readable.from([range ? bytes.subarray(range.start, range.end + 1) : bytes]), source: 'peer' }
+    const next = planBlob({ ...facts, size, range }, this.init)
+    if (next.kind === 'head') return { size, range, body: undefined, source: 'peer' }
+    if (next.kind !== 'transfer') throw this.refusal(request.digest, next)
+    const routeRequest = { name: request.name, digest: request.digest, deadline: request.deadline, holders, size, range: range ?? { start: 0, end: size - 1 } }
+    const failures: string[] = []
+    for (const [index, route] of next.routes.entries()) {
+      try {
+        const { body, source } = await this.routes.run(route, routeRequest, next.routes.length - index)
+        return { size, range, body, source }
+      } catch (err) {
+        if (!(err instanceof RouteFailedError)) throw err
+        failures.push(err.message)
+        const fallback = next.routes[index + 1]
+        this.components.logger.warn({ digest: request.digest, err }, fallback ? `${route} gave nothing; trying ${fallback}` : `${route} gave nothing; no route left`)
+      }
     }
-    const download = await this.components.joins.join(request.digest, holders, size).catch((err: unknown) => {
-      this.components.logger.error({ digest: request.digest, err }, 'could not start the swarm download')
-      return undefined
-    })
-    if (!download) {
-      this.components.logger.info({ digest: request.digest }, 'no holder gave metainfo in time; streaming from one holder over HTTP')
-      return { size, range, body: await this.streamOverHttp(request, holders, size, range), source: 'peer' }
-    }
-    const stream = new SwarmBlobStream(download, range ?? whole, this.init.stallTimeoutMs, !this.init.authenticatedPeers)
-    try {
-      await stream.firstBytesReady()
-    } catch (err) {
-      stream.destroy()
-      if (request.signal.aborted) throw err
-      this.components.logger.warn({ digest: request.digest, err }, 'the swarm delivered nothing; streaming from one holder over HTTP')
-      return { size, range, body: await this.streamOverHttp(request, holders, size, range), source: 'peer' }
-    }
-    return { size, range, body: stream, source: 'swarm' }
+    throw new BlobUnknownError(request.digest, [...failures, ...(next.excluded ? [next.excluded] : [])].join('; '))
   }
 
-  /**
-   * A whole blob (hashed on the way, its last chunk held until it matches) or, from holders
-   * that proved the cluster key, a range of it. In an open swarm nobody vouches for a range's
-   * bytes, so that is a 404 and containerd asks the registry.
-   */
-  private streamOverHttp(request: Signalled<BlobRequest>, holders: HolderPool, size: number, range: ByteRange | undefined): Promise<Readable> {
-    if (range && !this.init.authenticatedPeers && !(range.start === 0 && range.end === size - 1)) {
-      throw new BlobUnknownError(request.digest, 'an open swarm serves a part of a blob only from the swarm, whose end waits for the whole blob to be verified')
-    }
-    return this.http.stream(request, holders, size, range ?? { start: 0, end: size - 1 })
+  private refusal(digest: Digest, step: BlobStep): OciError {
+    if (step.kind === 'unavailable') return new UnavailableError(CONTENT_UNAVAILABLE)
+    return new BlobUnknownError(digest, step.kind === 'not-found' ? step.why : `unexpected step ${step.kind}`)
   }
 
-  private async findManifest(request: Signalled<ManifestRequest>): Promise<ManifestAnswer> {
+  private async findManifest(request: OnDeadline<ManifestRequest>): Promise<ManifestAnswer> {
     const { reference, registry } = request
     const label = 'digest' in reference ? reference.digest : registry ? tagReference(registry, request.name, reference.tag) : reference.tag
     if ('tag' in reference && !this.init.resolveTags) throw new ManifestUnknownError(reference.tag, 'tag resolution is disabled on this node (--resolve-tags=false)')
@@ -202,11 +187,11 @@ export class Mirror {
       const bytes = digest && await readSmallBlob(this.components.content, digest, MAX_MANIFEST_SIZE, { signal })
       const manifest = bytes && parseManifest(bytes)
       return digest && bytes && manifest ? { digest, mediaType: manifest.mediaType, bytes, source: 'local' as const } : undefined
-    }, request.signal)
+    }, request.deadline)
     if (local === UNAVAILABLE && request.fromPeer) throw new UnavailableError(CONTENT_UNAVAILABLE)
     if (local && local !== UNAVAILABLE) return local
     if (request.fromPeer) throw new ManifestUnknownError(label, 'manifest is not on this node')
-    const holders = await this.findHolders(label, request.signal, (why) => new ManifestUnknownError(label, why))
+    const holders = await this.findHolders(label, request.deadline, (why) => new ManifestUnknownError(label, why))
     const ask = (reference: string) => (peer: PeerAddress, signal: AbortSignal) => this.components.peers.fetchManifest(peer, { name: request.name, reference, registry }, { signal })
     if ('tag' in reference) return this.agreedTag(label, holders, request.signal, ask(reference.tag))
     const answer = await this.race('manifest', holders, request.signal, ask(reference.digest))
@@ -232,15 +217,18 @@ export class Mirror {
    * answer (or is known not to): a request from containerd then goes on to the peers, a peer's
    * request gets 503.
    */
-  private async fromContentStore<T>(call: (signal: AbortSignal) => Promise<T>, signal: AbortSignal): Promise<T | typeof UNAVAILABLE> {
+  private async fromContentStore<T>(call: (signal: AbortSignal) => Promise<T>, deadline: Deadline): Promise<T | typeof UNAVAILABLE> {
     if (!this.components.contentHealth.available) return UNAVAILABLE
+    const lookup = deadline.within(LOCAL_LOOKUP_TIMEOUT_MS, () => new Error(`the content store did not answer within ${LOCAL_LOOKUP_TIMEOUT_MS} ms`))
     try {
-      return await call(AbortSignal.any([signal, AbortSignal.timeout(LOCAL_LOOKUP_TIMEOUT_MS)]))
+      return await abortable(call(lookup.signal), lookup.signal)
     } catch (err) {
-      if (signal.aborted || err instanceof OciError) throw err
+      if (deadline.signal.aborted || err instanceof OciError) throw err
       this.components.logger.warn({ err }, 'the content store failed a lookup; asking peers instead')
       void this.components.contentHealth.check()
       return UNAVAILABLE
+    } finally {
+      lookup.release()
     }
   }
 
@@ -250,7 +238,7 @@ export class Mirror {
     return raceHolders(holders, { question, maxHolders: MAX_HOLDERS_ASKED, maxInFlight: MAX_HOLDERS_AT_ONCE, stallMs: this.init.stallTimeoutMs }, ask, { signal })
   }
 
-  private async localBlob(request: Signalled<BlobRequest>, info: BlobInfo): Promise<BlobAnswer> {
+  private async localBlob(request: OnDeadline<BlobRequest>, info: BlobInfo): Promise<BlobAnswer> {
     const range = parseRange(request.rangeHeader, info.size)
     if (request.head) return { size: info.size, range, body: undefined, source: 'local' }
     let body: Readable
@@ -266,19 +254,20 @@ export class Mirror {
     return { size: info.size, range, body, source: 'local' }
   }
 
-  private async findHolders(key: string, signal: AbortSignal, notFound: (why: string) => Error): Promise<HolderPool> {
-    const started = performance.now()
+  private async findHolders(key: string, deadline: Deadline, notFound: (why: string) => Error): Promise<HolderPool> {
+    const started = this.clock.now()
     const holders = this.components.pools.pool(key)
-    const first = await abortable(holders.nth(0, this.init.resolveTimeoutMs), signal)
-    this.components.metrics.resolveDuration.observe({ router: 'dht' }, (performance.now() - started) / 1000)
+    const waitMs = deadline.share(this.init.resolveTimeoutMs)
+    const first = await abortable(holders.nth(0, waitMs), deadline.signal)
+    this.components.metrics.resolveDuration.observe({ router: 'dht' }, (this.clock.now() - started) / 1000)
     if (!first) {
-      const why = `no node holds it (DHT lookup ${holders.done ? 'complete' : `stopped after ${this.init.resolveTimeoutMs} ms`})`
+      const why = `no node holds it (DHT lookup ${holders.done ? 'complete' : `stopped after ${waitMs} ms`})`
       throw notFound(why)
     }
     return holders
   }
 
-  private async sizeFromHolders(request: Signalled<BlobRequest>, holders: HolderPool): Promise<number> {
+  private async sizeFromHolders(request: OnDeadline<BlobRequest>, holders: HolderPool): Promise<number> {
     const answer = await this.race('size', holders, request.signal,
       (peer, signal) => this.components.peers.statBlob(peer, request, { signal }))
     if (!answer) throw new BlobUnknownError(request.digest, 'no holder answered for it')

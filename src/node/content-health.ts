@@ -2,7 +2,9 @@ import type { Logger } from 'pino'
 import type { TransferLedger } from '../observe/ledger.js'
 import type { ContentHealthStats } from '../status/stats.js'
 import { describeError } from '../util/errors.js'
+import { abortable } from '../util/abort.js'
 import type { Service } from '../util/service.js'
+import { systemClock, type Clock } from '../util/clock.js'
 
 export const DEFAULT_HEALTH_INTERVAL_MS = 5_000
 /** While the store is down it is asked this often, so it is back in service soon after it recovers. */
@@ -25,11 +27,15 @@ export interface ContentPing {
 export class ContentHealth implements Service {
   private state: { available: boolean; checkedAt: Date | undefined; error: string | undefined } = { available: true, checkedAt: undefined, error: undefined }
   private failuresInRow = 0
-  private timer: NodeJS.Timeout | undefined
+  private cancelNext = (): void => {}
   private running: AbortController | undefined
 
-  constructor(private readonly components: { source: ContentPing; ledger: TransferLedger; logger: Logger },
-    private readonly init: { intervalMs?: number; timeoutMs?: number } = {}) {}
+  private readonly clock: Clock
+
+  constructor(private readonly components: { source: ContentPing; ledger: TransferLedger; logger: Logger; clock?: Clock },
+    private readonly init: { intervalMs?: number; timeoutMs?: number } = {}) {
+    this.clock = components.clock ?? systemClock
+  }
 
   get available(): boolean {
     return this.state.available
@@ -47,28 +53,32 @@ export class ContentHealth implements Service {
   }
 
   stop(): void {
-    clearTimeout(this.timer)
+    this.cancelNext()
     this.running?.abort()
     this.running = undefined
   }
 
   /** One check now; also called by the mirror when a content call failed. */
   async check(): Promise<boolean> {
-    const signal = AbortSignal.any([AbortSignal.timeout(this.init.timeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS), ...(this.running ? [this.running.signal] : [])])
+    const timeoutMs = this.init.timeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS
+    const deadline = new AbortController()
+    const cancelTimeout = this.clock.schedule(timeoutMs, () => deadline.abort(new Error(`no answer within ${timeoutMs} ms`)))
+    const signal = AbortSignal.any([deadline.signal, ...(this.running ? [this.running.signal] : [])])
     try {
-      await this.components.source.ping({ signal })
+      await abortable(this.components.source.ping({ signal }), signal)
       this.update(true, undefined)
     } catch (err) {
       if (this.running?.signal.aborted) return this.state.available
       this.update(false, describeError(err))
+    } finally {
+      cancelTimeout()
     }
     return this.state.available
   }
 
   private schedule(): void {
     const interval = this.state.available ? this.init.intervalMs ?? DEFAULT_HEALTH_INTERVAL_MS : DOWN_INTERVAL_MS
-    this.timer = setTimeout(() => void this.check().finally(() => { if (this.running) this.schedule() }), interval)
-    this.timer.unref()
+    this.cancelNext = this.clock.schedule(interval, () => void this.check().finally(() => { if (this.running) this.schedule() }))
   }
 
   private update(answered: boolean, error: string | undefined): void {

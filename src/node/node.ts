@@ -114,7 +114,7 @@ export class ShoalNode {
     this.advertiser = new Advertiser({ content, watcher, router, logger: log('advertiser'), metrics, prefetch: (blobs) => this.metainfo.prefetch(blobs) },
       { resolveTags: init.resolveTags, prefetchMinSize: init.swarmMinSize, registryFilters: init.registryFilters })
     const health = this.holderHealth = new HolderHealth({ clock, router, ledger: this.ledger, logger: log('mirror'), reputation })
-    this.contentHealth = new ContentHealth({ source: adapters.source, ledger: this.ledger, logger: log('content') })
+    this.contentHealth = new ContentHealth({ source: adapters.source, ledger: this.ledger, logger: log('content'), clock })
     const pools = new HolderPools({ router, health, logger: log('mirror'), clock }, { stallMs: init.stallTimeoutMs })
     this.joins = new SwarmJoins({ pools, peers, swarm: this.swarm, metainfo: this.metainfo, advertiser: this.advertiser, health, logger: log('swarm'), reputation },
       { stallMs: init.stallTimeoutMs })

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { eventually } from '../support/eventually.js'
 import { ManualClock } from '../support/clock.js'
 import { describe, it } from 'node:test'
 import { ContentHealth, FAILURES_TO_DOWN } from '../../src/node/content-health.js'
@@ -105,15 +106,19 @@ describe('content store health', () => {
     }
   })
 
-  it('counts a check that does not answer within its timeout as failed', async () => {
+  it('counts a check that does not answer within its timeout (on the clock) as failed', async () => {
+    const clock = new ManualClock()
     const health = new ContentHealth({ source: { ping: (options) => new Promise((_, reject) => options?.signal?.addEventListener('abort', () => reject(options.signal!.reason))) },
-      ledger: new TransferLedger(), logger: silentLogger }, { intervalMs: 60_000, timeoutMs: 50 })
-    // AbortSignal.timeout does not keep the process alive by itself.
-    const keepAlive = setTimeout(() => {}, 5_000)
-    try {
-      for (let failure = 0; failure < FAILURES_TO_DOWN; failure++) await health.check()
-    } finally {
-      clearTimeout(keepAlive)
+      ledger: new TransferLedger(), logger: silentLogger, clock }, { intervalMs: 60_000, timeoutMs: 60_000 })
+    for (let failure = 0; failure < FAILURES_TO_DOWN; failure++) {
+      let settled = false
+      const check = health.check().finally(() => { settled = true })
+      clock.advance(59_999)
+      await new Promise((resolve) => setImmediate(resolve))
+      assert.equal(settled, false, 'the check ended before its timeout')
+      clock.advance(1)
+      await eventually('the check given up at its timeout', () => settled, 5_000, 5)
+      await check
     }
     assert.equal(health.available, false)
   })
