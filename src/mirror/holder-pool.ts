@@ -63,8 +63,8 @@ export class HolderPool {
   private readonly pending = new Set<PendingAsk>()
   private readonly clock: Clock
 
-  constructor(readonly key: string, readonly search: HolderSearch, private readonly components: HolderPoolComponents, private readonly init: HolderPoolInit) {
-    this.clock = components.clock ?? systemClock
+  constructor(readonly key: string, readonly search: HolderSearch, private readonly components: HolderPoolComponents & { clock: Clock }, private readonly init: HolderPoolInit) {
+    this.clock = components.clock
   }
 
   get found(): readonly PeerAddress[] {
@@ -90,6 +90,16 @@ export class HolderPool {
 
   answerTimeoutMs(): number {
     return this.components.health.answerTimeoutMs()
+  }
+
+  /** A holder whose bytes of the key failed (a stream cut, wrong bytes among others'): skipped for a while. */
+  failed(peer: PeerAddress, why: string): void {
+    this.components.health.failed(peer, this.key, why)
+  }
+
+  /** A holder proven to have lied about the key: banned, over the wire too. */
+  lied(peer: PeerAddress, why: string): void {
+    this.components.health.lied(peer, this.key, why)
   }
 
   /**
@@ -173,7 +183,7 @@ export class HolderPools {
     if (running && (endedAt === undefined || this.clock.now() - endedAt < SEARCH_REUSE_MS)) return running
     const { router, health, logger } = this.components
     const search = new HolderSearch(router, key, { signal: AbortSignal.timeout(SEARCH_LIFETIME_MS), clock: this.clock, health, logger })
-    const pool = new HolderPool(key, search, this.components, this.init)
+    const pool = new HolderPool(key, search, { ...this.components, clock: this.clock }, this.init)
     this.pools.delete(key)
     this.pools.set(key, pool)
     if (this.pools.size > MAX_POOLS) this.pools.delete(this.pools.keys().next().value as string)

@@ -5,7 +5,6 @@ import type { Digest } from '../oci/digest.js'
 import type { ByteRange } from '../oci/range.js'
 import { peerKey, type PeerAddress } from '../routing/router.js'
 import { DigestMismatchError } from '../swarm/blob-stream.js'
-import type { HolderHealth } from './holder-health.js'
 import type { HolderPool } from './holder-pool.js'
 import type { PeerClient } from './peer-client.js'
 import type { SignalOptions } from '../util/abort.js'
@@ -29,7 +28,6 @@ export interface HttpSourceInit {
 export interface HttpSourceComponents {
   peers: PeerClient
   holders: HolderPool
-  health: HolderHealth
   logger: Logger
   onBytes: (peer: PeerAddress, bytes: number) => void
   /** Times a holder that stops sending. */
@@ -51,7 +49,7 @@ export async function* httpBlobChunks(components: HttpSourceComponents, init: Ht
   for (let index = 0; position <= range.end; index++) {
     const peer = await components.holders.nth(index, init.stallMs)
     if (!peer) throw new NoSourceError(digest, index === 0 ? 'no holder found' : `all ${index} holders failed`)
-    if (components.health.isBanned(peer)) continue
+    if (components.holders.isBanned(peer)) continue
     const attempt = new AbortController()
     const onAbort = (): void => attempt.abort(signal.reason)
     signal.addEventListener('abort', onAbort, { once: true })
@@ -71,7 +69,7 @@ export async function* httpBlobChunks(components: HttpSourceComponents, init: Ht
       }
     } catch (err) {
       if (signal.aborted) throw err
-      components.health.failed(peer, digest, describeError(err))
+      components.holders.failed(peer, describeError(err))
       components.logger.warn({ peer: peerKey(peer), digest, position, err }, 'peer stream failed; trying the next holder')
     } finally {
       signal.removeEventListener('abort', onAbort)
@@ -79,17 +77,17 @@ export async function* httpBlobChunks(components: HttpSourceComponents, init: Ht
     }
   }
   if (hash && `sha256:${hash.digest('hex')}` !== digest) {
-    blameSenders(components.health, digest, contributors)
+    blameSenders(components.holders, contributors)
     throw new DigestMismatchError(digest)
   }
   if (held) yield held
 }
 
 /** A lone sender of bytes that fail the digest lied; of several, nobody can tell which, so each is only skipped. */
-function blameSenders(health: HolderHealth, digest: Digest, senders: Set<PeerAddress>): void {
+function blameSenders(holders: HolderPool, senders: Set<PeerAddress>): void {
   for (const peer of senders) {
-    if (senders.size === 1) health.lied(peer, digest, 'its bytes do not hash to the digest')
-    else health.failed(peer, digest, 'bytes from it and others did not hash to the digest')
+    if (senders.size === 1) holders.lied(peer, 'its bytes do not hash to the digest')
+    else holders.failed(peer, 'bytes from it and others did not hash to the digest')
   }
 }
 

@@ -6,7 +6,6 @@ import type { ByteRange } from '../oci/range.js'
 import type { TransferLedger } from '../observe/ledger.js'
 import type { Metrics } from '../observe/metrics.js'
 import { peerKey } from '../routing/router.js'
-import type { HolderHealth } from './holder-health.js'
 import type { HolderPool } from './holder-pool.js'
 import { collectChunks, httpBlobChunks, startedStream } from './http-source.js'
 import { DigestMismatchError } from '../swarm/blob-stream.js'
@@ -18,7 +17,6 @@ const MAX_WHOLE_ATTEMPTS = 3
 
 export interface HttpTransferComponents {
   peers: PeerClient
-  health: HolderHealth
   ledger: TransferLedger
   metrics: Metrics
   logger: Logger

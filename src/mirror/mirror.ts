@@ -12,7 +12,6 @@ import type { TransferLedger } from '../observe/ledger.js'
 import type { Metrics } from '../observe/metrics.js'
 import type { PeerAddress } from '../routing/router.js'
 import type { Swarm } from '../swarm/swarm.js'
-import type { HolderHealth } from './holder-health.js'
 import type { HolderPool, HolderPools } from './holder-pool.js'
 import { raceHolders } from './race.js'
 import { planBlob, type BlobFacts, type BlobStep } from './plan.js'
@@ -49,7 +48,6 @@ export interface MirrorComponents {
   content: ContentProvider
   /** Whether the content store answers; while it does not, it is not asked. */
   contentHealth: { readonly available: boolean; check(): Promise<boolean> }
-  holderHealth: HolderHealth
   /** The holders of each key, found and asked. */
   pools: HolderPools
   peers: PeerClient
@@ -114,7 +112,7 @@ export class Mirror {
 
   constructor(private readonly components: MirrorComponents, private readonly init: MirrorInit) {
     this.clock = components.clock ?? systemClock
-    const http = new HttpTransfers({ ...components, health: components.holderHealth, clock: this.clock }, { stallMs: init.stallTimeoutMs })
+    const http = new HttpTransfers({ ...components, clock: this.clock }, { stallMs: init.stallTimeoutMs })
     this.routes = new PeerRoutes({ http, joins: components.joins, logger: components.logger }, init)
   }
 

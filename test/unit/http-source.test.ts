@@ -41,9 +41,9 @@ const serve = (data: Buffer): Behaviour => (range) => Readable.from([range ? dat
 
 describe('blob bytes from holders over HTTP', () => {
   it('takes the whole blob from the first holder and counts the bytes per peer', async () => {
-    const { peers, search, health } = holders(digest, [serve(bytes)])
+    const { peers, search } = holders(digest, [serve(bytes)])
     const counted = new Map<number, number>()
-    const chunks = httpBlobChunks({ peers, holders: search, health, logger: silentLogger, clock: systemClock, onBytes: (peer, n) => counted.set(peer.port, (counted.get(peer.port) ?? 0) + n) },
+    const chunks = httpBlobChunks({ peers, holders: search, logger: silentLogger, clock: systemClock, onBytes: (peer, n) => counted.set(peer.port, (counted.get(peer.port) ?? 0) + n) },
       { name: 'app', digest, size: bytes.length, range: { start: 0, end: bytes.length - 1 }, stallMs: 1000 })
     assert.ok((await collectChunks(chunks)).equals(bytes))
     assert.deepEqual([...counted], [[1, bytes.length]])
@@ -54,16 +54,16 @@ describe('blob bytes from holders over HTTP', () => {
       yield bytes.subarray(0, 4000)
       throw new Error('connection reset')
     })())
-    const { peers, search, asked, health } = holders(digest, [failing, serve(bytes)])
-    const chunks = httpBlobChunks({ peers, holders: search, health, logger: silentLogger, clock: systemClock, onBytes: () => {} },
+    const { peers, search, asked } = holders(digest, [failing, serve(bytes)])
+    const chunks = httpBlobChunks({ peers, holders: search, logger: silentLogger, clock: systemClock, onBytes: () => {} },
       { name: 'app', digest, size: bytes.length, range: { start: 0, end: bytes.length - 1 }, stallMs: 1000 })
     assert.ok((await collectChunks(chunks)).equals(bytes))
     assert.deepEqual(asked, ['1:all', `2:4000-${bytes.length - 1}`])
   })
 
   it('skips a holder that no longer has the blob', async () => {
-    const { peers, search, health } = holders(digest, [() => undefined, serve(bytes)])
-    const chunks = httpBlobChunks({ peers, holders: search, health, logger: silentLogger, clock: systemClock, onBytes: () => {} },
+    const { peers, search } = holders(digest, [() => undefined, serve(bytes)])
+    const chunks = httpBlobChunks({ peers, holders: search, logger: silentLogger, clock: systemClock, onBytes: () => {} },
       { name: 'app', digest, size: bytes.length, range: { start: 10, end: 19 }, stallMs: 1000 })
     assert.equal((await collectChunks(chunks)).toString(), '0123456789')
   })
@@ -71,9 +71,9 @@ describe('blob bytes from holders over HTTP', () => {
   it('never releases the last bytes of a whole blob that does not match its digest', async () => {
     const wrong = Buffer.from(bytes)
     wrong[5000] = 0
-    const { peers, search, health } = holders(digest, [serve(wrong)])
+    const { peers, search } = holders(digest, [serve(wrong)])
     const released: Buffer[] = []
-    const chunks = httpBlobChunks({ peers, holders: search, health, logger: silentLogger, clock: systemClock, onBytes: () => {} },
+    const chunks = httpBlobChunks({ peers, holders: search, logger: silentLogger, clock: systemClock, onBytes: () => {} },
       { name: 'app', digest, size: bytes.length, range: { start: 0, end: bytes.length - 1 }, stallMs: 1000 })
     await assert.rejects(async () => { for await (const chunk of chunks) released.push(chunk) }, DigestMismatchError)
     assert.ok(Buffer.concat(released).length < bytes.length)
@@ -83,7 +83,7 @@ describe('blob bytes from holders over HTTP', () => {
     const wrong = Buffer.from(bytes)
     wrong[5000] = 0
     const { peers, search, asked, health } = holders(digest, [serve(wrong), serve(bytes)])
-    const transfers = new HttpTransfers({ peers, health, ledger: new TransferLedger(), metrics: createMetricsRegistry().metrics, logger: silentLogger, clock: systemClock }, { stallMs: 1000 })
+    const transfers = new HttpTransfers({ peers, ledger: new TransferLedger(), metrics: createMetricsRegistry().metrics, logger: silentLogger, clock: systemClock }, { stallMs: 1000 })
     const fetched = await transfers.fetchWhole({ name: 'app', digest, signal: new AbortController().signal }, search, bytes.length)
     assert.ok(fetched.equals(bytes))
     assert.ok(health.isBanned({ host: '10.0.0.1', port: 1 }))
@@ -99,9 +99,9 @@ describe('blob bytes from holders over HTTP', () => {
       opened.push(body)
       return body
     }, serve(bytes)]
-    const { peers, search, asked, health } = holders(digest, behaviours)
+    const { peers, search, asked } = holders(digest, behaviours)
     let received = 0
-    const chunks = httpBlobChunks({ peers, holders: search, health, logger: silentLogger, clock, onBytes: (_, n) => { received += n } },
+    const chunks = httpBlobChunks({ peers, holders: search, logger: silentLogger, clock, onBytes: (_, n) => { received += n } },
       { name: 'app', digest, size: bytes.length, range: { start: 0, end: bytes.length - 1 }, stallMs: 5000 })
     const collected = collectChunks(chunks)
     await eventually('the first 4000 bytes', () => received === 4000, 5_000, 5)
