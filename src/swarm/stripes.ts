@@ -4,10 +4,13 @@ import { offerOnly, reschedule } from './bt-internals.js'
 /**
  * Which pieces a download asks holders (peers with every piece) for. Requesters that start
  * together would otherwise all take every piece from the holder, which then uploads one copy
- * per requester while they never trade. Instead the downloaders connected to a holder split
- * the pieces into stripes (all sort the same labels, so they agree): each asks holders only
- * for its own stripe, and gets the others from their owners. A piece a reader has been
- * blocked on for a while (urgent) may come from a holder whatever its stripe.
+ * per requester while they never trade. Instead each piece has one owner among the
+ * downloaders: the one whose label weighs most for that piece (rendezvous hashing). Each
+ * downloader asks holders only for the pieces it owns among the downloaders it knows, and gets
+ * the others from their owners. Nodes see different sets of downloaders, but a piece's owner
+ * over all of them also owns it in its own view, so no piece is left to nobody (at worst two
+ * take it). A piece a reader has been blocked on for a while (urgent) may come from a holder
+ * whoever owns it.
  */
 export class Stripes {
   private readonly urgent = new Set<number>()
@@ -15,12 +18,14 @@ export class Stripes {
   private readonly attached = new Set<Wire>()
   /** Wires of peers that hold every piece, whose offer the stripes now filter. */
   private readonly holders = new WeakSet<Wire>()
-  private count = 1
-  private index = 0
+  /** This node and the downloaders attached, each with the seed of its weights. */
+  private downloaders: { label: string; seed: number }[]
 
   /** `wake` has webtorrent choose pieces again at once (an urgent piece may now come from a holder). */
   constructor(private readonly torrent: Torrent, private readonly self: string, private readonly label: (wire: Wire) => string,
-    private readonly wake: () => void = () => reschedule(torrent)) {}
+    private readonly wake: () => void = () => reschedule(torrent)) {
+    this.downloaders = [{ label: self, seed: labelSeed(self) }]
+  }
 
   /** Called for every new wire of the download: hides from holders' wires what others can give. */
   attach(wire: Wire): void {
@@ -50,15 +55,27 @@ export class Stripes {
 
   private fromHolder(holder: Wire, index: number): boolean {
     if (this.urgent.has(index)) return true
-    if (index % this.count !== this.index) return false
+    if (this.owner(index) !== this.self) return false
     return ![...this.attached].some((other) => other !== holder && !this.holders.has(other) && !other.peerChoking && other.peerPieces.get(index))
   }
 
   private restripe(): void {
-    const downloaders = [this.self, ...[...this.attached].filter((wire) => !this.holders.has(wire) && !wire.destroyed).map(this.label)]
-    const sorted = [...new Set(downloaders)].sort()
-    this.count = sorted.length
-    this.index = sorted.indexOf(this.self)
+    const labels = new Set([this.self, ...[...this.attached].filter((wire) => !this.holders.has(wire) && !wire.destroyed).map(this.label)])
+    this.downloaders = [...labels].map((label) => ({ label, seed: labelSeed(label) }))
+  }
+
+  /** The downloader that weighs most for `piece`; ties (rare) go to the lower label, as every node breaks them. */
+  private owner(piece: number): string {
+    let best = this.downloaders[0]!
+    let bestWeight = pieceWeight(best.seed, piece)
+    for (const candidate of this.downloaders) {
+      const weight = pieceWeight(candidate.seed, piece)
+      if (weight > bestWeight || (weight === bestWeight && candidate.label < best.label)) {
+        best = candidate
+        bestWeight = weight
+      }
+    }
+    return best.label
   }
 
   private isComplete(pieces: Wire['peerPieces']): boolean {
@@ -66,4 +83,19 @@ export class Stripes {
     for (let index = 0; index < count; index++) if (!pieces.get(index)) return false
     return true
   }
+}
+
+/** FNV-1a of a label: the seed of its weights. */
+function labelSeed(label: string): number {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < label.length; i++) hash = Math.imul(hash ^ label.charCodeAt(i), 0x01000193)
+  return hash >>> 0
+}
+
+/** A well-mixed 32-bit weight of a downloader for a piece (murmur3's finaliser over seed and index). */
+function pieceWeight(seed: number, piece: number): number {
+  let x = (seed ^ Math.imul(piece + 1, 0x9e3779b1)) >>> 0
+  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b)
+  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35)
+  return (x ^ (x >>> 16)) >>> 0
 }
