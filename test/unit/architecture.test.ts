@@ -19,6 +19,7 @@ export const LAYERS: string[][] = [
   ['protocol'],
   ['content'],
   ['containerd'],
+  ['upstream'],
   ['routing'],
   ['swarm'],
   ['mirror'],
