@@ -15,7 +15,7 @@ import type { Swarm } from '../swarm/swarm.js'
 import type { HolderPool, HolderPools } from './holder-pool.js'
 import { raceHolders } from './race.js'
 import { planBlob, type BlobFacts, type BlobStep } from './plan.js'
-import { PeerRoutes, RouteFailedError } from './peer-routes.js'
+import { PeerRoutes, RouteFailedError, type RouteRequest } from './peer-routes.js'
 import { HttpTransfers } from './http-transfer.js'
 import type { PeerClient, PeerManifest } from './peer-client.js'
 import { agreedAnswer } from './agree.js'
@@ -153,20 +153,24 @@ export class Mirror {
     const next = planBlob({ ...facts, size, range }, this.init)
     if (next.kind === 'head') return { size, range, body: undefined, source: 'peer' }
     if (next.kind !== 'transfer') throw this.refusal(request.digest, next)
-    const routeRequest = { name: request.name, digest: request.digest, deadline: request.deadline, holders, size, range: range ?? { start: 0, end: size - 1 } }
+    const { body, source } = await this.transfer({ name: request.name, digest: request.digest, deadline: request.deadline, holders, size, range: range ?? { start: 0, end: size - 1 } }, next)
+    return { size, range, body, source }
+  }
+
+  /** The plan's routes in order, each the fallback of the one before; a 404 naming why each failed when none gives bytes. */
+  private async transfer(request: RouteRequest, plan: BlobStep & { kind: 'transfer' }): Promise<{ body: Readable; source: 'peer' | 'swarm' }> {
     const failures: string[] = []
-    for (const [index, route] of next.routes.entries()) {
+    for (const [index, route] of plan.routes.entries()) {
       try {
-        const { body, source } = await this.routes.run(route, routeRequest, next.routes.length - index)
-        return { size, range, body, source }
+        return await this.routes.run(route, request, plan.routes.length - index)
       } catch (err) {
         if (!(err instanceof RouteFailedError)) throw err
         failures.push(err.message)
-        const fallback = next.routes[index + 1]
+        const fallback = plan.routes[index + 1]
         this.components.logger.warn({ digest: request.digest, err }, fallback ? `${route} gave nothing; trying ${fallback}` : `${route} gave nothing; no route left`)
       }
     }
-    throw new BlobUnknownError(request.digest, [...failures, ...(next.excluded ? [next.excluded] : [])].join('; '))
+    throw new BlobUnknownError(request.digest, [...failures, ...(plan.excluded ? [plan.excluded] : [])].join('; '))
   }
 
   private refusal(digest: Digest, step: BlobStep): OciError {
