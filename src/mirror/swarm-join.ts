@@ -1,4 +1,4 @@
-import { setTimeout as sleep } from 'node:timers/promises'
+import { sleepOn, systemClock, type Clock } from '../util/clock.js'
 import type { Logger } from 'pino'
 import type { Digest } from '../oci/digest.js'
 import { peerKey, type PeerAddress } from '../routing/router.js'
@@ -47,6 +47,8 @@ export interface SwarmJoinComponents {
   logger: Logger
   /** Learns each holder's wire address as an alias of the node (one name, one ban list). */
   reputation?: NodeReputation
+  /** Times the discovery rounds. */
+  clock?: Clock
 }
 
 /** Joins blob swarms: one join per digest, shared by every request for it. */
@@ -195,7 +197,7 @@ export class SwarmJoins {
           const offer = await this.ask(holders, peer)
           if (offer && offer.infoHash === metainfo.infoHash) await this.components.swarm.fetch(metainfo, [offer.wireAddress]).catch(() => {})
         }
-        if (!(await sleep(DISCOVERY_INTERVAL_MS, true, { signal }).catch(() => false))) break
+        if (!(await sleepOn(this.components.clock ?? systemClock, DISCOVERY_INTERVAL_MS, signal))) break
         holders = this.components.pools.pool(digest)
         await holders.nth(Number.MAX_SAFE_INTEGER, DISCOVERY_INTERVAL_MS)
       }

@@ -116,7 +116,7 @@ export class ShoalNode {
     const health = this.holderHealth = new HolderHealth({ clock, router, ledger: this.ledger, logger: log('mirror'), reputation })
     this.contentHealth = new ContentHealth({ source: adapters.source, ledger: this.ledger, logger: log('content'), clock })
     const pools = new HolderPools({ router, health, logger: log('mirror'), clock }, { stallMs: init.stallTimeoutMs })
-    this.joins = new SwarmJoins({ pools, peers, swarm: this.swarm, metainfo: this.metainfo, advertiser: this.advertiser, health, logger: log('swarm'), reputation },
+    this.joins = new SwarmJoins({ pools, peers, swarm: this.swarm, metainfo: this.metainfo, advertiser: this.advertiser, health, logger: log('swarm'), reputation, clock },
       { stallMs: init.stallTimeoutMs })
     this.mirror = new Mirror({ content, contentHealth: this.contentHealth, pools, peers, swarm: this.swarm, joins: this.joins, ledger: this.ledger, logger: log('mirror'), metrics, clock },
       { resolveTimeoutMs: init.resolveTimeoutMs, swarmMinSize: init.swarmMinSize, stallTimeoutMs: init.stallTimeoutMs, resolveTags: init.resolveTags,

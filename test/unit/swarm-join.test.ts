@@ -8,7 +8,7 @@ import { HolderPools, type HolderPool } from '../../src/mirror/holder-pool.js'
 import { HolderHealth } from '../../src/mirror/holder-health.js'
 import type { PeerClient } from '../../src/mirror/peer-client.js'
 import { NodeReputation } from '../../src/net/node-reputation.js'
-import { SwarmJoins } from '../../src/mirror/swarm-join.js'
+import { DISCOVERY_INTERVAL_MS, SwarmJoins } from '../../src/mirror/swarm-join.js'
 import { createMetricsRegistry } from '../../src/observe/metrics.js'
 import { MemoryRoutingNetwork } from '../../src/routing/memory.js'
 import { MemorySwarm, MemorySwarmNetwork } from '../../src/swarm/memory.js'
@@ -16,11 +16,12 @@ import { MetainfoCache } from '../../src/swarm/metainfo-cache.js'
 import type { Metainfo } from '../../src/swarm/metainfo.js'
 import { silentLogger } from '../support/registry-app.js'
 import { eventually } from '../support/eventually.js'
+import { ManualClock } from '../support/clock.js'
 import type { Swarm } from '../../src/swarm/swarm.js'
 import { blobWithMetainfo } from '../support/swarm-fixtures.js'
 
 /** What each holder (port = index + 1) answers: metainfo, only an infohash (it downloads), or nothing. */
-async function setup(answers: (Metainfo | { downloading: string } | undefined)[]) {
+async function setup(answers: (Metainfo | { downloading: string } | undefined)[], clock?: ManualClock) {
   const dir = await mkdtemp(join(tmpdir(), 'shoal-join-'))
   const content = new MemoryContentProvider()
   const network = new MemoryRoutingNetwork()
@@ -42,15 +43,15 @@ async function setup(answers: (Metainfo | { downloading: string } | undefined)[]
   const router = network.router({ host: '10.0.0.9', port: 9 })
   const reputation = new NodeReputation()
   const health = new HolderHealth({ reputation })
-  const pools = new HolderPools({ router, health, logger: silentLogger }, { stallMs: 500 })
-  const joins = new SwarmJoins({ pools, peers, swarm, metainfo, advertiser: { hold: (key) => held.push(key), release: () => {} }, health, logger: silentLogger, reputation }, { stallMs: 500 })
+  const pools = new HolderPools({ router, health, logger: silentLogger, ...(clock ? { clock } : {}) }, { stallMs: 500 })
+  const joins = new SwarmJoins({ pools, peers, swarm, metainfo, advertiser: { hold: (key) => held.push(key), release: () => {} }, health, logger: silentLogger, reputation, ...(clock ? { clock } : {}) }, { stallMs: 500 })
   const holders = (digest: string): HolderPool => {
     answers.forEach((_, index) => network.router({ host: '10.0.0.1', port: index + 1 }).advertise([digest]))
     return pools.pool(digest)
   }
   /** A join of the blob `metainfo` describes, its size as holders would report it. */
   const joinBlob = (blob: Metainfo, through: SwarmJoins = joins) => through.join(blob.digest, holders(blob.digest), blob.length)
-  return { joins, joinBlob, swarm, asked, held, holders, health, pools, reputation, peers, metainfo, async stop() { joins.stop(); await rm(dir, { recursive: true, force: true }) } }
+  return { joins, joinBlob, swarm, asked, held, holders, health, pools, reputation, peers, metainfo, network, async stop() { joins.stop(); await rm(dir, { recursive: true, force: true }) } }
 }
 
 describe('swarm joins', () => {
@@ -142,6 +143,27 @@ describe('swarm joins', () => {
       assert.equal(download?.metainfo.infoHash, metainfo.infoHash)
       assert.deepEqual(subject.asked.sort(), [1, 2])
       assert.deepEqual(dialled.sort(), [6001, 6002], 'the downloader\'s wire is dialled with the holder\'s')
+    } finally {
+      await subject.stop()
+    }
+  })
+
+  it('while the download runs, a holder that appeared since is asked at the next discovery round, on the clock', async () => {
+    const clock = new ManualClock()
+    const { metainfo } = await blobWithMetainfo(300_000)
+    const answers: (Metainfo | undefined)[] = [metainfo]
+    const subject = await setup(answers, clock)
+    try {
+      assert.ok(await subject.joinBlob(metainfo))
+      assert.deepEqual(subject.asked, [1])
+      answers.push(metainfo)
+      subject.network.router({ host: '10.0.0.1', port: 2 }).advertise([metainfo.digest])
+      clock.advance(DISCOVERY_INTERVAL_MS - 1)
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      assert.deepEqual(subject.asked, [1], 'asked before the discovery interval')
+      clock.advance(1)
+      // Bounded below the interval, so only the clock can have moved discovery on.
+      await eventually('the new holder asked', () => subject.asked.includes(2), DISCOVERY_INTERVAL_MS / 2, 5)
     } finally {
       await subject.stop()
     }
