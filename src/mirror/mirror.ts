@@ -113,7 +113,7 @@ export class Mirror {
   constructor(private readonly components: MirrorComponents, private readonly init: MirrorInit) {
     this.clock = components.clock ?? systemClock
     const http = new HttpTransfers({ ...components, clock: this.clock }, { stallMs: init.stallTimeoutMs })
-    this.routes = new PeerRoutes({ http, joins: components.joins, logger: components.logger }, init)
+    this.routes = new PeerRoutes({ http, joins: components.joins }, init)
   }
 
   /**

@@ -1,5 +1,4 @@
 import { Readable } from 'node:stream'
-import type { Logger } from 'pino'
 import type { Digest } from '../oci/digest.js'
 import type { ByteRange } from '../oci/range.js'
 import { SwarmBlobStream } from '../swarm/blob-stream.js'
@@ -31,7 +30,6 @@ export interface RouteRequest {
 export interface PeerRoutesComponents {
   http: HttpTransfers
   joins: SwarmJoins
-  logger: Logger
 }
 
 export interface PeerRoutesInit {

@@ -1,4 +1,5 @@
-import { sleepOn, systemClock, type Clock } from '../util/clock.js'
+import { systemClock, type Clock } from '../util/clock.js'
+import { Wakeup } from '../util/wakeup.js'
 import type { Logger } from 'pino'
 import type { Digest } from '../oci/digest.js'
 import { peerKey, type PeerAddress } from '../routing/router.js'
@@ -197,7 +198,8 @@ export class SwarmJoins {
           const offer = await this.ask(holders, peer)
           if (offer && offer.infoHash === metainfo.infoHash) await this.components.swarm.fetch(metainfo, [offer.wireAddress]).catch(() => {})
         }
-        if (!(await sleepOn(this.components.clock ?? systemClock, DISCOVERY_INTERVAL_MS, signal))) break
+        await new Wakeup(this.components.clock ?? systemClock).wait({ timeoutMs: DISCOVERY_INTERVAL_MS, signal })
+        if (signal.aborted) break
         holders = this.components.pools.pool(digest)
         await holders.nth(Number.MAX_SAFE_INTEGER, DISCOVERY_INTERVAL_MS)
       }

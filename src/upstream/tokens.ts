@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici'
+import { collect } from '../content/read.js'
 import { request } from 'undici'
 import type { Clock } from '../util/clock.js'
 import { ShoalError } from '../util/errors.js'
@@ -44,7 +45,7 @@ export class TokenCache {
     if (challenge.service) url.searchParams.set('service', challenge.service)
     if (challenge.scope) url.searchParams.set('scope', challenge.scope)
     const response = await request(url, { method: 'GET', dispatcher, signal, headers: { accept: 'application/json' } })
-    const text = await readLimited(response.body, MAX_TOKEN_RESPONSE_BYTES)
+    const text = (await collect(response.body, MAX_TOKEN_RESPONSE_BYTES)).toString('utf8')
     if (response.statusCode === 401 || response.statusCode === 403) throw new UpstreamRefusedError(response.statusCode, `${url.host} refused an anonymous token (${response.statusCode}): the image needs credentials`)
     if (response.statusCode !== 200) throw new ShoalError(`token request to ${url.host} answered ${response.statusCode}`)
     const { token, lifetimeS } = parseTokenResponse(text, url.host)
@@ -66,16 +67,4 @@ function parseTokenResponse(text: string, host: string): { token: string; lifeti
   if (typeof token !== 'string' || token.length === 0) throw new ShoalError(`the answer of ${host} holds no token`)
   const expiresIn = typeof fields['expires_in'] === 'number' && Number.isFinite(fields['expires_in']) ? fields['expires_in'] : 0
   return { token, lifetimeS: Math.max(MIN_TOKEN_LIFETIME_S, expiresIn) }
-}
-
-/** A small body read whole, refused past `limit` bytes. */
-export async function readLimited(body: AsyncIterable<Buffer>, limit: number): Promise<string> {
-  const parts: Buffer[] = []
-  let size = 0
-  for await (const chunk of body) {
-    size += chunk.length
-    if (size > limit) throw new ShoalError(`answer longer than ${limit} bytes`)
-    parts.push(chunk)
-  }
-  return Buffer.concat(parts).toString('utf8')
 }

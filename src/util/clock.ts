@@ -34,19 +34,3 @@ export function every(clock: Clock, ms: number, task: () => Promise<void>): () =
     cancel()
   }
 }
-
-/** Waits `ms` on the clock; false (at once) when `signal` aborts first. */
-export function sleepOn(clock: Clock, ms: number, signal: AbortSignal): Promise<boolean> {
-  if (signal.aborted) return Promise.resolve(false)
-  return new Promise((resolve) => {
-    const onAbort = (): void => {
-      cancel()
-      resolve(false)
-    }
-    const cancel = clock.schedule(ms, () => {
-      signal.removeEventListener('abort', onAbort)
-      resolve(true)
-    })
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
-}
