@@ -156,9 +156,10 @@ export class HolderPool {
     this.heard = true
     if (!withContent) return
     const now = this.clock.now()
+    const headStartEnd = now - this.answerTimeoutMs()
     for (const other of [...this.pending]) {
       if (other === entry || other.question !== entry.question || other.patient) continue
-      if (other.started <= now - this.components.health.answerTimeoutMs()) other.shorten(now, ', an answer timeout longer than a holder that answered')
+      if (other.started <= headStartEnd) other.shorten(now, ', an answer timeout longer than a holder that answered')
       else other.shorten(now + this.silentMs(), ' while another holder answered')
     }
   }

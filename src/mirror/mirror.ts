@@ -102,8 +102,8 @@ export const DEFAULT_STALL_TIMEOUT_MS = 10_000
 const UNAVAILABLE = Symbol('content store unavailable')
 const CONTENT_UNAVAILABLE = 'the content store on this node cannot be used (containerd does not answer, or its files cannot be read)'
 
-/** A request with the deadline its answer is due by (its signal is the deadline's). */
-type OnDeadline<T> = T & { signal: AbortSignal; deadline: Deadline }
+/** A request with the deadline its answer is due by; the deadline's signal is the request's. */
+type OnDeadline<T> = T & { deadline: Deadline }
 
 /** Where each requested byte comes from: this node, one holder over HTTP, or the swarm. */
 export class Mirror {
@@ -122,13 +122,13 @@ export class Mirror {
    * That one deadline is passed down the request's path; each wait on it takes its share.
    */
   blob(request: BlobRequest, options: SignalOptions = {}): Promise<BlobAnswer> {
-    return this.answerInTime(options.signal, (deadline) => this.findBlob({ ...request, signal: deadline.signal, deadline }),
+    return this.answerInTime(options.signal, (deadline) => this.findBlob({ ...request, deadline }),
       () => new BlobUnknownError(request.digest, 'no source delivered in time'))
   }
 
   manifest(request: ManifestRequest, options: SignalOptions = {}): Promise<ManifestAnswer> {
     const label = 'digest' in request.reference ? request.reference.digest : request.reference.tag
-    return this.answerInTime(options.signal, (deadline) => this.findManifest({ ...request, signal: deadline.signal, deadline }),
+    return this.answerInTime(options.signal, (deadline) => this.findManifest({ ...request, deadline }),
       () => new ManifestUnknownError(label, 'no source delivered in time'))
   }
 
@@ -195,8 +195,8 @@ export class Mirror {
     if (request.fromPeer) throw new ManifestUnknownError(label, 'manifest is not on this node')
     const holders = await this.findHolders(label, request.deadline, (why) => new ManifestUnknownError(label, why))
     const ask = (reference: string) => (peer: PeerAddress, signal: AbortSignal) => this.components.peers.fetchManifest(peer, { name: request.name, reference, registry }, { signal })
-    if ('tag' in reference) return this.agreedTag(label, holders, request.signal, ask(reference.tag))
-    const answer = await this.race('manifest', holders, request.signal, ask(reference.digest))
+    if ('tag' in reference) return this.agreedTag(label, holders, request.deadline.signal, ask(reference.tag))
+    const answer = await this.race('manifest', holders, request.deadline.signal, ask(reference.digest))
     if (!answer) throw new ManifestUnknownError(label, 'no holder gave the manifest')
     return { ...answer.value, source: 'peer' }
   }
@@ -245,10 +245,10 @@ export class Mirror {
     if (request.head) return { size: info.size, range, body: undefined, source: 'local' }
     let body: Readable
     try {
-      body = await this.components.content.open(request.digest, { range, signal: request.signal })
+      body = await this.components.content.open(request.digest, { range, signal: request.deadline.signal })
     } catch (err) {
       if (err instanceof ContentNotFoundError) throw new BlobUnknownError(request.digest)
-      if (err instanceof OciError || request.signal.aborted) throw err
+      if (err instanceof OciError || request.deadline.signal.aborted) throw err
       void this.components.contentHealth.check()
       throw new UnavailableError('the content store could not open the blob', { cause: err })
     }
@@ -270,7 +270,7 @@ export class Mirror {
   }
 
   private async sizeFromHolders(request: OnDeadline<BlobRequest>, holders: HolderPool): Promise<number> {
-    const answer = await this.race('size', holders, request.signal,
+    const answer = await this.race('size', holders, request.deadline.signal,
       (peer, signal) => this.components.peers.statBlob(peer, request, { signal }))
     if (!answer) throw new BlobUnknownError(request.digest, 'no holder answered for it')
     return answer.value

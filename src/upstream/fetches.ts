@@ -7,7 +7,7 @@ import { systemClock, type Clock } from '../util/clock.js'
 import { ShoalError } from '../util/errors.js'
 import { GrowingBlob } from './growing-blob.js'
 import { upstreamFor } from './hosts.js'
-import type { UpstreamClient } from './registry-client.js'
+import { discard, type UpstreamClient } from './registry-client.js'
 
 /** Upstream did not give the content (404, 429, 5xx, no length): containerd should ask it itself. */
 export class UpstreamUnavailableError extends ShoalError {
@@ -92,7 +92,7 @@ export class UpstreamFetches {
       const response = await this.components.client.fetch(target, { method: 'GET', repository: request.repository, path, signal: this.stopped.signal, ...(headers ? { headers } : {}) })
       const size = Number(response.headers['content-length'])
       if (response.status !== 200 || !Number.isSafeInteger(size)) {
-        await response.body.dump({ limit: 64 * 1024 }).catch(() => {})
+        await discard(response.body)
         throw new UpstreamUnavailableError(response.status, `${target.server.host} answered ${response.status}${response.status === 200 ? ' without a length' : ''} for ${path}`)
       }
       await mkdir(join(this.init.dataDir, 'upstream'), { recursive: true })

@@ -125,6 +125,6 @@ export class UpstreamClient {
 }
 
 /** Reads away a small body (up to 64 KiB, then the connection is closed), so the connection can be used again. */
-async function discard(body: UpstreamBody): Promise<void> {
+export async function discard(body: UpstreamBody): Promise<void> {
   await body.dump({ limit: 64 * 1024 }).catch(() => {})
 }
