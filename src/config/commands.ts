@@ -5,6 +5,7 @@ import type { HostPort } from '../net/address.js'
 import { DEFAULT_CLIENT_TIMEOUT_MS } from '../net/http-server.js'
 import { DEFAULT_RESOLVE_TIMEOUT_MS, DEFAULT_STALL_TIMEOUT_MS } from '../mirror/mirror.js'
 import { DEFAULT_MAX_BLOB_STREAMS } from '../registry/stream-slots.js'
+import { DEFAULT_MAX_UPSTREAM_FETCHES } from '../upstream/upstream-source.js'
 import { DEFAULT_LINGER_MS } from '../swarm/webtorrent-options.js'
 import { DEFAULT_PEER_IDLE_MS } from '../swarm/wire-guard.js'
 import { DEFAULT_MAX_WIRES, DEFAULT_MAX_WIRES_PER_SWARM } from '../swarm/peer-wires.js'
@@ -117,7 +118,9 @@ export const REGISTRY_OPTIONS = {
   peerIdleTimeout: duration('a BitTorrent connection of no use for this long is closed (no interest either way, a peer that is interested but asks nothing, or one that keeps us choked)', DEFAULT_PEER_IDLE_MS),
   maxWiresPerSwarm: { description: "BitTorrent connections one blob's swarm keeps at once; more are refused", default: DEFAULT_MAX_WIRES_PER_SWARM, defaultText: String(DEFAULT_MAX_WIRES_PER_SWARM), argument: '<count>', parse: parseCount },
   maxWires: { description: 'BitTorrent connections this node keeps at once over all blobs; more are refused', default: DEFAULT_MAX_WIRES, defaultText: String(DEFAULT_MAX_WIRES), argument: '<count>', parse: parseCount },
-  downloadLinger: duration('a finished download the content store has not taken keeps seeding from its file this long, then is removed', DEFAULT_LINGER_MS),
+  upstreamFetch: opt.boolean('content no node holds is pulled from upstream once for the cluster (anonymously, through the relay tree) and relayed to every node that asks; false: answer 404 so each containerd goes upstream itself', true),
+  maxUpstreamFetches: { description: 'bodies this node reads from upstream at once for first pulls; past it, the next node in the relay tree or containerd itself goes upstream', default: DEFAULT_MAX_UPSTREAM_FETCHES, defaultText: String(DEFAULT_MAX_UPSTREAM_FETCHES), argument: '<count>', parse: parseCount },
+  downloadLinger: duration('a finished download (or first pull) the content store has not taken keeps seeding from its file this long, then is removed', DEFAULT_LINGER_MS),
   clusterKeyFile: opt.string('file with the cluster key (one key a line, 32+ characters; all lines are used, so nodes sharing any key talk): every DHT packet, BitTorrent connection and HTTP request between nodes must prove it. None: an open swarm that believes anyone who can reach it', '', '<path>'),
   registryFilters: { description: 'regular expressions over image names (registry/repository:tag): matching images are not advertised and their tags not resolved',
     default: [] as RegExp[], argument: '<regex>', list: true, parse: parseRegexList },

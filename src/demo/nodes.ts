@@ -46,7 +46,8 @@ export class DemoNode {
     const { host, basePort, index } = this.init
     const args = [SHOAL_MAIN, 'registry', '--content-dir', this.layoutDir, '--data-dir', join(this.nodeDir, 'data'),
       '--registry-addr', `${host}:${basePort + index}`, '--metrics-addr', this.metricsAddr, '--p2p-addr', this.p2p,
-      '--static-bootstrap-peers', bootstrap.join(','), '--log-level', 'info', ...extraArgs]
+      // The demo's registry (demo.local) does not exist: nothing is pulled from upstream.
+      '--static-bootstrap-peers', bootstrap.join(','), '--log-level', 'info', '--upstream-fetch=false', ...extraArgs]
     const log = createWriteStream(this.logPath())
     this.child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
     this.child.stdout!.pipe(log)

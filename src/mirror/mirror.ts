@@ -24,6 +24,8 @@ import { countedUpload } from './upload.js'
 import { abortable, type SignalOptions } from '../util/abort.js'
 import { systemClock, type Clock } from '../util/clock.js'
 import { Deadline } from '../util/deadline.js'
+import type { FirstPulls } from '../upstream/first-pulls.js'
+import { MirrorFirstPulls } from './mirror-first-pulls.js'
 
 export interface MirrorInit {
   /** How long a DHT lookup may take to find a first holder before the answer is 404. */
@@ -42,6 +44,8 @@ export interface MirrorInit {
    * served from the swarm, and its end only once the whole blob hashed to its digest.
    */
   authenticatedPeers?: boolean
+  /** Content nobody in the cluster holds is pulled from upstream once for the cluster (needs `firstPulls`). */
+  firstPull?: boolean
 }
 
 export interface MirrorComponents {
@@ -56,6 +60,8 @@ export interface MirrorComponents {
   ledger: TransferLedger
   logger: Logger
   metrics: Metrics
+  /** This node's first pulls from upstream (relayed through other nodes). */
+  firstPulls?: FirstPulls | undefined
   /** Times the answer deadline. */
   clock?: Clock
 }
@@ -67,6 +73,8 @@ export interface BlobRequest {
   head: boolean
   /** Set (to the peer's address) when another node asks: local content only. */
   fromPeer: string | undefined
+  /** The registry containerd pulls from (`?ns=`): where a first pull goes. */
+  registry?: string | undefined
 }
 
 export interface ManifestRequest {
@@ -80,14 +88,14 @@ export interface BlobAnswer {
   size: number
   range: ByteRange | undefined
   body: Readable | undefined
-  source: 'local' | 'peer' | 'swarm'
+  source: 'local' | 'peer' | 'swarm' | 'first-pull'
 }
 
 export interface ManifestAnswer {
   digest: Digest
   mediaType: string
   bytes: Buffer
-  source: 'local' | 'peer'
+  source: 'local' | 'peer' | 'first-pull'
 }
 
 /** Holders asked in all for one answer (dead ones fail fast), and at once. */
@@ -109,11 +117,22 @@ type OnDeadline<T> = T & { deadline: Deadline }
 export class Mirror {
   private readonly routes: PeerRoutes
   private readonly clock: Clock
+  private readonly firstPulls: MirrorFirstPulls | undefined
+  private readonly policy: MirrorInit
 
   constructor(private readonly components: MirrorComponents, private readonly init: MirrorInit) {
     this.clock = components.clock ?? systemClock
     const http = new HttpTransfers({ ...components, clock: this.clock }, { stallMs: init.stallTimeoutMs })
     this.routes = new PeerRoutes({ http, joins: components.joins }, init)
+    this.firstPulls = components.firstPulls && new MirrorFirstPulls(components.firstPulls, components.logger)
+    this.policy = { ...init, firstPull: init.firstPull === true && this.firstPulls !== undefined }
+  }
+
+  private async firstPullBlob(request: OnDeadline<BlobRequest>): Promise<BlobAnswer> {
+    const pull = await this.firstPulls!.open({ registry: request.registry!, repository: request.name, digest: request.digest, kind: 'blobs' }, request.deadline,
+      (why) => new BlobUnknownError(request.digest, why))
+    const range = parseRange(request.rangeHeader, pull.size)
+    return { size: pull.size, range, body: request.head ? undefined : pull.follow(range, 'containerd'), source: 'first-pull' }
   }
 
   /**
@@ -144,13 +163,18 @@ export class Mirror {
   private async findBlob(request: OnDeadline<BlobRequest>): Promise<BlobAnswer> {
     const stored = await this.fromContentStore((signal) => this.components.content.stat(request.digest, { signal }), request.deadline)
     const facts: BlobFacts = { fromPeer: request.fromPeer !== undefined, local: stored === UNAVAILABLE ? 'unavailable' : stored ? 'held' : 'absent', head: request.head }
-    const first = planBlob(facts, this.init)
+    const first = planBlob(facts, this.policy)
     if (first.kind === 'local') return this.localBlob(request, stored as BlobInfo)
     if (first.kind !== 'find-holders') throw this.refusal(request.digest, first)
-    const holders = await this.findHolders(request.digest, request.deadline, (why) => new BlobUnknownError(request.digest, why))
+    const holders = await this.findHolders(request.digest, request.deadline)
+    if (typeof holders === 'string') {
+      const step = planBlob({ ...facts, noHolder: holders, registry: request.registry !== undefined }, this.policy)
+      if (step.kind === 'first-pull') return this.firstPullBlob(request)
+      throw this.refusal(request.digest, step)
+    }
     const size = await this.sizeFromHolders(request, holders)
     const range = parseRange(request.rangeHeader, size)
-    const next = planBlob({ ...facts, size, range }, this.init)
+    const next = planBlob({ ...facts, size, range }, this.policy)
     if (next.kind === 'head') return { size, range, body: undefined, source: 'peer' }
     if (next.kind !== 'transfer') throw this.refusal(request.digest, next)
     const { body, source } = await this.transfer({ name: request.name, digest: request.digest, deadline: request.deadline, holders, size, range: range ?? { start: 0, end: size - 1 } }, next)
@@ -193,7 +217,11 @@ export class Mirror {
     if (local === UNAVAILABLE && request.fromPeer) throw new UnavailableError(CONTENT_UNAVAILABLE)
     if (local && local !== UNAVAILABLE) return local
     if (request.fromPeer) throw new ManifestUnknownError(label, 'manifest is not on this node')
-    const holders = await this.findHolders(label, request.deadline, (why) => new ManifestUnknownError(label, why))
+    const holders = await this.findHolders(label, request.deadline)
+    if (typeof holders === 'string') {
+      if ('digest' in reference && registry && this.policy.firstPull) return this.firstPulls!.manifest({ registry, repository: request.name, digest: reference.digest, kind: 'manifests' }, request.deadline)
+      throw new ManifestUnknownError(label, holders)
+    }
     const ask = (reference: string) => (peer: PeerAddress, signal: AbortSignal) => this.components.peers.fetchManifest(peer, { name: request.name, reference, registry }, { signal })
     if ('tag' in reference) return this.agreedTag(label, holders, request.deadline.signal, ask(reference.tag))
     const answer = await this.race('manifest', holders, request.deadline.signal, ask(reference.digest))
@@ -256,16 +284,14 @@ export class Mirror {
     return { size: info.size, range, body, source: 'local' }
   }
 
-  private async findHolders(key: string, deadline: Deadline, notFound: (why: string) => Error): Promise<HolderPool> {
+  /** The holders of `key` once one is found; otherwise why none was. */
+  private async findHolders(key: string, deadline: Deadline): Promise<HolderPool | string> {
     const started = this.clock.now()
     const holders = this.components.pools.pool(key)
     const waitMs = deadline.share(this.init.resolveTimeoutMs)
     const first = await abortable(holders.nth(0, waitMs), deadline.signal)
     this.components.metrics.resolveDuration.observe({ router: 'dht' }, (this.clock.now() - started) / 1000)
-    if (!first) {
-      const why = `no node holds it (DHT lookup ${holders.done ? 'complete' : `stopped after ${waitMs} ms`})`
-      throw notFound(why)
-    }
+    if (!first) return `no node holds it (DHT lookup ${holders.done ? 'complete' : `stopped after ${waitMs} ms`})`
     return holders
   }
 

@@ -7,7 +7,9 @@ import { contentRange, type ByteRange } from '../oci/range.js'
 import type { SignalOptions } from '../util/abort.js'
 import type { ClusterKey } from '../net/cluster-key.js'
 import { AUTH_HEADER, signRequest, verifyAnswer } from '../protocol/peer-auth.js'
-import { INFOHASH_HEADER, METAINFO_PATH, PEER_REQUEST_HEADER, PIECES_PATH, WIRE_PORT_HEADER } from '../protocol/peer-api.js'
+import { FIRST_PULL_PATH, INFOHASH_HEADER, METAINFO_PATH, PEER_REQUEST_HEADER, PIECES_PATH, UPSTREAM_REFUSED_HEADER, WIRE_PORT_HEADER } from '../protocol/peer-api.js'
+import { wholeSize, type FirstPullRequest, type SourceBody } from '../upstream/pull-source.js'
+import { UpstreamRefusedError } from '../upstream/tokens.js'
 import type { PieceFetcher } from '../swarm/http-pieces.js'
 import { peerKey, type PeerAddress } from '../routing/router.js'
 import { decodeMetainfo, MAX_METAINFO_BYTES, type Metainfo } from '../swarm/metainfo.js'
@@ -146,6 +148,23 @@ export class PeerClient implements PieceFetcher {
     const metainfo = decodeMetainfo(await limitedBody(response, MAX_METAINFO_BYTES, peer, digest), digest)
     if (infoHash && infoHash !== metainfo.infoHash) throw new PeerRequestError(peer, `metainfo ${digest}`, `body does not match its ${INFOHASH_HEADER}`)
     return { infoHash: metainfo.infoHash, wirePort, metainfo }
+  }
+
+  /** A first pull of the request as `peer` pulls it, from byte `from` on. */
+  async openFirstPull(peer: PeerAddress, pull: FirstPullRequest, from: number, options: SignalOptions = {}): Promise<SourceBody> {
+    const path = `${FIRST_PULL_PATH}${pull.kind}/${pull.digest}?ns=${encodeURIComponent(pull.registry)}&repo=${encodeURIComponent(pull.repository)}`
+    const what = `first pull of ${pull.digest}${from > 0 ? ` from byte ${from}` : ''}`
+    const response = await this.request(peer, path, { signal: options.signal, headers: from > 0 ? { range: `bytes=${from}-` } : {} })
+    if (response.status === 403 && response.header(UPSTREAM_REFUSED_HEADER)) {
+      response.discard()
+      throw new UpstreamRefusedError(403, `upstream refuses ${pull.digest} to an anonymous client (as ${peerKey(peer)} found)`)
+    }
+    const size = wholeSize(response.status, response.header('content-length'), response.header('content-range'), from)
+    if (size === undefined) {
+      response.discard()
+      throw new PeerRequestError(peer, what, `status ${response.status}${response.status < 300 ? ` with Content-Range ${response.header('content-range')}` : ''}`)
+    }
+    return { size, body: response.body, server: peerKey(peer) }
   }
 
   private async request(peer: PeerAddress, path: string, init: { method?: string; signal?: AbortSignal | undefined; headers?: Record<string, string> }): Promise<HttpAnswer> {

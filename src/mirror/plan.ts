@@ -17,12 +17,18 @@ export interface BlobFacts {
   head: boolean
   size?: number
   range?: ByteRange | undefined
+  /** Why no holder was found, once the lookup found none. */
+  noHolder?: string
+  /** Whether the request names its registry (`?ns=`), so upstream can be found. */
+  registry?: boolean
 }
 
 export interface BlobPolicy {
   swarmMinSize: number
   singleSource?: boolean
   authenticatedPeers?: boolean
+  /** Content nobody holds is pulled from upstream once for the cluster (`--upstream-fetch`). */
+  firstPull?: boolean
 }
 
 /** The next thing to do for a blob request. */
@@ -32,6 +38,8 @@ export type BlobStep =
   | { kind: 'not-found'; why: string }
   | { kind: 'find-holders' }
   | { kind: 'head' }
+  /** Nobody holds it: pull it from upstream through the relay tree, as the cluster's one copy. */
+  | { kind: 'first-pull' }
   /** Try the routes in order, each one a fallback for the one before; `excluded` says why a route is not in the list. */
   | { kind: 'transfer'; routes: PeerRoute[]; excluded?: string }
 
@@ -44,6 +52,10 @@ const PARTIAL_RANGE_OPEN_SWARM = 'an open swarm serves a part of a blob only fro
 export function planBlob(facts: BlobFacts, policy: BlobPolicy): BlobStep {
   if (facts.local === 'held') return { kind: 'local' }
   if (facts.fromPeer) return facts.local === 'unavailable' ? { kind: 'unavailable' } : { kind: 'not-found', why: 'blob is not on this node' }
+  if (facts.noHolder !== undefined) {
+    if (policy.firstPull && facts.registry) return { kind: 'first-pull' }
+    return { kind: 'not-found', why: policy.firstPull ? `${facts.noHolder}, and the request does not name its registry (?ns=)` : facts.noHolder }
+  }
   if (facts.size === undefined) return { kind: 'find-holders' }
   if (facts.head) return { kind: 'head' }
   return transferPlan(facts.size, facts.range, policy)

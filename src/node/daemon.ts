@@ -22,7 +22,8 @@ export function daemonNode(config: RegistryConfig, logger: Logger, version: stri
     version, registryAddr: config.registryAddr, metricsAddr: config.metricsAddr, dataDir: config.dataDir, advertisedHost: identity.host,
     resolveTimeoutMs: config.mirrorResolveTimeout, stallTimeoutMs: config.stallTimeout, swarmMinSize: config.swarmMinSize, resolveTags: config.resolveTags,
     registryFilters: config.registryFilters, singleSource: config.singleSource, mirroredRegistries: config.mirroredRegistries.map((registry) => registry.host),
-    clientTimeoutMs: config.clientTimeout, maxBlobStreams: config.maxBlobStreams, clusterKey, settings: { ...config, registryFilters: config.registryFilters.map(String) },
+    clientTimeoutMs: config.clientTimeout, maxBlobStreams: config.maxBlobStreams, clusterKey,
+    upstreamFetch: config.upstreamFetch, registryConfigPath: config.containerdRegistryConfigPath, maxUpstreamFetches: config.maxUpstreamFetches, downloadLingerMs: config.downloadLinger, settings: { ...config, registryFilters: config.registryFilters.map(String) },
   }, logger)
 }
 

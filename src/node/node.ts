@@ -19,7 +19,6 @@ import { createRegistryApp } from '../registry/app.js'
 import { StreamSlots } from '../registry/stream-slots.js'
 import { Advertiser } from '../routing/advertiser.js'
 import { EMPTY_DHT_STATS, type DhtStats } from '../routing/dht-stats.js'
-import type { Router } from '../routing/router.js'
 import { createMetricsApp } from '../status/metrics-app.js'
 import { Measurer } from '../status/measure.js'
 import type { StatsSources } from '../status/stats.js'
@@ -30,6 +29,10 @@ import type { SwarmComponents } from '../swarm/webtorrent-options.js'
 import { systemClock, type Clock } from '../util/clock.js'
 import type { Service } from '../util/service.js'
 import { ContentHealth } from './content-health.js'
+import { firstPullStats, wireFirstPulls } from './first-pull-wiring.js'
+import type { ClusterMembers } from '../routing/members.js'
+import type { FirstPulls } from '../upstream/first-pulls.js'
+import { peerKey, type Router } from '../routing/router.js'
 import type { ContentSource } from './content-source.js'
 
 /** The parts that differ between the daemon (containerd, DHT, webtorrent) and tests (fakes). */
@@ -64,6 +67,13 @@ export interface NodeInit {
   maxBlobStreams?: number
   /** Requests between nodes are authenticated with it; none: an open swarm (warned about). */
   clusterKey?: ClusterKey | undefined
+  /** Pull content nobody holds from upstream once for the cluster (`--upstream-fetch`). */
+  upstreamFetch?: boolean
+  /** containerd's hosts.toml tree: where each registry's upstream is named. */
+  registryConfigPath?: string
+  maxUpstreamFetches?: number
+  /** How long a first pull's verified file is kept once nobody reads it (`--download-linger`). */
+  downloadLingerMs?: number
   /** Settings shown in /stats, without secrets. */
   settings?: Record<string, unknown>
   clock?: Clock
@@ -88,6 +98,9 @@ export class ShoalNode {
   readonly peers: PeerClient
   readonly contentHealth: ContentHealth
   readonly holderHealth: HolderHealth
+  /** First pulls from upstream; none with --upstream-fetch=false. */
+  readonly firstPulls: FirstPulls | undefined
+  private readonly members: ClusterMembers | undefined
   private readonly registryServer: HttpServer
   private readonly metricsServer: HttpServer | undefined
   private readonly startOrder: Service[]
@@ -102,31 +115,38 @@ export class ShoalNode {
     this.prometheus = registry
     this.metrics = metrics
     const log = (component: string): Logger => componentLogger(logger, component)
-    const { content, watcher } = adapters.source
+    const { watcher } = adapters.source
     const reputation = this.reputation = new NodeReputation(clock)
     this.ledger = new TransferLedger(clock, { nodeOf: (address) => reputation.nodeOf(address) })
     this.bans = new BanPolicy(reputation)
-    this.metainfo = new MetainfoCache({ content, logger: log('metainfo'), metrics, ledger: this.ledger }, { dataDir: init.dataDir })
     const peers = this.peers = new PeerClient(init.clusterKey)
     const registryPort = (): number => this.registryServer.address()?.port ?? init.registryAddr.port
-    this.swarm = adapters.swarm({ content, metainfo: this.metainfo, ledger: this.ledger, bans: this.bans, logger: log('swarm'), metrics, clock, pieces: peers, registryPort, reputation })
     const router = this.router = adapters.router({ metrics, registryPort })
-    this.advertiser = new Advertiser({ content, watcher, router, logger: log('advertiser'), metrics, prefetch: (blobs) => this.metainfo.prefetch(blobs) },
-      { resolveTags: init.resolveTags, prefetchMinSize: init.swarmMinSize, registryFilters: init.registryFilters })
     const health = this.holderHealth = new HolderHealth({ clock, router, ledger: this.ledger, logger: log('mirror'), reputation })
+    const registryLabels = new LabelValues(init.mirroredRegistries ?? [])
+    const first = init.upstreamFetch ? wireFirstPulls({ content: adapters.source.content, router, advertiser: () => this.advertiser, peers, health, metrics, registryLabels, clock, log,
+      self: () => peerKey({ host: init.advertisedHost, port: registryPort() }) }, { dataDir: init.dataDir, registryConfigPath: init.registryConfigPath, maxUpstreamFetches: init.maxUpstreamFetches,
+      stallTimeoutMs: init.stallTimeoutMs, lingerMs: init.downloadLingerMs }) : undefined
+    this.firstPulls = first?.firstPulls
+    this.members = first?.members
+    const content = first?.content ?? adapters.source.content
+    this.metainfo = new MetainfoCache({ content, logger: log('metainfo'), metrics, ledger: this.ledger }, { dataDir: init.dataDir })
+    this.swarm = adapters.swarm({ content, metainfo: this.metainfo, ledger: this.ledger, bans: this.bans, logger: log('swarm'), metrics, clock, pieces: peers, registryPort, reputation })
+    this.advertiser = new Advertiser({ content: adapters.source.content, watcher, router, logger: log('advertiser'), metrics, prefetch: (blobs) => this.metainfo.prefetch(blobs) },
+      { resolveTags: init.resolveTags, prefetchMinSize: init.swarmMinSize, registryFilters: init.registryFilters })
     this.contentHealth = new ContentHealth({ source: adapters.source, ledger: this.ledger, logger: log('content'), clock })
     const pools = new HolderPools({ router, health, logger: log('mirror'), clock }, { stallMs: init.stallTimeoutMs })
     this.joins = new SwarmJoins({ pools, peers, swarm: this.swarm, metainfo: this.metainfo, advertiser: this.advertiser, health, logger: log('swarm'), reputation, clock },
       { stallMs: init.stallTimeoutMs })
-    this.mirror = new Mirror({ content, contentHealth: this.contentHealth, pools, peers, swarm: this.swarm, joins: this.joins, ledger: this.ledger, logger: log('mirror'), metrics, clock },
+    this.mirror = new Mirror({ content, contentHealth: this.contentHealth, pools, peers, swarm: this.swarm, joins: this.joins, ledger: this.ledger, logger: log('mirror'), metrics, clock, firstPulls: this.firstPulls },
       { resolveTimeoutMs: init.resolveTimeoutMs, swarmMinSize: init.swarmMinSize, stallTimeoutMs: init.stallTimeoutMs, resolveTags: init.resolveTags,
-        registryFilters: init.registryFilters, singleSource: init.singleSource, authenticatedPeers: init.clusterKey !== undefined })
+        registryFilters: init.registryFilters, singleSource: init.singleSource, authenticatedPeers: init.clusterKey !== undefined, firstPull: this.firstPulls !== undefined })
     const metainfoService = new MetainfoService({ content, swarm: this.swarm, metainfo: this.metainfo, logger: log('metainfo') },
       init.metainfoWaitMs === undefined ? {} : { waitMs: init.metainfoWaitMs })
     const pieces = new PieceService({ content, swarm: this.swarm, ledger: this.ledger, metrics })
     const registryApp = createRegistryApp({ mirror: this.mirror, metainfo: metainfoService, pieces, logger: log('registry'), metrics, ledger: this.ledger, ready: () => this.ready(),
-      clusterKey: init.clusterKey, replay: new ReplayGuard(clock),
-      registryLabels: new LabelValues(init.mirroredRegistries ?? []), blobStreams: new StreamSlots(init.maxBlobStreams), // A body may pause while the swarm waits for a piece, up to the stall timeout: only longer pauses are the client's.
+      clusterKey: init.clusterKey, replay: new ReplayGuard(clock), firstPulls: this.firstPulls,
+      registryLabels, blobStreams: new StreamSlots(init.maxBlobStreams), // A body may pause while the swarm waits for a piece, up to the stall timeout: only longer pauses are the client's.
       clientTimeoutMs: Math.max(init.clientTimeoutMs ?? DEFAULT_CLIENT_TIMEOUT_MS, init.stallTimeoutMs + 1_000) })
     this.registryServer = new HttpServer({ logger }, { address: init.registryAddr, listener: registryApp.callback(), ...(init.clientTimeoutMs ? { clientTimeoutMs: init.clientTimeoutMs } : {}) })
     this.metricsServer = init.metricsAddr && new HttpServer({ logger }, { address: init.metricsAddr, listener: this.metricsApp(init.metricsAddr).callback() })
@@ -139,8 +159,9 @@ export class ShoalNode {
     }
     const servers = [this.registryServer, ...(this.metricsServer ? [this.metricsServer] : [])]
     // The servers answer probes while containerd is awaited, and stop taking requests first.
-    this.startOrder = [...servers, source, this.contentHealth, this.metainfo, this.swarm, router, this.advertiser, this.joins]
-    this.stopOrder = [this.advertiser, this.joins, ...servers, this.peers, router, this.swarm, this.metainfo, this.contentHealth, source]
+    const firstPullServices = first?.services ?? []
+    this.startOrder = [...servers, source, this.contentHealth, this.metainfo, this.swarm, router, this.advertiser, this.joins, ...firstPullServices]
+    this.stopOrder = [...firstPullServices, this.advertiser, this.joins, ...servers, this.peers, router, this.swarm, this.metainfo, this.contentHealth, source]
   }
 
   ready(): boolean {
@@ -187,6 +208,7 @@ export class ShoalNode {
       content: () => this.contentHealth.stats(),
       trust: () => init.clusterKey ? { mode: 'cluster-key', keys: init.clusterKey.fingerprints, warning: null }
         : { mode: 'open', keys: [], warning: OPEN_SWARM_WARNING },
+      firstPulls: () => firstPullStats(this.firstPulls, this.members),
       config: init.settings ?? {},
     }
     const measurer = new Measurer({ ledger: this.ledger, logger: componentLogger(this.logger, 'measure') }, { registryUrl: () => this.registryUrl() })

@@ -3,7 +3,7 @@ import { RateMeter } from './rate.js'
 
 export type TransferRole = 'download' | 'seed' | 'http'
 export type TransferOutcome = 'active' | 'complete' | 'failed' | 'abandoned'
-export type MirrorSource = 'local' | 'peer' | 'swarm' | 'upstream-fallback'
+export type MirrorSource = 'local' | 'peer' | 'swarm' | 'first-pull' | 'upstream-fallback'
 
 /** `local` and `upstream` are sources too; every other source is a peer's `ip:port`. */
 export const LOCAL_SOURCE = 'local'
@@ -107,7 +107,7 @@ export class TransferLedger {
   readonly faults = Object.fromEntries(FAULT_KINDS.map((kind) => [kind, 0])) as Record<FaultKind, number>
   readonly recentFaults: FaultRecord[] = []
   readonly mirror: Record<MirrorSource, { requests: number; bytes: number }> = {
-    local: { requests: 0, bytes: 0 }, peer: { requests: 0, bytes: 0 }, swarm: { requests: 0, bytes: 0 }, 'upstream-fallback': { requests: 0, bytes: 0 },
+    local: { requests: 0, bytes: 0 }, peer: { requests: 0, bytes: 0 }, swarm: { requests: 0, bytes: 0 }, 'first-pull': { requests: 0, bytes: 0 }, 'upstream-fallback': { requests: 0, bytes: 0 },
   }
 
   private readonly nodeOf: (address: string) => string

@@ -15,6 +15,18 @@ export function createMetrics(registry: Registry) {
       labelNames: ['registry', 'cache'] as const,
       registers,
     }),
+    firstPulls: new Counter({
+      name: 'shoal_first_pulls_total',
+      help: 'First pulls (content no node held) this node started, by registry, the kind of its first source (upstream or peer: relayed) and outcome (verified, failed, refused: upstream wants credentials, unavailable: no source gave it).',
+      labelNames: ['registry', 'source', 'outcome'] as const,
+      registers,
+    }),
+    firstPullBytes: new Counter({
+      name: 'shoal_first_pull_bytes_total',
+      help: 'Bytes this node read for first pulls, by registry and source (upstream: from the registry itself; peer: relayed by another node).',
+      labelNames: ['registry', 'source'] as const,
+      registers,
+    }),
     resolveDuration: new Histogram({
       name: 'shoal_resolve_duration_seconds',
       help: 'Time to find the holders of a digest or tag.',

@@ -15,6 +15,7 @@ export type OciErrorCode =
   | 'UNSUPPORTED'
   | 'UNAVAILABLE'
   | 'UNAUTHORIZED'
+  | 'DENIED'
   | 'UNKNOWN'
 
 export class OciError extends ShoalError {
@@ -75,6 +76,13 @@ export class UnsupportedError extends OciError {
 export class UnauthorizedError extends OciError {
   constructor(why: string) {
     super(401, 'UNAUTHORIZED', `not a node of this cluster: ${why}`)
+  }
+}
+
+/** 403: access to the content is denied (upstream wants credentials this node does not have). */
+export class DeniedError extends OciError {
+  constructor(why: string, headers: Record<string, string> = {}) {
+    super(403, 'DENIED', why, { headers })
   }
 }
 

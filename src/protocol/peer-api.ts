@@ -24,3 +24,13 @@ export const METAINFO_PATH = '/shoal/v1/metainfo/'
 export const PIECES_PATH = '/shoal/v1/pieces/'
 /** Every path of shoal's own peer API; requests to them always come from a peer. */
 export const PEER_API_PREFIX = '/shoal/v1/'
+/**
+ * `GET <FIRST_PULL_PATH><blobs|manifests>/<digest>?ns=<registry>&repo=<repository>`, optionally
+ * with `Range: bytes=<from>-`: the content as this node pulls it (from upstream, or relayed from
+ * a node nearer the fetcher), starting a pull if none runs; 200/206 with the bytes as they
+ * arrive, the last one once the whole was verified. 403 with UPSTREAM_REFUSED_HEADER when
+ * upstream refuses it to an anonymous client; 503 when this node cannot pull it now.
+ */
+export const FIRST_PULL_PATH = '/shoal/v1/first-pull/'
+/** On a 403 first-pull answer: upstream wants credentials, so containerd must go with its own. */
+export const UPSTREAM_REFUSED_HEADER = 'Shoal-Upstream-Refused'

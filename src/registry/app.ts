@@ -1,10 +1,11 @@
 import Koa from 'koa'
-import { METAINFO_PATH, PIECES_PATH } from '../protocol/peer-api.js'
+import { FIRST_PULL_PATH, METAINFO_PATH, PIECES_PATH } from '../protocol/peer-api.js'
 import { parseDigest } from '../oci/digest.js'
 import { API_VERSION, API_VERSION_HEADER, UnsupportedError } from '../oci/errors.js'
 import { parseDistributionPath, parseNamespaceParam } from '../oci/paths.js'
 import { ociErrors } from './errors.js'
-import { serveBlob, serveManifest, serveMetainfo, servePieces, type RegistryComponents } from './handlers.js'
+import { holdBlobStream, serveBlob, serveManifest, serveMetainfo, servePieces, type RegistryComponents } from './handlers.js'
+import { parseFirstPullRequest, serveFirstPull } from './first-pull-handler.js'
 import { httpMetrics } from './http-metrics.js'
 import { peerAuthentication } from './peer-auth.js'
 
@@ -27,6 +28,12 @@ export function createRegistryApp(components: RegistryComponents): Koa {
     }
     if (ctx.path.startsWith(PIECES_PATH)) {
       await servePieces(ctx, components, parseDigest(ctx.path.slice(PIECES_PATH.length)))
+      return
+    }
+    if (ctx.path.startsWith(FIRST_PULL_PATH)) {
+      const request = parseFirstPullRequest(ctx.path.slice(FIRST_PULL_PATH.length), ctx.query)
+      if (ctx.method === 'GET') await holdBlobStream(ctx, components.blobStreams)
+      await serveFirstPull(ctx, components.firstPulls, components.clientTimeoutMs, request)
       return
     }
     const route = parseDistributionPath(ctx.path)

@@ -15,6 +15,7 @@ import { limitBodyStall, requestSignal } from '../net/request-signal.js'
 import type { StreamSlots } from './stream-slots.js'
 import type { ClusterKey } from '../net/cluster-key.js'
 import type { ReplayGuard } from '../net/replay-guard.js'
+import type { FirstPulls } from '../upstream/first-pulls.js'
 
 export interface RegistryComponents {
   mirror: Mirror
@@ -34,6 +35,8 @@ export interface RegistryComponents {
   /** Requests from peers must prove it; none: open swarm. */
   clusterKey?: ClusterKey | undefined
   replay: ReplayGuard
+  /** This node's first pulls, which peers may follow; none with --upstream-fetch=false. */
+  firstPulls?: FirstPulls | undefined
 }
 
 /** The peer's address when another shoal node asks; such requests are never forwarded. */
@@ -46,7 +49,7 @@ export async function serveBlob(ctx: Context, components: RegistryComponents, re
   const fromPeer = peerOf(ctx)
   const started = performance.now()
   const answer = await countedMirrorRequest(components, request.registry, fromPeer, () => components.mirror.blob({
-    name: request.name, digest: request.digest, rangeHeader: ctx.request.headers.range, head: ctx.method === 'HEAD', fromPeer,
+    name: request.name, digest: request.digest, registry: request.registry, rangeHeader: ctx.request.headers.range, head: ctx.method === 'HEAD', fromPeer,
   }, { signal: requestSignal(ctx) }))
   ctx.set('Docker-Content-Digest', request.digest)
   ctx.set('Accept-Ranges', 'bytes')
@@ -111,7 +114,7 @@ export async function servePieces(ctx: Context, components: RegistryComponents, 
 }
 
 /** Takes one of the blob-stream slots until the response closes, waiting a bounded time for one, else 503. */
-async function holdBlobStream(ctx: Context, streams: StreamSlots): Promise<void> {
+export async function holdBlobStream(ctx: Context, streams: StreamSlots): Promise<void> {
   const signal = requestSignal(ctx)
   const release = await streams.acquire(ctx.request.socket.remoteAddress ?? 'unknown', { signal })
   if (signal.aborted) release()

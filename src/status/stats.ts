@@ -24,8 +24,35 @@ export interface StatsSources {
   content: () => ContentHealthStats
   /** Whether peers must prove a cluster key. */
   trust: () => TrustStats
+  /** First pulls from upstream running or kept on this node, and the nodes it ranks for them. */
+  firstPulls: () => FirstPullStats
   /** The settings in effect, without secrets. */
   config: Record<string, unknown>
+}
+
+export interface FirstPullStats {
+  enabled: boolean
+  /** The other nodes this node knows (the relay tree is built over them and itself). */
+  members: string[]
+  pulls: {
+    digest: string
+    registry: string
+    repository: string
+    kind: string
+    size: number
+    /** Bytes written to this node's file so far. */
+    written: number
+    verified: boolean
+    /** `fetcher`: reads from upstream now; `relay`: reads from another node. */
+    role: 'fetcher' | 'relay'
+    /** Where the bytes come from now. */
+    source: string
+    /** Bytes from each source: upstream, or the node that relayed them. */
+    sources: { name: string; kind: string; bytes: number }[]
+    /** Who reads the pull now: peers (relayed on) and `containerd`. */
+    readers: { reader: string; streams: number }[]
+    startedAt: string
+  }[]
 }
 
 export interface TrustStats {
@@ -85,6 +112,7 @@ export function buildStats(sources: StatsSources) {
     faults: { counts: { ...ledger.faults }, recent: ledger.recentFaults.map((fault) => ({ ...fault, at: iso(fault.at)! })) },
     content: sources.content(),
     trust: sources.trust(),
+    firstPulls: sources.firstPulls(),
     config: sources.config,
   }
 }

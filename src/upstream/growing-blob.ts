@@ -9,6 +9,8 @@ import { readExactly } from '../util/read-exactly.js'
 import { Wakeup } from '../util/wakeup.js'
 
 export class UpstreamBodyError extends ShoalError {}
+/** The bytes sent are not the blob: longer than announced, or not hashing to the digest. The sender lied or relayed a lie. */
+export class BodyMismatchError extends UpstreamBodyError {}
 
 /** Largest read a follower makes from the file at once. */
 const READ_BYTES = 1024 * 1024
@@ -65,14 +67,14 @@ export class GrowingBlob {
     try {
       this.handle = await open(this.init.path, 'w+')
       for await (const chunk of body) {
-        if (this.arrived + chunk.length > this.init.size) throw new UpstreamBodyError(`upstream sent more than the ${this.init.size} bytes it announced for ${this.init.digest}`)
+        if (this.arrived + chunk.length > this.init.size) throw new BodyMismatchError(`upstream sent more than the ${this.init.size} bytes it announced for ${this.init.digest}`)
         hash.update(chunk)
         await this.handle.write(chunk, 0, chunk.length, this.arrived)
         this.arrived += chunk.length
         this.changed.notify()
       }
       if (this.arrived !== this.init.size) throw new UpstreamBodyError(`upstream ended ${this.init.digest} after ${this.arrived} of ${this.init.size} bytes`)
-      if (`sha256:${hash.digest('hex')}` !== this.init.digest) throw new UpstreamBodyError(`the body upstream sent does not hash to ${this.init.digest}`)
+      if (`sha256:${hash.digest('hex')}` !== this.init.digest) throw new BodyMismatchError(`the body upstream sent does not hash to ${this.init.digest}`)
       this.matched = true
       this.changed.notify()
     } catch (err) {

@@ -18,7 +18,7 @@ const EVERYTHING_ON = {
   commonLabels: { team: 'platform' },
   serviceMonitor: { enabled: true, labels: { release: 'prometheus' }, relabelings: [{ action: 'replace', targetLabel: 'node', sourceLabels: ['__meta_kubernetes_pod_node_name'] }] },
   grafanaDashboard: { enabled: true, annotations: { folder: 'infra' } },
-  networkPolicy: { enabled: true, metricsFrom: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }] },
+  networkPolicy: { enabled: true, restrictEgress: true, metricsFrom: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }] },
   podAnnotations: { 'example.com/a': 'b' },
   imagePullSecrets: [{ name: 'pull' }],
   nodeSelector: { 'kubernetes.io/os': 'linux' },
@@ -215,7 +215,7 @@ describe('the Helm chart', () => {
     assert.equal((find(objects, 'Service', 'shoal-cleanup').spec as { publishNotReadyAddresses: boolean }).publishNotReadyAddresses, true)
   })
 
-  it('with every option on: ServiceMonitor on the metrics Service, a dashboard of metrics shoal exports, a NetworkPolicy for the peer ports', () => {
+  it('with every option on: ServiceMonitor on the metrics Service, a dashboard of metrics shoal exports, a NetworkPolicy for the peer ports and the way out first pulls need', () => {
     const objects = rendered.everything
     const monitor = find(objects, 'ServiceMonitor', 'shoal').spec as { selector: { matchLabels: Record<string, string> }; endpoints: { port: string }[] }
     const metricsService = find(objects, 'Service', 'shoal-metrics')
@@ -229,6 +229,10 @@ describe('the Helm chart', () => {
     const policy = find(objects, 'NetworkPolicy', 'shoal').spec as { ingress: { from?: unknown[]; ports: { port: number; protocol: string }[] }[] }
     const peerRule = policy.ingress.find((rule) => rule.from?.some((peer) => JSON.stringify(peer).includes('podSelector')))!
     assert.deepEqual(peerRule.ports.map((entry) => `${entry.port}/${entry.protocol}`).sort(), ['5001/TCP', '5001/UDP'])
+    const egress = (policy as unknown as { egress: { to?: { ipBlock?: { cidr: string } }[]; ports: { port: number }[] }[] }).egress
+    const upstreamRule = egress.find((rule) => rule.to?.some((peer) => peer.ipBlock))
+    assert.deepEqual(upstreamRule?.ports.map((entry) => entry.port), [443, 80], 'first pulls may reach the registries')
+    assert.ok(egress.some((rule) => rule.ports.some((entry) => entry.port === 53)), 'DNS is allowed out')
     const image = podSpec(find(objects, 'DaemonSet', 'shoal')).containers[0]!.image
     assert.equal(image, `ghcr.io/shoal-project/shoal@sha256:${'a'.repeat(64)}`)
   })

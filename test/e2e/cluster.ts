@@ -102,7 +102,12 @@ export class E2eCluster {
     return join(this.init.dir, 'upstream', 'registry.log')
   }
 
-  async startShoal(node: E2eNode): Promise<void> {
+  /** Caps the upstream registry's link (its way out to the nodes), as a NAT gateway or interconnect would. */
+  async shapeUpstream(rateMbit: number | undefined): Promise<void> {
+    await this.net.shape(this.upstreamNs, UPSTREAM_OCTET, rateMbit)
+  }
+
+  async startShoal(node: E2eNode, extraArgs: string[] = []): Promise<void> {
     const peers = this.nodes.length ? this.nodes : Array.from({ length: this.init.nodes }, (_, i) => ({ address: `127.77.0.${i + 1}` }))
     node.shoal = await startShoal({
       dir: node.dir, name: 'shoal', netns: node.ns, waitReady: false, clusterKey: [this.clusterKey],
@@ -111,7 +116,7 @@ export class E2eCluster {
         '--containerd-registry-config-path', node.containerd.registryConfigPath, '--containerd-config-file', node.containerd.configFile,
         '--data-dir', join(node.dir, 'shoal-data'), '--p2p-addr', `${node.address}:${P2P_PORT}`,
         '--static-bootstrap-peers', peers.filter((peer) => peer.address !== node.address).map((peer) => `${peer.address}:${P2P_PORT}`).join(','),
-        ...(this.init.shoalArgs ?? [])],
+        ...(this.init.shoalArgs ?? []), ...extraArgs],
     })
   }
 

@@ -17,6 +17,7 @@ import { eventually } from '../support/eventually.js'
 const skip = rootTestsUnavailable(['containerd', 'docker-registry', 'ip', 'tc'])
 const MiB = 1024 * 1024
 const RATE_MBIT = 200
+const UPSTREAM_MBIT = 100
 const NAMESPACE_PREFIX = `e2e${process.pid % 100000}-`
 
 describe('shoal on a 4-node cluster with real containerd', { skip, timeout: 600_000 }, () => {
@@ -42,6 +43,7 @@ describe('shoal on a 4-node cluster with real containerd', { skip, timeout: 600_
     images['restart'] = buildImage({ registry, repository: 'e2e/restart', tag: 'v1', layerSizes: [40 * MiB, 4096] })
     images['nobody'] = buildImage({ registry, repository: 'e2e/nobody', tag: 'v1', layerSizes: [1 * MiB] })
     images['foreign'] = buildImage({ registry, repository: 'e2e/foreign', tag: 'v1', layerSizes: [2 * MiB, 4096] })
+    images['first'] = buildImage({ registry, repository: 'e2e/first', tag: 'v1', layerSizes: [64 * MiB, 2 * MiB, 4096] })
     images['frozen'] = buildImage({ registry, repository: 'e2e/frozen', tag: 'v1', layerSizes: [256 * MiB, 2 * MiB, 4096] })
     for (const image of Object.values(images)) if (image !== images['foreign']) await pushImage(cluster.upstreamUrl, image, cluster.fetch)
   })
@@ -231,5 +233,35 @@ describe('shoal on a 4-node cluster with real containerd', { skip, timeout: 600_
     const cleaned = await runShoal(['cleanup', '--containerd-registry-config-path', path])
     assert.equal(cleaned.code, 0, cleaned.stderr)
     assert.deepEqual(await readTree(path), before)
+  })
+
+  it(`11. with --upstream-fetch, three nodes pulling a new image at once through CRI take it from upstream about once (upstream link ${UPSTREAM_MBIT} Mbit/s)`, async () => {
+    const image = images['first']!
+    await cluster.startUpstream().catch(() => {})
+    for (const index of [1, 2, 3, 4]) {
+      await node(index).shoal!.stop()
+      await cluster.startShoal(node(index), ['--upstream-fetch'])
+    }
+    for (const index of [1, 2, 3, 4]) {
+      await cluster.waitReady(node(index))
+      await eventually(`node ${index} to know the other nodes`, async () =>
+        ((await cluster.stats(node(index)))['firstPulls'] as { members: string[] }).members.length === 3, 30_000, 200)
+    }
+    await cluster.shapeUpstream(UPSTREAM_MBIT)
+    try {
+      const logLines = await lineCount(cluster.upstreamLog())
+      const times = await Promise.all([1, 2, 3].map((index) => cluster.pull(node(index), image.name)))
+      const upstream = await upstreamBytesByClient(cluster.upstreamLog(), logLines)
+      const sent = [...upstream.values()].reduce((sum, bytes) => sum + bytes, 0)
+      const size = image.blobs.reduce((sum, blob) => sum + blob.bytes.length, 0)
+      process.stdout.write(`# scenario 11: ${JSON.stringify({ seconds: times.map((ms) => ms / 1000), upstreamBytes: sent, imageBytes: size, byClient: Object.fromEntries(upstream) })}\n`)
+      assert.ok(sent <= 1.15 * size, `upstream sent ${sent} bytes for an image of ${size} (${(sent / size).toFixed(2)} copies)`)
+      for (const index of [1, 2, 3]) {
+        const listed = await node(index).containerd.cri.listImages()
+        assert.ok(listed.some((entry) => entry.repo_tags.includes(image.name)), `node ${index} has the image`)
+      }
+    } finally {
+      await cluster.shapeUpstream(undefined)
+    }
   })
 })

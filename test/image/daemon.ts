@@ -38,7 +38,7 @@ export async function startDaemon(dir: string, name: string, init: ImageDaemonIn
   const p2pPort = await freeTcpAndUdpPort(host, await freeUdpPort([host]))
   const container = `shoal-image-test-${process.pid}-${name}`
   const args = ['registry', '--registry-addr', `${host}:${registryPort}`, '--metrics-addr', `${host}:${metricsPort}`,
-    '--p2p-addr', `${host}:${p2pPort}`, ...init.args]
+    '--p2p-addr', `${host}:${p2pPort}`, ...(init.args.some((arg) => arg.startsWith('--upstream-fetch')) ? [] : ['--upstream-fetch=false']), ...init.args]
   const managed = podmanRun(container, ['--network', 'host', ...ulimitFlags(), ...init.flags ?? [], ...init.mounts, TEST_IMAGE, ...args], join(dir, `${name}.log`))
   const daemon: ImageDaemon = {
     name, container, registryUrl: `http://${host}:${registryPort}`, metricsUrl: `http://${host}:${metricsPort}`, process: managed,

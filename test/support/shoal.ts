@@ -51,7 +51,9 @@ export function writeClusterKey(dir: string, keys: string[]): string {
 export async function startShoal(init: ShoalInit): Promise<ShoalProcess> {
   const keys = init.clusterKey === undefined ? [TEST_CLUSTER_KEY] : init.clusterKey
   const keyArgs = keys ? ['--cluster-key-file', writeClusterKey(init.dir, keys)] : []
-  const args = [SHOAL_MAIN, 'registry', '--registry-addr', init.registryAddr, '--metrics-addr', init.metricsAddr, '--log-level', 'debug', ...keyArgs, ...init.args]
+  // Test nodes pull from upstream only when a test says so: an ?ns= host must never be asked outside loopback.
+  const upstreamArgs = init.args.some((arg) => arg.startsWith('--upstream-fetch')) ? [] : ['--upstream-fetch=false']
+  const args = [SHOAL_MAIN, 'registry', '--registry-addr', init.registryAddr, '--metrics-addr', init.metricsAddr, '--log-level', 'debug', ...keyArgs, ...upstreamArgs, ...init.args]
   // SHOAL_NODE_ARGS: extra node flags for every started node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
   const nodeArgs = (process.env['SHOAL_NODE_ARGS'] ?? '').split(' ').filter(Boolean)
   const full = [...(init.wrap ?? []), process.execPath, ...nodeArgs, ...args]

@@ -8,7 +8,8 @@ import type { Readable } from 'node:stream'
 import { after, before, describe, it } from 'node:test'
 import { digestHex, sha256Digest } from '../../src/oci/digest.js'
 import { OCI_MANIFEST } from '../../src/oci/mediatype.js'
-import { UpstreamFetches, UpstreamUnavailableError } from '../../src/upstream/fetches.js'
+import { FirstPulls } from '../../src/upstream/first-pulls.js'
+import { UpstreamSource, UpstreamUnavailableError } from '../../src/upstream/upstream-source.js'
 import { UpstreamClient } from '../../src/upstream/registry-client.js'
 import { UpstreamRefusedError } from '../../src/upstream/tokens.js'
 import { ManualClock } from '../support/clock.js'
@@ -26,15 +27,19 @@ async function readAll(stream: Readable): Promise<Buffer> {
   return Buffer.concat(parts)
 }
 
-describe('fetches from upstream, one per digest on a node', () => {
+describe('first pulls from upstream, one per digest on a node', () => {
   const clock = new ManualClock()
   const asked: IncomingMessage[] = []
   /** Blob bodies are held until the test releases them, so requests overlap. */
   const held: ServerResponse[] = []
   let server: Server
   let dir: string
-  let fetches: UpstreamFetches
+  let fetches: FirstPulls
   const client = new UpstreamClient({ clock, logger: silentLogger })
+  const pullsFrom = (dataDir: string, maxConcurrent: number): FirstPulls => {
+    const upstream = new UpstreamSource({ client }, { registryConfigPath: join(dir, 'certs.d'), maxConcurrent })
+    return new FirstPulls({ logger: silentLogger, clock, sources: (pull) => [upstream.forRequest(pull)] }, { dataDir, stallMs: 60_000, lingerMs: 30_000 })
+  }
   const request = (path: string, kind: 'blobs' | 'manifests' = 'blobs') => ({ registry: 'registry.test', repository: 'team/app', digest: path as never, kind })
   const release = (): void => {
     for (const response of held.splice(0)) response.end(blob.subarray(1))
@@ -56,7 +61,7 @@ describe('fetches from upstream, one per digest on a node', () => {
     dir = await mkdtemp(join(tmpdir(), 'shoal-fetches-'))
     await mkdir(join(dir, 'certs.d', 'registry.test'), { recursive: true })
     await writeFile(join(dir, 'certs.d', 'registry.test', 'hosts.toml'), `server = "http://127.0.0.1:${(server.address() as { port: number }).port}"\n`)
-    fetches = new UpstreamFetches({ client, logger: silentLogger, clock }, { dataDir: dir, registryConfigPath: join(dir, 'certs.d'), stallMs: 60_000, lingerMs: 30_000, maxConcurrent: 2 })
+    fetches = pullsFrom(dir, 2)
   })
   after(async () => {
     release()
@@ -78,7 +83,7 @@ describe('fetches from upstream, one per digest on a node', () => {
   })
 
   it('keeps a fetched blob the linger time after its last follower, then removes it; the next ask fetches again', async () => {
-    const path = join(dir, 'upstream', digestHex(digest))
+    const path = join(dir, 'first-pulls', digestHex(digest))
     assert.ok(existsSync(path))
     clock.advance(30_000)
     await eventually('the fetched blob removed', () => !existsSync(path), 5_000, 5)
@@ -88,9 +93,8 @@ describe('fetches from upstream, one per digest on a node', () => {
     assert.equal(asked.filter((req) => req.url?.includes(digest)).length, 2)
   })
 
-  it('takes a manifest with the media types containerd accepts, and gives its media type', async () => {
+  it('takes a manifest with the media types containerd accepts', async () => {
     const fetched = await fetches.open(request(sha256Digest(manifest), 'manifests'))
-    assert.equal(fetched.mediaType, OCI_MANIFEST)
     assert.ok((await readAll(fetched.blob.follow())).equals(manifest))
     assert.match(String(asked.at(-1)!.headers.accept), /application\/vnd\.oci\.image\.manifest\.v1\+json/)
   })
@@ -102,10 +106,10 @@ describe('fetches from upstream, one per digest on a node', () => {
     assert.equal(asked.filter((req) => req.url?.includes(absent)).length, 2, 'a failure was kept')
     await assert.rejects(fetches.open({ ...request(sha256Digest('x')), repository: 'refused' }), UpstreamRefusedError)
     await assert.rejects(fetches.open(request('sha512:' + 'a'.repeat(128))), UpstreamUnavailableError)
-    const single = new UpstreamFetches({ client, logger: silentLogger, clock }, { dataDir: join(dir, 'single'), registryConfigPath: join(dir, 'certs.d'), stallMs: 60_000, maxConcurrent: 1 })
+    const single = pullsFrom(join(dir, 'single'), 1)
     try {
       const one = await single.open(request(digest))
-      await assert.rejects(single.open(request(sha256Digest(manifest), 'manifests')), /already runs 1 upstream fetches/)
+      await assert.rejects(single.open(request(sha256Digest(manifest), 'manifests')), /already reads 1 bodies from upstream/)
       release()
       assert.ok((await readAll(one.blob.follow())).equals(blob))
       await eventually('the limit freed once the fetch ended', async () => (await single.open(request(sha256Digest(manifest), 'manifests')).catch(() => undefined)) !== undefined, 5_000, 5)
