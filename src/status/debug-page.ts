@@ -92,6 +92,11 @@ function render(stats) {
   const moving = [...stats.transfers, ...stats.recent].filter((x) => x.role !== 'seed');
   table('transfers', ['digest', 'role', 'state', '#size', '#progress', '#down', '#up', 'pieces by source'], moving.map(transferRow));
   table('peers', ['peer', 'state', '#transfers', '#received', '#sent'], peers(stats));
+  const fp = stats.firstPulls;
+  $('first-pulls-summary').textContent = fp.enabled ? 'relay tree over ' + (fp.members.length + 1) + ' nodes' : 'off (--upstream-fetch=false)';
+  table('first-pulls', ['digest', 'role', 'from now', '#size', '#written', 'verified', 'bytes by source', 'readers'], fp.pulls.map((p) => [el('code', { title: p.digest }, short(p.digest)),
+    p.role, p.source, bytes(p.size), bytes(p.written), p.verified ? 'yes' : 'no', p.sources.map((s) => s.name + ' ' + bytes(s.bytes)).join(', '),
+    p.readers.map((r) => r.reader + (r.streams > 1 ? ' ×' + r.streams : '')).join(', ')]));
   const d = stats.dht;
   $('dht-summary').textContent = d.nodes + ' nodes · ' + d.announcedKeys + ' keys announced · bootstrap ' + (d.bootstrapPeers.join(', ') || 'none') +
     ' · last bootstrap ' + (d.lastBootstrap || 'never') + ' · advertised ' + stats.advertised.images + ' images, ' + stats.advertised.digests + ' digests';
@@ -130,6 +135,7 @@ export const DEBUG_PAGE_HTML = `<!doctype html>
 <h1>shoal</h1><div id="node" class="muted"></div><div id="totals"></div><div id="status" class="error"></div><div id="trust" class="error"></div>
 <h2>Transfers</h2><div id="transfers"></div>
 <h2>Peers</h2><div id="peers"></div>
+<h2>First pulls</h2><div id="first-pulls-summary" class="muted"></div><div id="first-pulls"></div>
 <h2>DHT</h2><div id="dht-summary"></div><div id="dht"></div>
 <h2>Seeded blobs</h2><div id="seeded"></div>
 <h2>Measure a pull</h2>

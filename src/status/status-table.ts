@@ -74,6 +74,10 @@ export function renderStatus(stats: StatsDocument, now = Date.now()): string {
     '\nTRANSFERS\n', textTable(transferHeaders, transferRows(moving)),
     '\nSEEDING\n', textTable(transferHeaders, transferRows(seeding)),
     '\nSERVED OVER HTTP\n', textTable(['DIGEST', 'TO'], stats.served.map((served) => [shortDigest(served.digest), served.peers.map((peer) => `${peer.peer} ${formatBytes(peer.bytes)}`).join(', ')])),
+    '\nFIRST PULLS', stats.firstPulls.enabled ? ` (relay tree over ${stats.firstPulls.members.length + 1} nodes)\n` : ' (off: --upstream-fetch=false)\n',
+    textTable(['DIGEST', 'ROLE', 'FROM NOW', 'SIZE', 'WRITTEN', 'VERIFIED', 'BYTES BY SOURCE', 'READERS'], stats.firstPulls.pulls.map((pull) => [shortDigest(pull.digest), pull.role, pull.source,
+      formatBytes(pull.size), formatBytes(pull.written), pull.verified ? 'yes' : 'no', pull.sources.map((source) => `${source.name} ${formatBytes(source.bytes)}`).join(', '),
+      pull.readers.map((reader) => reader.reader).join(', ')])),
     '\nPEERS\n', textTable(['PEER', 'STATE', 'TRANSFERS', 'RECEIVED', 'SENT'], peerRows(stats)),
     '\nBANNED\n', textTable(['PEER', 'UNTIL'], stats.bans.map((ban) => [ban.peer, ban.until])),
   ].join('')

@@ -9,6 +9,8 @@ import { eventually } from '../support/eventually.js'
 import { freeze, kill, MiB, pullBlob, thaw } from '../support/faults.js'
 import { buildImage, patternBytes, type TestBlob } from '../support/images.js'
 import { removeTestDir } from '../support/processes.js'
+import { metricValue, runShoal } from '../support/shoal.js'
+import type { FirstPullStats } from '../../src/status/stats.js'
 import { TestUpstream } from '../support/upstream-server.js'
 import { sha256Digest } from '../../src/oci/digest.js'
 
@@ -62,6 +64,16 @@ describe('a first pull: upstream sends each blob once, whatever fails', { timeou
     for (const result of pulled) assert.deepEqual([result.status, result.digest], [200, layer.digest])
     assert.equal(upstream.asked(layer.digest).count, 1, 'upstream asked once for the layer')
     assert.equal(upstream.asked(layer.digest).sent, layer.bytes.length)
+    const fetcher = fetcherOf(layer.digest)
+    for (const node of nodes) {
+      const view = ((await (await fetch(`${node.shoal.metricsUrl}/stats`)).json()) as { firstPulls: FirstPullStats }).firstPulls.pulls.find((row) => row.digest === layer.digest)
+      if (node === fetcher) assert.deepEqual([view?.role, view?.sources], ['fetcher', [{ name: 'upstream registry.test', kind: 'upstream', bytes: layer.bytes.length }]])
+      else if (nodes.indexOf(node) < 3) assert.deepEqual([view?.role, view?.sources.map((source) => source.kind)], ['relay', ['peer']], `node ${node.index + 1} relayed`)
+    }
+    const metrics = await (await fetch(`${fetcher.shoal.metricsUrl}/metrics`)).text()
+    assert.equal(metricValue(metrics, 'shoal_first_pull_bytes_total', { registry: 'registry.test', source: 'upstream' }), layer.bytes.length)
+    const status = await runShoal(['status', '--addr', fetcher.shoal.metricsUrl])
+    assert.match(status.stdout, new RegExp(`FIRST PULLS \\(relay tree over 4 nodes\\)\\n.*\\n  ${layer.digest.slice(7, 19)}\\s+fetcher`))
     const manifests = await Promise.all(nodes.slice(0, 3).map((node) => fetch(`${node.shoal.registryUrl}/v2/first/app/manifests/${image.manifest.digest}?ns=registry.test`)))
     for (const response of manifests) assert.ok(Buffer.from(await response.arrayBuffer()).equals(image.manifest.bytes))
     assert.equal(upstream.asked(image.manifest.digest).count, 1, 'upstream asked once for the manifest')
