@@ -19,6 +19,11 @@ const UPSTREAM_OCTET = 100
 const CONTROL_OCTET = 250
 const FETCH_TIMEOUT_MS = 15 * 60_000
 
+async function sentBytes(namespace: string): Promise<number> {
+  const { stdout } = await exec('ip', ['-n', namespace, '-j', '-s', 'link', 'show', 'eth0'])
+  return (JSON.parse(stdout) as { stats64: { tx: { bytes: number } } }[])[0]!.stats64.tx.bytes
+}
+
 export interface BedNode {
   index: number
   ns: string
@@ -71,10 +76,26 @@ export class HerdBed {
     await this.net.shape(this.upstreamNs, UPSTREAM_OCTET, rateMbit)
   }
 
-  async startUpstream(image: TestImage): Promise<void> {
+  /** Caps the nodes' links at `nodeMbit` and the upstream's (the cluster's way out) at `upstreamMbit`. */
+  async shapeLinks(nodeMbit: number, upstreamMbit: number): Promise<void> {
+    for (const node of this.nodes) await this.net.shape(node.ns, node.index, nodeMbit)
+    await this.net.shape(this.upstreamNs, UPSTREAM_OCTET, upstreamMbit)
+  }
+
+  /** Bytes the upstream namespace has sent on its link (headers and all). */
+  upstreamSentBytes(): Promise<number> {
+    return sentBytes(this.upstreamNs)
+  }
+
+  /** Bytes a node has sent on its link (headers and all). */
+  nodeSentBytes(node: BedNode): Promise<number> {
+    return sentBytes(node.ns)
+  }
+
+  async startUpstream(...images: TestImage[]): Promise<void> {
     this.upstream = await startUpstreamRegistry(join(this.dir, 'upstream'), { host: `127.77.0.${UPSTREAM_OCTET}`, port: 5000 }, { netns: this.upstreamNs })
     await eventually('the upstream registry', async () => (await this.fetch(`${this.upstreamUrl}/v2/`)).status === 200, 20_000)
-    await pushImage(this.upstreamUrl, image, this.fetch)
+    for (const image of images) await pushImage(this.upstreamUrl, image, this.fetch)
   }
 
   /** A `shoal registry` per node over `layoutDir(index)`, DHT-bootstrapped from the other nodes. */

@@ -112,7 +112,7 @@ export const REGISTRY_OPTIONS = {
   swarmHttpPieces: opt.boolean('swarm transfers between nodes that both offer it take whole pieces from the peer\'s registry API over HTTP (each still SHA-1 checked); false: 16 KiB blocks over the BitTorrent wire only', true),
   singleSource: opt.boolean('stream every blob from one holder over HTTP, never through the swarm (how Spegel does it; for comparison)', false),
   uploadLimit: size('upload limit of this node in bytes per second, over all peers (0: none)', '0'),
-  mirroredRegistries: opt.list('registries containerd mirrors through this node (URLs); they name the `registry` label of metrics, any other is counted as "other"', '<url>', parseRegistryList),
+  mirroredRegistries: opt.list('registries containerd mirrors through this node (URLs); they name the `registry` label of metrics, any other is counted as "other", and first pulls go only to them (none: to any `?ns=`)', '<url>', parseRegistryList),
   clientTimeout: duration('HTTP: longest wait for request headers (then 408), on an idle connection, or for a client to read more of a body (never less than --stall-timeout + 1s)', DEFAULT_CLIENT_TIMEOUT_MS),
   maxBlobStreams: { description: 'blob bodies served at once; more wait up to 5s for one to end, then get 503 (containerd goes upstream, peers ask another holder); one client address may hold at most 16', default: DEFAULT_MAX_BLOB_STREAMS, defaultText: String(DEFAULT_MAX_BLOB_STREAMS), argument: '<count>', parse: parseCount },
   peerIdleTimeout: duration('a BitTorrent connection of no use for this long is closed (no interest either way, a peer that is interested but asks nothing, or one that keeps us choked)', DEFAULT_PEER_IDLE_MS),

@@ -1,6 +1,8 @@
 import type { Logger } from 'pino'
 import { collect } from '../content/read.js'
-import { ManifestUnknownError } from '../oci/errors.js'
+import type { Readable } from 'node:stream'
+import { BlobUnknownError, ManifestUnknownError } from '../oci/errors.js'
+import { parseRange, type ByteRange } from '../oci/range.js'
 import { MAX_MANIFEST_SIZE, parseManifest } from '../oci/mediatype.js'
 import { abortable } from '../util/abort.js'
 import type { Deadline } from '../util/deadline.js'
@@ -25,6 +27,13 @@ export class MirrorFirstPulls {
       if (err instanceof UpstreamUnavailableError) throw notFound(`nobody holds it and the first pull failed: ${err.message}`)
       throw err
     }
+  }
+
+  /** A blob (or the `Range` asked of it) as the pull delivers it, verified before its last byte. */
+  async blob(request: FirstPullRequest, asked: { rangeHeader: string | undefined; head: boolean; deadline: Deadline }): Promise<{ size: number; range: ByteRange | undefined; body: Readable | undefined; source: 'first-pull' }> {
+    const pull = await this.open(request, asked.deadline, (why) => new BlobUnknownError(request.digest, why))
+    const range = parseRange(asked.rangeHeader, pull.size)
+    return { size: pull.size, range, body: asked.head ? undefined : pull.follow(range, 'containerd'), source: 'first-pull' }
   }
 
   /** A manifest by digest, pulled whole and verified before it is answered. */

@@ -128,13 +128,6 @@ export class Mirror {
     this.policy = { ...init, firstPull: init.firstPull === true && this.firstPulls !== undefined }
   }
 
-  private async firstPullBlob(request: OnDeadline<BlobRequest>): Promise<BlobAnswer> {
-    const pull = await this.firstPulls!.open({ registry: request.registry!, repository: request.name, digest: request.digest, kind: 'blobs' }, request.deadline,
-      (why) => new BlobUnknownError(request.digest, why))
-    const range = parseRange(request.rangeHeader, pull.size)
-    return { size: pull.size, range, body: request.head ? undefined : pull.follow(range, 'containerd'), source: 'first-pull' }
-  }
-
   /**
    * Every request gets an answer: if none is ready (headers) within the resolve timeout plus
    * two stall timeouts, the work is cancelled and the answer is 404, so containerd goes upstream.
@@ -169,7 +162,7 @@ export class Mirror {
     const holders = await this.findHolders(request.digest, request.deadline)
     if (typeof holders === 'string') {
       const step = planBlob({ ...facts, noHolder: holders, registry: request.registry !== undefined }, this.policy)
-      if (step.kind === 'first-pull') return this.firstPullBlob(request)
+      if (step.kind === 'first-pull') return this.firstPulls!.blob({ registry: request.registry!, repository: request.name, digest: request.digest, kind: 'blobs' }, request)
       throw this.refusal(request.digest, step)
     }
     const size = await this.sizeFromHolders(request, holders)

@@ -43,6 +43,8 @@ export interface FirstPullInit {
   dataDir: string
   registryConfigPath: string | undefined
   maxUpstreamFetches: number | undefined
+  /** Hosts of the mirrored registries: the only ones fetched from (none: any). */
+  registries: string[]
   stallTimeoutMs: number
   lingerMs: number | undefined
 }
@@ -51,7 +53,7 @@ export interface FirstPullInit {
 export function wireFirstPulls(components: FirstPullComponents, init: FirstPullInit): FirstPullWiring {
   const { metrics, registryLabels, clock, log } = components
   const client = new UpstreamClient({ clock, logger: log('upstream') })
-  const upstream = new UpstreamSource({ client }, { registryConfigPath: init.registryConfigPath, ...(init.maxUpstreamFetches ? { maxConcurrent: init.maxUpstreamFetches } : {}) })
+  const upstream = new UpstreamSource({ client }, { registryConfigPath: init.registryConfigPath, registries: init.registries, ...(init.maxUpstreamFetches ? { maxConcurrent: init.maxUpstreamFetches } : {}) })
   const members = new ClusterMembers({ router: components.router, announce: (key) => components.advertiser().hold(key), logger: log('members'), clock })
   const sources = new FirstPullSources({ members, peers: components.peers, upstream, health: components.health, self: components.self })
   const firstPulls = new FirstPulls({

@@ -125,7 +125,7 @@ export class ShoalNode {
     const health = this.holderHealth = new HolderHealth({ clock, router, ledger: this.ledger, logger: log('mirror'), reputation })
     const registryLabels = new LabelValues(init.mirroredRegistries ?? [])
     const first = init.upstreamFetch ? wireFirstPulls({ content: adapters.source.content, router, advertiser: () => this.advertiser, peers, health, metrics, registryLabels, clock, log,
-      self: () => peerKey({ host: init.advertisedHost, port: registryPort() }) }, { dataDir: init.dataDir, registryConfigPath: init.registryConfigPath, maxUpstreamFetches: init.maxUpstreamFetches,
+      self: () => peerKey({ host: init.advertisedHost, port: registryPort() }) }, { dataDir: init.dataDir, registryConfigPath: init.registryConfigPath, maxUpstreamFetches: init.maxUpstreamFetches, registries: init.mirroredRegistries ?? [],
       stallTimeoutMs: init.stallTimeoutMs, lingerMs: init.downloadLingerMs }) : undefined
     this.firstPulls = first?.firstPulls
     this.members = first?.members

@@ -19,6 +19,8 @@ export interface UpstreamSourceInit {
   registryConfigPath: string | undefined
   /** Bodies read from upstream at once on this node (`--max-upstream-fetches`). */
   maxConcurrent?: number
+  /** The registries containerd mirrors through shoal (`--mirrored-registries`); empty: any `?ns=`. */
+  registries?: string[]
 }
 
 /**
@@ -41,6 +43,8 @@ export class UpstreamSource {
   }
 
   private async open(request: FirstPullRequest, from: number, signal: AbortSignal): Promise<SourceBody> {
+    const registries = this.init.registries ?? []
+    if (registries.length > 0 && !registries.includes(request.registry)) throw new UpstreamUnavailableError(undefined, `${request.registry} is not one of the mirrored registries (--mirrored-registries)`)
     if (digestAlgorithm(request.digest) !== 'sha256') throw new UpstreamUnavailableError(undefined, `only sha256 content is fetched from upstream, not ${request.digest}`)
     const limit = this.init.maxConcurrent ?? DEFAULT_MAX_UPSTREAM_FETCHES
     if (this.running >= limit) throw new UpstreamUnavailableError(undefined, `this node already reads ${this.running} bodies from upstream (--max-upstream-fetches=${limit})`)

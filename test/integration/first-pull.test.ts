@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
@@ -13,8 +13,10 @@ import { metricValue, runShoal } from '../support/shoal.js'
 import type { FirstPullStats } from '../../src/status/stats.js'
 import { TestUpstream } from '../support/upstream-server.js'
 import { sha256Digest } from '../../src/oci/digest.js'
+import { SOURCE_HEADER } from '../../src/protocol/peer-api.js'
 
 const STALL_S = 3
+const LINGER_S = 10
 const UPSTREAM_HOST = '127.0.0.170'
 
 /** A blob upstream has and no node holds, with its own misbehaviour. */
@@ -45,7 +47,7 @@ describe('a first pull: upstream sends each blob once, whatever fails', { timeou
     await mkdir(join(dir, 'certs.d', 'registry.test'), { recursive: true })
     await writeFile(join(dir, 'certs.d', 'registry.test', 'hosts.toml'), `server = "http://${address}"\n`)
     nodes = await startLoopbackCluster({ dir, base: 150, contents: [[], [], [], []],
-      args: () => ['--upstream-fetch', '--containerd-registry-config-path', join(dir, 'certs.d'), '--stall-timeout', `${STALL_S}s`] })
+      args: () => ['--upstream-fetch', '--containerd-registry-config-path', join(dir, 'certs.d'), '--stall-timeout', `${STALL_S}s`, '--download-linger', `${LINGER_S}s`] })
     for (const node of nodes) {
       await eventually(`node ${node.index + 1} to know the other nodes`, async () =>
         ((await (await fetch(`${node.shoal.metricsUrl}/stats`)).json()) as { firstPulls: { members: string[] } }).firstPulls.members.length === nodes.length - 1, 30_000, 200)
@@ -77,6 +79,23 @@ describe('a first pull: upstream sends each blob once, whatever fails', { timeou
     const manifests = await Promise.all(nodes.slice(0, 3).map((node) => fetch(`${node.shoal.registryUrl}/v2/first/app/manifests/${image.manifest.digest}?ns=registry.test`)))
     for (const response of manifests) assert.ok(Buffer.from(await response.arrayBuffer()).equals(image.manifest.bytes))
     assert.equal(upstream.asked(image.manifest.digest).count, 1, 'upstream asked once for the manifest')
+  })
+
+  it('then an ordinary holder: a node asking once the pull is done gets it from the fetcher\'s kept copy (a DHT record), until the linger ends', async () => {
+    const blob = freshBlob(upstream, 3, 2 * MiB)
+    const fetcher = fetcherOf(blob.digest)
+    assert.equal((await pull(fetcher, blob)).digest, blob.digest)
+    const other = othersThan(fetcher)[0]!
+    const answer = await eventually('the kept copy found as a holder', async () => {
+      const response = await fetch(`${other.shoal.registryUrl}/v2/first/app/blobs/${blob.digest}?ns=registry.test`)
+      const bytes = Buffer.from(await response.arrayBuffer())
+      return response.headers.get(SOURCE_HEADER) === 'peer' && bytes.equals(blob.bytes)
+    }, 10_000, 200)
+    assert.ok(answer)
+    assert.equal(upstream.asked(blob.digest).count, 1, 'upstream asked once')
+    await eventually('the kept copy removed after the linger', async () =>
+      ((await (await fetch(`${fetcher.shoal.metricsUrl}/stats`)).json()) as { firstPulls: FirstPullStats }).firstPulls.pulls.every((row) => row.digest !== blob.digest), (LINGER_S + 20) * 1000, 500)
+    assert.deepEqual(await readdir(join(dir, `node-${fetcher.index + 1}`, 'data', 'first-pulls')).then((names) => names.filter((name) => blob.digest.endsWith(name))), [])
   })
 
   it('a node that joins when the pull is half done reads from the start and follows the tail; a range past what arrived waits for it', async () => {

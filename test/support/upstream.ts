@@ -13,7 +13,7 @@ export interface UpstreamRegistry {
 }
 
 /** CNCF distribution (Debian's docker-registry) with filesystem storage under `dir`. */
-export async function startUpstreamRegistry(dir: string, address: { host: string; port: number }, init: { netns?: string; accessLog?: boolean } = {}): Promise<UpstreamRegistry> {
+export async function startUpstreamRegistry(dir: string, address: { host: string; port: number }, init: { netns?: string; accessLog?: boolean; extraConfig?: string[] } = {}): Promise<UpstreamRegistry> {
   await mkdir(join(dir, 'data'), { recursive: true })
   const configFile = join(dir, 'config.yml')
   await writeFile(configFile, [
@@ -29,6 +29,7 @@ export async function startUpstreamRegistry(dir: string, address: { host: string
     '    enabled: true',
     'http:',
     `  addr: ${address.host}:${address.port}`,
+    ...(init.extraConfig ?? []),
     '',
   ].join('\n'))
   const [command, args] = init.netns
@@ -38,7 +39,7 @@ export async function startUpstreamRegistry(dir: string, address: { host: string
   const host = `${address.host}:${address.port}`
   const url = `http://${host}`
   const upstream = { host, url, process, stop: () => process.stop() }
-  if (!init.netns) await eventually(`docker-registry on ${host}`, async () => (await fetch(`${url}/v2/`)).status === 200, 15_000)
+  if (!init.netns) await eventually(`docker-registry on ${host}`, async () => [200, 401].includes((await fetch(`${url}/v2/`)).status), 15_000)
   return upstream
 }
 
