@@ -256,20 +256,34 @@ class SourceAttempts {
   }
 }
 
-/** The chunks of `body`, failing with SourceStalledError when none comes for `stallMs`. */
-async function* stallGuard(body: AsyncIterable<Buffer>, stallMs: number, clock: Clock, name: string): AsyncGenerator<Buffer> {
-  const iterator = body[Symbol.asyncIterator]()
-  for (;;) {
-    let cancel = (): void => {}
-    const silence = new Promise<never>((_, reject) => {
-      cancel = clock.schedule(stallMs, () => reject(new SourceStalledError(`${name} sent nothing for ${stallMs} ms`)))
+/**
+ * The chunks of `body`; the body is ended with SourceStalledError when none comes for `stallMs`.
+ * One timer per stall period, not one per chunk: a shaped link delivers thousands of small
+ * chunks a second, and a timer each would cost more than the bytes.
+ */
+async function* stallGuard(body: Readable, stallMs: number, clock: Clock, name: string): AsyncGenerator<Buffer> {
+  let last = clock.now()
+  let cancel = (): void => {}
+  let stall = (_: Error): void => {}
+  const stalled = new Promise<never>((_, reject) => { stall = reject })
+  stalled.catch(() => {})
+  const arm = (ms: number): void => {
+    cancel = clock.schedule(ms, () => {
+      const idle = clock.now() - last
+      if (idle < stallMs) return arm(stallMs - idle)
+      stall(new SourceStalledError(`${name} sent nothing for ${stallMs} ms`))
     })
-    try {
-      const next = await Promise.race([iterator.next(), silence])
+  }
+  arm(stallMs)
+  const chunks = body[Symbol.asyncIterator]()
+  try {
+    for (;;) {
+      const next = await Promise.race([chunks.next(), stalled])
       if (next.done) return
-      yield next.value
-    } finally {
-      cancel()
+      last = clock.now()
+      yield next.value as Buffer
     }
+  } finally {
+    cancel()
   }
 }
