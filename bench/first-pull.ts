@@ -4,7 +4,7 @@
  * as without it (each node straight from upstream, what containerd does after a 404); next to
  * one node alone through the same way out. Upstream bytes are counted on its link. Needs root.
  *
- *   npm run bench -- first-pull [--nodes 3,8] [--size-mib 128] [--upstream-mbit 100] [--node-mbit 1000]
+ *   npm run bench -- first-pull [--nodes 3,8] [--size-mib 128] [--upstream-mbit 100] [--node-mbit 1000] [--modes first-pull,no-upstream-fetch]
  */
 import { execFileSync } from 'node:child_process'
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises'
@@ -20,10 +20,14 @@ import { cpuSeconds } from './proc.js'
 
 export interface FirstPullInit {
   nodes: number[]
+  /** What to run besides one node alone: `first-pull`, `no-upstream-fetch`. */
+  modes: FirstPullMode[]
   sizeMiB: number
   upstreamMbit: number
   nodeMbit: number
 }
+
+export type FirstPullMode = 'first-pull' | 'no-upstream-fetch'
 
 export interface FirstPullRow {
   nodes: number
@@ -94,9 +98,13 @@ async function runOne(dir: string, nodes: number, init: FirstPullInit): Promise<
       maxNodeSentCopies: round(result.maxNodeCopies), cpuBusy: round(result.cpuBusy),
     })
     const single = await timed(bed, [bed.nodes[0]!], fromUpstream(alone), alone)
-    const shared = await timed(bed, bed.nodes, (node) => `http://${node.address}:5000/v2/${first.repository}/blobs/${first.layers[0]!.digest}?ns=${UPSTREAM}`, first)
-    const each = await timed(bed, bed.nodes, fromUpstream(direct), direct)
-    return [row('alone', single, single.slowest), row('first-pull', shared, single.slowest), row('no-upstream-fetch', each, single.slowest)]
+    const rows = [row('alone', single, single.slowest)]
+    if (init.modes.includes('first-pull')) {
+      const shared = await timed(bed, bed.nodes, (node) => `http://${node.address}:5000/v2/${first.repository}/blobs/${first.layers[0]!.digest}?ns=${UPSTREAM}`, first)
+      rows.push(row('first-pull', shared, single.slowest))
+    }
+    if (init.modes.includes('no-upstream-fetch')) rows.push(row('no-upstream-fetch', await timed(bed, bed.nodes, fromUpstream(direct), direct), single.slowest))
+    return rows
   } finally {
     await bed.destroy()
   }

@@ -3,7 +3,7 @@
  * Markdown table, and writes them to docs/bench/<scenario>.{json,md} (herd: also an SVG chart).
  */
 import { runHerd, type HerdMode } from './herd.js'
-import { runFirstPull } from './first-pull.js'
+import { runFirstPull, type FirstPullMode } from './first-pull.js'
 import { runLatency } from './latency.js'
 import { runMemory } from './memory.js'
 import { runMinSize } from './min-size.js'
@@ -27,7 +27,8 @@ const scenarios: Record<string, (args: string[]) => Promise<Outcome>> = {
     if (profiles.size === 0) await writeSvg('herd.svg', herdSvg(rows))
     return { rows: rows as unknown as Rows, extra: { profiles: Object.fromEntries(profiles) }, name: profiles.size ? 'herd-profile' : 'herd' }
   },
-  'first-pull': async (args) => ({ rows: await runFirstPull({ nodes: listArg(args, '--nodes', '3,8').map(Number), sizeMiB: numberArg(args, '--size-mib', 128),
+  'first-pull': async (args) => ({ rows: await runFirstPull({ nodes: listArg(args, '--nodes', '3,8').map(Number),
+    modes: listArg(args, '--modes', 'first-pull,no-upstream-fetch') as FirstPullMode[], sizeMiB: numberArg(args, '--size-mib', 128),
     upstreamMbit: numberArg(args, '--upstream-mbit', 100), nodeMbit: numberArg(args, '--node-mbit', 1000) }) as unknown as Rows }),
   latency: async (args) => ({ rows: await runLatency(numberArg(args, '--dht-nodes', 60)) as unknown as Rows }),
   memory: async (args) => ({ rows: await runMemory(numberArg(args, '--size-mib', 1024), numberArg(args, '--transfers', 4)) as unknown as Rows }),

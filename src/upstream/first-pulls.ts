@@ -84,7 +84,8 @@ export class SourceStalledError extends ShoalError {}
  */
 export class FirstPulls {
   private readonly pulls = new Map<Digest, Promise<FirstPull>>()
-  private readonly settled = new Map<Digest, FirstPull>()
+  /** Pulls that have a file: running, or verified and kept. */
+  private readonly withFiles = new Map<Digest, FirstPull>()
   private readonly stopped = new AbortController()
   private readonly timers = new Set<() => void>()
   private readonly clock: Clock
@@ -109,13 +110,13 @@ export class FirstPulls {
 
   /** A pull whose blob is whole and verified, if this node keeps one. */
   verified(digest: Digest): FirstPull | undefined {
-    const pull = this.settled.get(digest)
+    const pull = this.withFiles.get(digest)
     return pull?.blob.verified ? pull : undefined
   }
 
   /** Pulls running or kept now. */
   list(): FirstPull[] {
-    return [...this.settled.values()]
+    return [...this.withFiles.values()]
   }
 
   start(): void {}
@@ -127,13 +128,13 @@ export class FirstPulls {
     this.timers.clear()
     const pulls = [...this.pulls.values()]
     this.pulls.clear()
-    this.settled.clear()
+    this.withFiles.clear()
     for (const pull of pulls) await pull.then((started) => started.blob.remove(), () => {})
   }
 
   private async begin(request: FirstPullRequest): Promise<FirstPull> {
     if (this.stopped.signal.aborted) throw new UpstreamUnavailableError(undefined, 'shoal is stopping')
-    if (this.settled.size >= (this.init.maxPulls ?? MAX_FIRST_PULLS)) throw new UpstreamUnavailableError(undefined, `this node already keeps ${this.settled.size} first pulls`)
+    if (this.withFiles.size >= (this.init.maxPulls ?? MAX_FIRST_PULLS)) throw new UpstreamUnavailableError(undefined, `this node already keeps ${this.withFiles.size} first pulls`)
     const sources = this.components.sources(request)
     const attempts = new SourceAttempts(sources, this.init.stallMs, this.clock, this.stopped.signal)
     const first = await attempts.next(0)
@@ -141,7 +142,7 @@ export class FirstPulls {
     // Followers wait past one source's silence and the next source's answer before they give up.
     const blob = new GrowingBlob({ path: join(this.init.dataDir, 'first-pulls', digestHex(request.digest)), digest: request.digest, size: first.answer.size, stallMs: 3 * this.init.stallMs }, { clock: this.clock })
     const pull = new FirstPull(request, first.answer.size, blob, first.source, this.clock)
-    this.settled.set(request.digest, pull)
+    this.withFiles.set(request.digest, pull)
     this.components.logger.info({ registry: request.registry, repository: request.repository, digest: request.digest, size: pull.size, from: first.source.name, server: first.answer.server }, 'first pull')
     void blob.write(this.chain(pull, attempts, first)).then(() => {
       this.components.finished?.(request, 'verified', first.source)
@@ -185,7 +186,7 @@ export class FirstPulls {
 
   private failed(pull: FirstPull, err: Error): void {
     this.pulls.delete(pull.request.digest)
-    this.settled.delete(pull.request.digest)
+    this.withFiles.delete(pull.request.digest)
     this.components.logger.warn({ digest: pull.request.digest, err }, 'first pull failed')
     if (!(err instanceof BodyMismatchError)) return
     for (const { source } of pull.received.values()) if (source.kind === 'peer') this.components.convict?.(source, pull.request.digest, err.message)
@@ -199,7 +200,7 @@ export class FirstPulls {
         this.timers.delete(cancel)
         if (pull.blob.followers > 0) return arm()
         this.pulls.delete(pull.request.digest)
-        this.settled.delete(pull.request.digest)
+        this.withFiles.delete(pull.request.digest)
         this.components.removed?.(pull.request.digest)
         void pull.blob.remove()
       })
@@ -257,31 +258,25 @@ class SourceAttempts {
 }
 
 /**
- * The chunks of `body`; the body is ended with SourceStalledError when none comes for `stallMs`.
- * One timer per stall period, not one per chunk: a shaped link delivers thousands of small
- * chunks a second, and a timer each would cost more than the bytes.
+ * The chunks of `body`; the body is destroyed with SourceStalledError when none comes for
+ * `stallMs`. One timer per stall period, not one (nor a race) per chunk: a shaped link delivers
+ * thousands of small chunks a second.
  */
 async function* stallGuard(body: Readable, stallMs: number, clock: Clock, name: string): AsyncGenerator<Buffer> {
   let last = clock.now()
   let cancel = (): void => {}
-  let stall = (_: Error): void => {}
-  const stalled = new Promise<never>((_, reject) => { stall = reject })
-  stalled.catch(() => {})
   const arm = (ms: number): void => {
     cancel = clock.schedule(ms, () => {
       const idle = clock.now() - last
       if (idle < stallMs) return arm(stallMs - idle)
-      stall(new SourceStalledError(`${name} sent nothing for ${stallMs} ms`))
+      body.destroy(new SourceStalledError(`${name} sent nothing for ${stallMs} ms`))
     })
   }
   arm(stallMs)
-  const chunks = body[Symbol.asyncIterator]()
   try {
-    for (;;) {
-      const next = await Promise.race([chunks.next(), stalled])
-      if (next.done) return
+    for await (const chunk of body) {
       last = clock.now()
-      yield next.value as Buffer
+      yield chunk as Buffer
     }
   } finally {
     cancel()

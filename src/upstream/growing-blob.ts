@@ -22,17 +22,7 @@ export interface GrowingBlobInit {
   size: number
   /** A follower that gets no new byte for this long is ended with an error. */
   stallMs: number
-  /**
-   * Bytes are written to the file (and released to followers) in batches of up to
-   * COALESCE_BYTES or after this long: a shaped or busy link delivers a packet per read, and a
-   * write, a wake-up and a send per packet cost more than the bytes. 0: every chunk at once.
-   */
-  coalesceMs?: number
 }
-
-/** A batch this large is written at once, whatever its age. */
-const COALESCE_BYTES = 256 * 1024
-export const DEFAULT_COALESCE_MS = 5
 
 /**
  * A blob written to a file as it arrives from upstream while any number of followers read it:
@@ -44,10 +34,7 @@ export const DEFAULT_COALESCE_MS = 5
  */
 export class GrowingBlob {
   private handle: FileHandle | undefined
-  /** Bytes written to the file: what followers may read. */
   private arrived = 0
-  /** Bytes taken from the body and hashed (some may wait in a batch). */
-  private received = 0
   private failure: Error | undefined
   private matched = false
   private readers = 0
@@ -64,9 +51,9 @@ export class GrowingBlob {
     return this.readers
   }
 
-  /** Bytes taken from the body so far: where another source must continue from. */
+  /** Bytes written so far. */
   get written(): number {
-    return this.received
+    return this.arrived
   }
 
   /** True once every byte arrived and hashed to the digest. */
@@ -79,17 +66,13 @@ export class GrowingBlob {
     const hash = createHash('sha256')
     try {
       this.handle = await open(this.init.path, 'w+')
-      const batch = new WriteBatch(this.handle, this.clock, this.init.coalesceMs ?? DEFAULT_COALESCE_MS, (bytes) => {
-        this.arrived += bytes
-        this.changed.notify()
-      })
       for await (const chunk of body) {
-        if (this.received + chunk.length > this.init.size) throw new BodyMismatchError(`upstream sent more than the ${this.init.size} bytes it announced for ${this.init.digest}`)
+        if (this.arrived + chunk.length > this.init.size) throw new BodyMismatchError(`upstream sent more than the ${this.init.size} bytes it announced for ${this.init.digest}`)
         hash.update(chunk)
-        this.received += chunk.length
-        await batch.add(chunk)
+        await this.handle.write(chunk, 0, chunk.length, this.arrived)
+        this.arrived += chunk.length
+        this.changed.notify()
       }
-      await batch.flush()
       if (this.arrived !== this.init.size) throw new UpstreamBodyError(`upstream ended ${this.init.digest} after ${this.arrived} of ${this.init.size} bytes`)
       if (`sha256:${hash.digest('hex')}` !== this.init.digest) throw new BodyMismatchError(`the body upstream sent does not hash to ${this.init.digest}`)
       this.matched = true
@@ -147,48 +130,5 @@ export class GrowingBlob {
     this.failure ??= error
     this.changed.notify()
     await this.remove()
-  }
-}
-
-/** Chunks written to a file in batches: at COALESCE_BYTES at once, or `coalesceMs` after the first of a batch. */
-class WriteBatch {
-  private chunks: Buffer[] = []
-  private bytes = 0
-  private written = 0
-  private cancel: (() => void) | undefined
-  private writing: Promise<void> = Promise.resolve()
-  private failure: Error | undefined
-
-  constructor(private readonly handle: FileHandle, private readonly clock: Clock, private readonly coalesceMs: number, private readonly onWritten: (bytes: number) => void) {}
-
-  /** Takes a chunk; waits only when a full batch is written (so a slow disk slows the body). */
-  async add(chunk: Buffer): Promise<void> {
-    if (this.failure) throw this.failure
-    this.chunks.push(chunk)
-    this.bytes += chunk.length
-    if (this.bytes >= COALESCE_BYTES || this.coalesceMs === 0) return this.flush()
-    this.cancel ??= this.clock.schedule(this.coalesceMs, () => void this.flush().catch(() => {}))
-  }
-
-  /** Writes what is batched and waits for every write. */
-  async flush(): Promise<void> {
-    this.cancel?.()
-    this.cancel = undefined
-    if (this.bytes > 0) {
-      const chunks = this.chunks
-      const bytes = this.bytes
-      this.chunks = []
-      this.bytes = 0
-      this.writing = this.writing.then(async () => {
-        if (this.failure) return
-        await this.handle.writev(chunks, this.written)
-        this.written += bytes
-        this.onWritten(bytes)
-      }).catch((err: unknown) => {
-        this.failure ??= err as Error
-      })
-    }
-    await this.writing
-    if (this.failure) throw this.failure
   }
 }

@@ -26,6 +26,13 @@ async function readAll(stream: Readable): Promise<Buffer> {
   return Buffer.concat(parts)
 }
 
+/** A body that sends `bytes`, then nothing, and stays open until it is destroyed. */
+function stalledBody(bytes: Buffer): PassThrough {
+  const body = new PassThrough()
+  body.write(bytes)
+  return body
+}
+
 interface Behaviour {
   /** Send bytes up to here, then cut the connection. */
   cutAt?: number
@@ -52,11 +59,11 @@ function source(name: string, kind: PullSource['kind'], behaviour: Behaviour = {
       const content = Buffer.from(bytes)
       if (behaviour.corruptAt !== undefined) content[behaviour.corruptAt] ^= 0xff
       const end = behaviour.cutAt ?? behaviour.stallAt ?? content.length
-      const body = Readable.from((async function* () {
+      // A body that stalls stays open, as a frozen peer's connection does.
+      const body = behaviour.stallAt === undefined ? Readable.from((async function* () {
         for (let at = from; at < end; at += 256 * 1024) yield content.subarray(at, Math.min(end, at + 256 * 1024))
         if (behaviour.cutAt !== undefined) throw new Error(`${name} cut the connection`)
-        if (behaviour.stallAt !== undefined) await new Promise(() => {})
-      })())
+      })()) : stalledBody(content.subarray(from, end))
       return Promise.resolve({ size: bytes.length, body, server: name })
     },
   }

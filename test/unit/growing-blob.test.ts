@@ -34,9 +34,8 @@ describe('a blob followed while it arrives from upstream', () => {
   let count = 0
   before(async () => { dir = await mkdtemp(join(tmpdir(), 'shoal-growing-')) })
   after(() => rm(dir, { recursive: true, force: true }))
-  const blob = (init: { size?: number; digest?: string; stallMs?: number; coalesceMs?: number } = {}, clock?: ManualClock) =>
-    new GrowingBlob({ path: join(dir, `blob-${++count}`), digest: (init.digest ?? digest) as never, size: init.size ?? bytes.length, stallMs: init.stallMs ?? 10_000,
-      coalesceMs: init.coalesceMs ?? 0 }, clock ? { clock } : {})
+  const blob = (init: { size?: number; digest?: string; stallMs?: number } = {}, clock?: ManualClock) =>
+    new GrowingBlob({ path: join(dir, `blob-${++count}`), digest: (init.digest ?? digest) as never, size: init.size ?? bytes.length, stallMs: init.stallMs ?? 10_000 }, clock ? { clock } : {})
 
   it('gives every follower the whole blob, a late one from the start, and holds the last byte until it is verified', async () => {
     const subject = blob()
@@ -92,29 +91,6 @@ describe('a blob followed while it arrives from upstream', () => {
     await eventually('the follower ended at the stall timeout', () => ended, 2_000, 5)
     await assert.rejects(follower.done, /no byte .* for 5000 ms/)
     body.destroy()
-    await subject.remove()
-  })
-
-  it('writes small chunks in batches: at 256 KiB at once, the rest once the batch is 5 ms old on the clock; followers see only written bytes', async () => {
-    const clock = new ManualClock()
-    const subject = blob({ coalesceMs: 5 }, clock)
-    const body = new PassThrough()
-    const writing = subject.write(body)
-    const follower = reader(subject.follow())
-    for (let at = 0; at < 300 * 1024; at += 1500) body.write(bytes.subarray(at, Math.min(300 * 1024, at + 1500)))
-    await eventually('the first full batch followed', () => follower.received() >= 256 * 1024, 5_000, 5)
-    await eventually('every chunk taken from the body', () => subject.written === 300 * 1024, 5_000, 5)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-    assert.ok(follower.received() < 300 * 1024, 'the young batch was released before it was written')
-    clock.advance(4)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-    assert.ok(follower.received() < 300 * 1024, 'the batch was written before it was 5 ms old')
-    clock.advance(1)
-    await eventually('the rest written once the batch is 5 ms old', () => follower.received() === 300 * 1024, 5_000, 5)
-    body.end(bytes.subarray(300 * 1024))
-    clock.advance(5)
-    await writing
-    assert.ok((await follower.done).equals(bytes))
     await subject.remove()
   })
 })
