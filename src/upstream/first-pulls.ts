@@ -138,7 +138,12 @@ export class FirstPulls {
     const sources = this.components.sources(request)
     const attempts = new SourceAttempts(sources, this.init.stallMs, this.clock, this.stopped.signal)
     const first = await attempts.next(0)
-    await mkdir(join(this.init.dataDir, 'first-pulls'), { recursive: true })
+    try {
+      await mkdir(join(this.init.dataDir, 'first-pulls'), { recursive: true })
+    } catch (err) {
+      first.answer.body.destroy()
+      throw new UpstreamUnavailableError(undefined, `cannot keep a first pull in ${this.init.dataDir}: ${(err as Error).message}`)
+    }
     // Followers wait past one source's silence and the next source's answer before they give up.
     const blob = new GrowingBlob({ path: join(this.init.dataDir, 'first-pulls', digestHex(request.digest)), digest: request.digest, size: first.answer.size, stallMs: 3 * this.init.stallMs }, { clock: this.clock })
     const pull = new FirstPull(request, first.answer.size, blob, first.source, this.clock)

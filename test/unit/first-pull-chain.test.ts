@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
-import { mkdtemp, readdir, rm } from 'node:fs/promises'
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PassThrough, Readable } from 'node:stream'
@@ -11,6 +11,7 @@ import { FirstPulls } from '../../src/upstream/first-pulls.js'
 import type { FirstPullRequest, PullSource } from '../../src/upstream/pull-source.js'
 import { relaySources } from '../../src/upstream/relay-tree.js'
 import { UpstreamRefusedError } from '../../src/upstream/tokens.js'
+import { UpstreamUnavailableError } from '../../src/upstream/upstream-source.js'
 import { ManualClock } from '../support/clock.js'
 import { eventually } from '../support/eventually.js'
 import { patternBytes } from '../support/images.js'
@@ -131,6 +132,17 @@ describe('a first pull read from the relay tree and upstream', () => {
     await eventually('the liar convicted', () => convicted.some((line) => line.startsWith('liar: ')), 2_000, 5)
     await eventually('the file removed', async () => (await readdir(join(dir, `node-${count}`, 'first-pulls'))).length === 0, 2_000, 5)
     assert.equal(node.verified(digest), undefined)
+  })
+
+  it('says at once when the pull cannot be kept on disk, and closes the answer it got', async () => {
+    const body = new PassThrough()
+    const upstream: PullSource = { name: 'upstream', kind: 'upstream', open: () => Promise.resolve({ size: bytes.length, body, server: 'upstream' }) }
+    const file = join(dir, 'a-file')
+    await writeFile(file, 'not a directory')
+    const node = new FirstPulls({ logger: silentLogger, clock: new ManualClock(), sources: () => [upstream] }, { dataDir: join(file, 'data'), stallMs: 10_000 })
+    pulls.push(node)
+    await assert.rejects(node.open(request), (err: Error) => err instanceof UpstreamUnavailableError && /cannot keep a first pull/.test(err.message))
+    assert.ok(body.destroyed, 'the answer was left open')
   })
 
   it('serves a range past what has arrived once its bytes arrive, holding the last byte until the whole is verified', async () => {
