@@ -115,7 +115,10 @@ describe('a first pull: upstream sends each blob once, whatever fails', { timeou
     upstream.behave(blob.digest, { cutAt: 3 * MiB })
     const pulled = await Promise.all([pull(nodes[0]!, blob), pull(nodes[1]!, blob)])
     for (const result of pulled) assert.equal(result.digest, blob.digest)
-    assert.deepEqual(upstream.asked(blob.digest).ranges, [undefined, `bytes=${3 * MiB}-`])
+    const [whole, resumed, ...more] = upstream.asked(blob.digest).ranges
+    const from = Number(/^bytes=(\d+)-$/.exec(resumed ?? '')?.[1])
+    // Bytes in flight when the connection was cut are lost: the fetcher resumes from the last byte it received.
+    assert.ok(whole === undefined && from > 0 && from <= 3 * MiB && more.length === 0, `upstream asked for ${JSON.stringify(upstream.asked(blob.digest).ranges)}`)
   })
 
   it('upstream refusing (429, 500, 401 without a realm, a realm that refuses) or sending a wrong byte: an answer containerd goes upstream on, at once, nothing kept', async () => {
