@@ -3,9 +3,10 @@ import { peerKey, type PeerAddress } from '../routing/router.js'
 import type { FirstPullRequest, PullSource } from '../upstream/pull-source.js'
 import { relaySources } from '../upstream/relay-tree.js'
 import { UpstreamRefusedError } from '../upstream/tokens.js'
+import { SourceStalledError } from '../upstream/first-pulls.js'
 import type { UpstreamSource } from '../upstream/upstream-source.js'
 import type { HolderHealth } from './holder-health.js'
-import type { PeerClient } from './peer-client.js'
+import { PeerRequestError, PeerUnauthenticatedError, type PeerClient } from './peer-client.js'
 
 export interface FirstPullSourcesComponents {
   members: ClusterMembers
@@ -48,7 +49,7 @@ export class FirstPullSources {
         try {
           return await this.components.peers.openFirstPull(peer, request, from, { signal })
         } catch (err) {
-          if (!signal.aborted && !(err instanceof UpstreamRefusedError)) this.components.health.failed(peer, request.digest, err instanceof Error ? err.message : String(err))
+          if (unreachable(err, signal)) this.components.health.failed(peer, request.digest, err instanceof Error ? err.message : String(err))
           throw err
         }
       },
@@ -56,4 +57,15 @@ export class FirstPullSources {
     this.peers.set(source, peer)
     return source
   }
+}
+
+/**
+ * Whether a peer's failure says the node is unreachable (skipped a while by every request), not
+ * that upstream would not give the content: a node that answers 503 because the registry
+ * answered 429 is healthy, and skipping it would send every node to the registry.
+ */
+function unreachable(err: unknown, signal: AbortSignal): boolean {
+  if (signal.aborted) return signal.reason instanceof SourceStalledError
+  if (err instanceof PeerUnauthenticatedError) return true
+  return !(err instanceof PeerRequestError) && !(err instanceof UpstreamRefusedError)
 }
