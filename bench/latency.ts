@@ -20,6 +20,7 @@ import { buildImage, type TestImage } from '../test/support/images.js'
 import { freeUdpPort } from '../test/support/ports.js'
 import { removeTestDir } from '../test/support/processes.js'
 import { eventually } from '../test/support/eventually.js'
+import { testClusterKey } from '../test/support/shoal.js'
 
 const FILLER_HOST = '127.0.0.1'
 const MISSING_SAMPLES = 20
@@ -46,7 +47,8 @@ async function startFillers(count: number): Promise<Filler[]> {
   for (let i = 0; i < count; i++) {
     const port = await freeUdpPort([FILLER_HOST])
     const seeds = fillers.slice(0, 3).map((filler) => parseDialAddress(filler.address))
-    const router = new DhtRouter({ bootstrap: new StaticBootstrap(seeds), logger, metrics }, { listen: { host: FILLER_HOST, port }, announcePort: () => 1 })
+    // Keyed like the shoal nodes (the test key): a keyed node drops every packet without the key.
+    const router = new DhtRouter({ bootstrap: new StaticBootstrap(seeds), logger, metrics }, { listen: { host: FILLER_HOST, port }, announcePort: () => 1, clusterKey: testClusterKey() })
     await router.start()
     fillers.push({ router, address: `${FILLER_HOST}:${port}` })
   }
