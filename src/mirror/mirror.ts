@@ -14,7 +14,7 @@ import type { PeerAddress } from '../routing/router.js'
 import type { Swarm } from '../swarm/swarm.js'
 import type { HolderPool, HolderPools } from './holder-pool.js'
 import { raceHolders } from './race.js'
-import { planBlob, type BlobFacts, type BlobStep } from './plan.js'
+import { planBlob, type BlobFacts, type BlobPolicy, type BlobStep } from './plan.js'
 import { PeerRoutes, RouteFailedError, type RouteRequest } from './peer-routes.js'
 import { HttpTransfers } from './http-transfer.js'
 import type { PeerClient, PeerManifest } from './peer-client.js'
@@ -44,8 +44,6 @@ export interface MirrorInit {
    * served from the swarm, and its end only once the whole blob hashed to its digest.
    */
   authenticatedPeers?: boolean
-  /** Content nobody in the cluster holds is pulled from upstream once for the cluster (needs `firstPulls`). */
-  firstPull?: boolean
 }
 
 export interface MirrorComponents {
@@ -60,7 +58,7 @@ export interface MirrorComponents {
   ledger: TransferLedger
   logger: Logger
   metrics: Metrics
-  /** This node's first pulls from upstream (relayed through other nodes). */
+  /** This node's first pulls from upstream (relayed through other nodes); none: content nobody holds is a 404. */
   firstPulls?: FirstPulls | undefined
   /** Times the answer deadline. */
   clock?: Clock
@@ -118,14 +116,14 @@ export class Mirror {
   private readonly routes: PeerRoutes
   private readonly clock: Clock
   private readonly firstPulls: MirrorFirstPulls | undefined
-  private readonly policy: MirrorInit
+  private readonly policy: MirrorInit & BlobPolicy
 
   constructor(private readonly components: MirrorComponents, private readonly init: MirrorInit) {
     this.clock = components.clock ?? systemClock
     const http = new HttpTransfers({ ...components, clock: this.clock }, { stallMs: init.stallTimeoutMs })
     this.routes = new PeerRoutes({ http, joins: components.joins }, init)
     this.firstPulls = components.firstPulls && new MirrorFirstPulls(components.firstPulls, components.logger)
-    this.policy = { ...init, firstPull: init.firstPull === true && this.firstPulls !== undefined }
+    this.policy = { ...init, firstPull: this.firstPulls !== undefined }
   }
 
   /**

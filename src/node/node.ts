@@ -140,7 +140,7 @@ export class ShoalNode {
       { stallMs: init.stallTimeoutMs })
     this.mirror = new Mirror({ content, contentHealth: this.contentHealth, pools, peers, swarm: this.swarm, joins: this.joins, ledger: this.ledger, logger: log('mirror'), metrics, clock, firstPulls: this.firstPulls },
       { resolveTimeoutMs: init.resolveTimeoutMs, swarmMinSize: init.swarmMinSize, stallTimeoutMs: init.stallTimeoutMs, resolveTags: init.resolveTags,
-        registryFilters: init.registryFilters, singleSource: init.singleSource, authenticatedPeers: init.clusterKey !== undefined, firstPull: this.firstPulls !== undefined })
+        registryFilters: init.registryFilters, singleSource: init.singleSource, authenticatedPeers: init.clusterKey !== undefined })
     const metainfoService = new MetainfoService({ content, swarm: this.swarm, metainfo: this.metainfo, logger: log('metainfo') },
       init.metainfoWaitMs === undefined ? {} : { waitMs: init.metainfoWaitMs })
     const pieces = new PieceService({ content, swarm: this.swarm, ledger: this.ledger, metrics })

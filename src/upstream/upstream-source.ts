@@ -32,11 +32,6 @@ export class UpstreamSource {
 
   constructor(private readonly components: { client: UpstreamClient }, private readonly init: UpstreamSourceInit) {}
 
-  /** Bodies being read from upstream now. */
-  get active(): number {
-    return this.running
-  }
-
   /** The source that asks upstream for `request`, named after the server it asks. */
   forRequest(request: FirstPullRequest): PullSource {
     return { kind: 'upstream', name: `upstream ${request.registry}`, open: (from, signal) => this.open(request, from, signal) }
