@@ -1,12 +1,13 @@
 /**
  * `npm run bench -- <scenario> [options]`: runs one benchmark, prints its rows as JSON and a
- * Markdown table, and writes them to docs/bench/<scenario>.{json,md} (herd: also an SVG chart).
+ * Markdown table, and writes them to docs/bench/<scenario>.{json,md} (herd: also an SVG chart),
+ * or to $SHOAL_BENCH_RESULTS when set (the CI's tiny runs, bench/smoke.sh).
  */
 import { runHerd, type HerdMode } from './herd.js'
 import { runFirstPull, type FirstPullMode } from './first-pull.js'
 import { runLatency } from './latency.js'
 import { runMemory } from './memory.js'
-import { runMinSize } from './min-size.js'
+import { runMinSize, SIZES_MIB } from './min-size.js'
 import { herdSvg, markdownTable, writeResults, writeSvg } from './report.js'
 import { runSoak } from './soak.js'
 import { growthRows, soakRows, soakSvg } from './soak-report.js'
@@ -17,8 +18,8 @@ type Rows = Record<string, unknown>[]
 type Outcome = { rows: Rows; extra?: Record<string, unknown>; name?: string }
 
 const scenarios: Record<string, (args: string[]) => Promise<Outcome>> = {
-  throughput: async (args) => ({ rows: await runThroughput(numberArg(args, '--size-mib', 1024)) as unknown as Rows }),
-  'min-size': async (args) => ({ rows: await runMinSize(stringArg(args, '--upload-limit')) as unknown as Rows }),
+  throughput: async (args) => ({ rows: await runThroughput(numberArg(args, '--size-mib', 1024), numberArg(args, '--floor-runs', 5)) as unknown as Rows }),
+  'min-size': async (args) => ({ rows: await runMinSize(stringArg(args, '--upload-limit'), listArg(args, '--sizes-mib', SIZES_MIB.join(',')).map(positive('--sizes-mib'))) as unknown as Rows }),
   herd: async (args) => {
     const { rows, profiles } = await runHerd({
       nodes: listArg(args, '--nodes', '2,4,8').map(Number), sizeMiB: numberArg(args, '--size-mib', 512), rateMbit: numberArg(args, '--rate-mbit', 200),
@@ -42,9 +43,15 @@ const scenarios: Record<string, (args: string[]) => Promise<Outcome>> = {
 }
 
 function numberArg(args: string[], name: string, fallback: number): number {
-  const value = Number(stringArg(args, name) ?? fallback)
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number`)
-  return value
+  return positive(name)(stringArg(args, name) ?? String(fallback))
+}
+
+function positive(name: string): (text: string) => number {
+  return (text) => {
+    const value = Number(text)
+    if (!Number.isFinite(value) || value <= 0) throw new Error(`${name} must be a positive number, not ${JSON.stringify(text)}`)
+    return value
+  }
 }
 
 function stringArg(args: string[], name: string): string | undefined {

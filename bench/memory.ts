@@ -1,6 +1,9 @@
 /**
  * Memory: peak RSS of the daemons while one node pulls four 1 GiB blobs at once through the
- * swarm from two holders (loopback). The chart's memory limit must stay above it.
+ * swarm from two holders (loopback). The chart's memory limit must stay above it. Also each
+ * daemon's RSS idle (started, settled, nothing asked yet) and what it is made of: anonymous
+ * memory (of which the V8 heap and Buffers outside it, from the daemon's metrics) and
+ * file-backed pages (the node binary's code, shared by every process running it).
  *
  *   npm run bench -- memory [--size-mib 1024] [--transfers 4]
  */
@@ -11,7 +14,7 @@ import { join } from 'node:path'
 import { startLoopbackCluster, stopCluster, type LoopbackNode } from '../test/support/cluster.js'
 import { buildImage, type TestImage } from '../test/support/images.js'
 import { removeTestDir } from '../test/support/processes.js'
-import { peakRssBytes } from './proc.js'
+import { peakRssBytes, rssPartsMiB } from './proc.js'
 
 export interface MemoryRow {
   daemon: string
@@ -19,6 +22,23 @@ export interface MemoryRow {
   blobMiB: number
   seconds: number
   peakRssMiB: number
+  idleRssMiB: number
+  idleAnonMiB: number
+  idleFileMiB: number
+  idleHeapUsedMiB: number
+  idleExternalMiB: number
+}
+
+type IdleMemory = Pick<MemoryRow, 'idleRssMiB' | 'idleAnonMiB' | 'idleFileMiB' | 'idleHeapUsedMiB' | 'idleExternalMiB'>
+
+/** Settling time after start before the idle figures are read (DHT bootstrap, first announces). */
+const IDLE_SETTLE_MS = 5_000
+
+async function idleMemory(node: LoopbackNode): Promise<IdleMemory> {
+  const parts = await rssPartsMiB(node.shoal.process.child.pid!)
+  const metrics = await (await fetch(`${node.shoal.metricsUrl}/metrics`)).text()
+  const gauge = (name: string): number => Math.round(Number(new RegExp(`^${name} (\\S+)`, 'm').exec(metrics)?.[1] ?? NaN) / 2 ** 20)
+  return { idleRssMiB: parts.rss, idleAnonMiB: parts.anon, idleFileMiB: parts.file, idleHeapUsedMiB: gauge('nodejs_heap_size_used_bytes'), idleExternalMiB: gauge('nodejs_external_memory_bytes') }
 }
 
 interface BlobRef {
@@ -42,13 +62,15 @@ export async function runMemory(sizeMiB = 1024, transfers = 4): Promise<MemoryRo
     const blobs: BlobRef[] = images.map((image) => ({ repository: image.repository, digest: image.layers[0]!.digest }))
     nodes = await startLoopbackCluster({ dir, base: 220, contents: [images, images, []] })
     images = []
+    await new Promise((resolve) => setTimeout(resolve, IDLE_SETTLE_MS))
+    const idle = await Promise.all(nodes.map(idleMemory))
     const requester = nodes[2]!
     const started = performance.now()
     await Promise.all(blobs.map((blob) => pull(requester, blob)))
     const seconds = Number(((performance.now() - started) / 1000).toFixed(1))
     const rows: MemoryRow[] = []
     for (const [index, role] of [[2, 'requester (assembles all of them)'], [0, 'holder 1'], [1, 'holder 2']] as const) {
-      rows.push({ daemon: role, transfers, blobMiB: sizeMiB, seconds, peakRssMiB: Math.round((await peakRssBytes(nodes[index]!.shoal.process.child.pid!)) / 2 ** 20) })
+      rows.push({ daemon: role, transfers, blobMiB: sizeMiB, seconds, peakRssMiB: Math.round((await peakRssBytes(nodes[index]!.shoal.process.child.pid!)) / 2 ** 20), ...idle[index]! })
     }
     return rows
   } finally {

@@ -3,7 +3,7 @@
  * 4th node to deliver them through its mirror endpoint from one holder over HTTP
  * (--swarm-min-size above the blob) and through the swarm (below it), first byte and last.
  *
- *   npm run bench -- min-size [--upload-limit 25MiB]   (per holder, to model node bandwidth)
+ *   npm run bench -- min-size [--upload-limit 25MiB] [--sizes-mib 4,16,32,64,128]   (upload limit per holder, to model node bandwidth)
  */
 import { mkdtemp } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -13,7 +13,7 @@ import { buildImage, type TestImage } from '../test/support/images.js'
 import { removeTestDir } from '../test/support/processes.js'
 
 const MiB = 1024 * 1024
-const SIZES_MIB = [4, 16, 32, 64, 128]
+export const SIZES_MIB = [4, 16, 32, 64, 128]
 const REPEATS = 3
 
 export interface MinSizeRow {
@@ -35,16 +35,16 @@ async function timedPull(node: LoopbackNode, image: TestImage): Promise<{ firstB
   return { firstByteMs, totalMs: performance.now() - started }
 }
 
-export async function runMinSize(uploadLimit?: string): Promise<MinSizeRow[]> {
+export async function runMinSize(uploadLimit?: string, sizesMiB: number[] = SIZES_MIB): Promise<MinSizeRow[]> {
   const rows: MinSizeRow[] = []
   for (const [path, minSize] of [['http (1 holder)', '100GiB'], ['swarm (3 holders)', '1']] as const) {
     const dir = await mkdtemp(join(tmpdir(), 'shoal-bench-minsize-'))
-    const images = SIZES_MIB.flatMap((size) => Array.from({ length: REPEATS }, (_, repeat) =>
+    const images = sizesMiB.flatMap((size) => Array.from({ length: REPEATS }, (_, repeat) =>
       buildImage({ registry: 'registry.test', repository: `bench/s${size}r${repeat}`, tag: 'v1', layerSizes: [size * MiB] })))
     const nodes = await startLoopbackCluster({ dir, base: 160, contents: [images, images, images, []], args: (index) => ['--swarm-min-size', minSize, ...(uploadLimit && index < 3 ? ['--upload-limit', uploadLimit] : [])] })
     try {
       await new Promise((resolve) => setTimeout(resolve, 4000))
-      for (const size of SIZES_MIB) {
+      for (const size of sizesMiB) {
         const samples = []
         for (let repeat = 0; repeat < REPEATS; repeat++) samples.push(await timedPull(nodes[3]!, images.find((image) => image.repository === `bench/s${size}r${repeat}`)!))
         const median = (values: number[]): number => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]!

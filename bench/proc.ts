@@ -16,6 +16,14 @@ export async function peakRssBytes(pid: number): Promise<number> {
   return match ? Number(match[1]) * 1024 : 0
 }
 
+/** Resident memory of a process in MiB: anonymous (heap, buffers) and file-backed (the node binary's code, shared). */
+export async function rssPartsMiB(pid: number): Promise<{ rss: number; anon: number; file: number }> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8')
+  const kb = (field: string): number => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0)
+  const mib = (value: number): number => Math.round(value / 1024)
+  return { rss: mib(kb('VmRSS')), anon: mib(kb('RssAnon')), file: mib(kb('RssFile') + kb('RssShmem')) }
+}
+
 /** The node process under a wrapper (ip netns exec, strace): the deepest descendant named node. */
 export async function nodePid(pid: number): Promise<number> {
   try {

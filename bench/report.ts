@@ -3,10 +3,11 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { cpus, totalmem } from 'node:os'
 
-export const RESULTS_DIR = fileURLToPath(new URL('../../docs/bench/', import.meta.url))
+/** docs/bench, or $SHOAL_BENCH_RESULTS (runs whose results are not kept, such as CI's). */
+export const RESULTS_DIR = process.env['SHOAL_BENCH_RESULTS'] || fileURLToPath(new URL('../../docs/bench/', import.meta.url))
 
 export function markdownTable(rows: Record<string, unknown>[]): string {
-  const columns = Object.keys(rows[0] ?? {})
+  const columns = [...new Set(rows.flatMap((row) => Object.keys(row)))]
   const cell = (value: unknown): string => (value === null || value === undefined ? '–' : String(value))
   return [`| ${columns.join(' | ')} |`, `|${columns.map(() => '---').join('|')}|`, ...rows.map((row) => `| ${columns.map((column) => cell(row[column])).join(' | ')} |`)].join('\n')
 }

@@ -1,9 +1,11 @@
 /**
  * One 1 GiB pull through a node's mirror endpoint, from 1 and from 3 holders, on loopback,
  * next to a plain download of the same blob from docker-registry (and from a shoal node's own
- * content). Reports MB/s and CPU seconds per GB of the receiving and the sending side.
+ * content) and the Node floor (bench/floor.ts, median of several runs). Reports MB/s and CPU
+ * seconds per GB of the receiving and the sending side, and each swarm case's ratios to the
+ * floor and to docker-registry. The 1-holder keyed pull also runs with the requester on one core.
  *
- *   npm run bench -- throughput [--size-mib 1024]
+ *   npm run bench -- throughput [--size-mib 1024] [--floor-runs 5]
  */
 import { createHash } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
@@ -15,6 +17,10 @@ import { buildImage, writeOciLayout, type TestImage } from '../test/support/imag
 import { freePort } from '../test/support/ports.js'
 import { removeTestDir } from '../test/support/processes.js'
 import { pushImage, startUpstreamRegistry } from '../test/support/upstream.js'
+import { blobPath } from '../src/content/blob-file.js'
+import { digestHex } from '../src/oci/digest.js'
+import { pieceLengthFor } from '../src/swarm/metainfo.js'
+import { measureFloor } from './floor.js'
 import { cpuSeconds } from './proc.js'
 
 export interface ThroughputRow {
@@ -25,6 +31,12 @@ export interface ThroughputRow {
   requesterCpuSecondsPerGb: number
   /** The sending side: the holders, or docker-registry. */
   sourcesCpuSecondsPerGb: number
+  /** Requester CPU per GB over the floor client's (target ≤ 1.5). */
+  requesterVsFloor?: number
+  /** One holder's CPU per GB over the floor server's (target ≤ 2). */
+  holderVsFloor?: number
+  /** MB/s over docker-registry's with the same client (targets ≥ 1.0 from 3 holders, ≥ 0.8 from 1). */
+  speedVsRegistry?: number
 }
 
 async function pull(baseUrl: string, image: TestImage): Promise<number> {
@@ -54,11 +66,41 @@ async function measure(label: string, sources: number[], requester: LoopbackNode
   }
 }
 
-export async function runThroughput(sizeMiB = 1024): Promise<ThroughputRow[]> {
+const round = (value: number, digits = 2): number => Number(value.toFixed(digits))
+
+async function floorRows(dir: string, image: TestImage, runs: number): Promise<{ rows: ThroughputRow[]; client: number; server: number }> {
+  const layer = image.layers[0]!
+  const file = blobPath(join(dir, 'shared'), layer.digest)
+  const init = { file, out: join(dir, 'floor.out'), pieceLength: pieceLengthFor(layer.bytes.length), runs, sha256: digestHex(layer.digest) }
+  const rows: ThroughputRow[] = []
+  for (const clientCpus of [undefined, '0']) {
+    const floor = await measureFloor({ ...init, ...(clientCpus ? { clientCpus } : {}) })
+    rows.push({
+      case: `Node floor${clientCpus ? ', client on 1 core' : ''} (median of ${floor.runs}; client ${round(floor.clientCpuRange[0])}–${round(floor.clientCpuRange[1])} CPU-s/GB)`,
+      sources: 1, seconds: round(floor.seconds), mbPerSecond: round(floor.mbPerSecond, 1),
+      requesterCpuSecondsPerGb: round(floor.clientCpuSecondsPerGb), sourcesCpuSecondsPerGb: round(floor.serverCpuSecondsPerGb),
+    })
+  }
+  return { rows, client: rows[0]!.requesterCpuSecondsPerGb, server: rows[0]!.sourcesCpuSecondsPerGb }
+}
+
+/** Each swarm row's ratios to the floor (CPU per GB) and to docker-registry (speed). */
+function withRatios(rows: ThroughputRow[], floor: { client: number; server: number }, registryMbPerSecond: number): ThroughputRow[] {
+  return rows.map((row) => (!row.case.startsWith('swarm') ? row : {
+    ...row,
+    requesterVsFloor: round(row.requesterCpuSecondsPerGb / floor.client),
+    holderVsFloor: round(row.sourcesCpuSecondsPerGb / row.sources / floor.server),
+    speedVsRegistry: round(row.mbPerSecond / registryMbPerSecond),
+  }))
+}
+
+export async function runThroughput(sizeMiB = 1024, floorRuns = 5): Promise<ThroughputRow[]> {
   const dir = await mkdtemp(join(tmpdir(), 'shoal-bench-throughput-'))
   const image = buildImage({ registry: 'registry.test', repository: 'bench/big', tag: 'v1', layerSizes: [sizeMiB * 1024 * 1024] })
   await writeOciLayout(join(dir, 'shared'), [image])
   const rows: ThroughputRow[] = []
+  const floor = await floorRows(dir, image, floorRuns)
+  rows.push(...floor.rows)
   const registry = await startUpstreamRegistry(join(dir, 'registry'), { host: '127.0.0.119', port: await freePort('127.0.0.119') })
   try {
     await pushImage(registry.url, image)
@@ -66,25 +108,29 @@ export async function runThroughput(sizeMiB = 1024): Promise<ThroughputRow[]> {
   } finally {
     await registry.stop()
   }
-  // The authenticated path (cluster key, as installed) next to the open one, in the same run.
-  for (const holders of [1, 3]) {
-    for (const trust of ['cluster key', 'open'] as const) {
-      const nodes = await startLoopbackCluster({
-        dir: join(dir, `run-${holders}-${trust === 'open' ? 'open' : 'key'}`), base: 120 + holders * 10 + (trust === 'open' ? 5 : 0), contents: [...Array.from({ length: holders }, () => []), []],
-        beforeStart: (index, layoutDir) => { if (index < holders) execFileSync('cp', ['-alf', `${join(dir, 'shared')}/.`, layoutDir]) },
-        ...(trust === 'open' ? { clusterKey: () => null } : {}),
-      })
-      try {
-        await new Promise((resolve) => setTimeout(resolve, 2000 + sizeMiB * 2))
-        const pidsOf = (list: LoopbackNode[]): number[] => list.map((node) => node.shoal.process.child.pid!)
-        if (holders === 1 && trust === 'open') rows.push(await measure('plain HTTP from a shoal node\'s own content', pidsOf([nodes[0]!]), undefined, nodes[0]!.shoal.registryUrl, image))
-        const requester = nodes[holders]!
-        rows.push(await measure(`swarm, ${holders} holder${holders > 1 ? 's' : ''}, ${trust}`, pidsOf(nodes.slice(0, holders)), requester, requester.shoal.registryUrl, image))
-      } finally {
-        await stopCluster(nodes)
-      }
+  const registryMbPerSecond = rows[rows.length - 1]!.mbPerSecond
+  // The authenticated path (cluster key, as installed) next to the open one, in the same run;
+  // then the keyed 1-holder pull again with the requester held to one core (taskset).
+  const cases = [[1, 'cluster key'], [1, 'open'], [3, 'cluster key'], [3, 'open'], [1, 'cluster key, requester on 1 core']] as const
+  for (const [index, [holders, trust]] of cases.entries()) {
+    const open = trust === 'open'
+    const oneCore = trust.endsWith('1 core')
+    const nodes = await startLoopbackCluster({
+      dir: join(dir, `run-${index}`), base: 120 + index * 10, contents: [...Array.from({ length: holders }, () => []), []],
+      beforeStart: (node, layoutDir) => { if (node < holders) execFileSync('cp', ['-alf', `${join(dir, 'shared')}/.`, layoutDir]) },
+      ...(open ? { clusterKey: () => null } : {}),
+      ...(oneCore ? { wrap: (node: number) => (node === holders ? ['taskset', '-c', '0'] : undefined) } : {}),
+    })
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 2000 + sizeMiB * 2))
+      const pidsOf = (list: LoopbackNode[]): number[] => list.map((node) => node.shoal.process.child.pid!)
+      if (holders === 1 && open) rows.push(await measure('plain HTTP from a shoal node\'s own content', pidsOf([nodes[0]!]), undefined, nodes[0]!.shoal.registryUrl, image))
+      const requester = nodes[holders]!
+      rows.push(await measure(`swarm, ${holders} holder${holders > 1 ? 's' : ''}, ${trust}`, pidsOf(nodes.slice(0, holders)), requester, requester.shoal.registryUrl, image))
+    } finally {
+      await stopCluster(nodes)
     }
   }
   await removeTestDir(dir)
-  return rows
+  return withRatios(rows, floor, registryMbPerSecond)
 }

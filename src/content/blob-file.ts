@@ -65,7 +65,7 @@ export async function openBlobFile(root: string, digest: Digest, options: OpenOp
     await handle.close()
     throw err
   }
-  if (range && range.end - range.start + 1 <= SINGLE_READ_MAX) return readOnce(handle, range, digest)
+  if (range && range.end - range.start + 1 <= SINGLE_READ_MAX) return readOnce(handle, range, digest, options.into)
   const stream = createReadStream('', {
     fd: handle,
     start: range?.start ?? 0,
@@ -76,9 +76,9 @@ export async function openBlobFile(root: string, digest: Digest, options: OpenOp
   return signal ? addAbortSignal(signal, stream) : stream
 }
 
-async function readOnce(handle: FileHandle, range: ByteRange, digest: Digest): Promise<Readable> {
+async function readOnce(handle: FileHandle, range: ByteRange, digest: Digest, into: Buffer | undefined): Promise<Readable> {
   try {
-    return Readable.from([await readExactly(handle, range.start, range.end - range.start + 1, `the blob file of ${digest}`)])
+    return Readable.from([await readExactly(handle, range.start, range.end - range.start + 1, `the blob file of ${digest}`, into)])
   } finally {
     await handle.close()
   }

@@ -8,6 +8,11 @@ export interface OpenOptions extends SignalOptions {
   range?: ByteRange | undefined
   /** The blob's size from a `stat` the caller just made: providers may skip their own. */
   size?: number | undefined
+  /**
+   * A buffer of at least the range's length that a provider may read a short range into instead
+   * of allocating one; the stream then yields a view of it. The caller keeps it until the bytes are written out.
+   */
+  into?: Buffer | undefined
 }
 
 export interface BlobInfo {

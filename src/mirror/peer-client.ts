@@ -13,6 +13,7 @@ import { UpstreamRefusedError } from '../upstream/tokens.js'
 import type { PieceFetcher } from '../swarm/http-pieces.js'
 import { peerKey, type PeerAddress } from '../routing/router.js'
 import { decodeMetainfo, MAX_METAINFO_BYTES, type Metainfo } from '../swarm/metainfo.js'
+import type { BufferPool } from '../util/buffer-pool.js'
 import { ShoalError } from '../util/errors.js'
 
 export class PeerRequestError extends ShoalError {
@@ -48,7 +49,8 @@ export interface PeerManifest {
 export class PeerClient implements PieceFetcher {
   private readonly http = new HttpClient()
 
-  constructor(private readonly key?: ClusterKey) {}
+  /** `buffers`: where whole pieces are read into; the download that stores a piece gives its buffer back. */
+  constructor(private readonly key?: ClusterKey, private readonly buffers?: BufferPool) {}
 
   start(): void {}
 
@@ -105,7 +107,9 @@ export class PeerClient implements PieceFetcher {
       response.discard()
       throw new PeerRequestError(peer, what, `unexpected Content-Range ${response.header('content-range')}`)
     }
-    return readInto(response.body, Buffer.allocUnsafe(length), options.onBytes).catch((err: unknown) => {
+    const into = this.buffers?.acquire(length) ?? Buffer.allocUnsafe(length)
+    return readInto(response.body, into, options.onBytes).catch((err: unknown) => {
+      this.buffers?.release(into)
       throw new PeerRequestError(peer, what, 'unreadable answer', { cause: err })
     })
   }

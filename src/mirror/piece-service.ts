@@ -8,7 +8,10 @@ import { BlobUnknownError } from '../oci/errors.js'
 import { parseRange, rangeLength, type ByteRange } from '../oci/range.js'
 import type { Swarm } from '../swarm/swarm.js'
 import type { SignalOptions } from '../util/abort.js'
+import { BufferPool } from '../util/buffer-pool.js'
 import { countedUpload } from './upload.js'
+
+const noRelease = (): void => {}
 
 /** How long a blob's size from the content store is trusted, and how many are kept. */
 const SIZE_TTL_MS = 10_000
@@ -21,6 +24,8 @@ export interface PieceAnswer {
   size: number
   range: ByteRange
   body: Readable
+  /** Call once the body is written out (the response finished): its buffer may then be reused. */
+  release: () => void
 }
 
 /**
@@ -32,18 +37,25 @@ export class PieceService {
   /** Sizes of blobs in the content store, so a peer's many piece requests do not each ask containerd. */
   private readonly sizes = new Map<Digest, { size: number; atMs: number }>()
 
-  constructor(private readonly components: { content: ContentProvider; swarm: Swarm; ledger: TransferLedger; metrics: Metrics; clock?: Clock }) {}
+  private readonly buffers: BufferPool
+
+  constructor(private readonly components: { content: ContentProvider; swarm: Swarm; ledger: TransferLedger; metrics: Metrics; clock?: Clock; buffers?: BufferPool }) {
+    this.buffers = components.buffers ?? new BufferPool()
+  }
 
   async open(digest: Digest, rangeHeader: string | undefined, peer: string, options: SignalOptions = {}): Promise<PieceAnswer> {
     const { content, swarm } = this.components
     const size = await this.localSize(digest, options)
     if (size !== undefined) {
       const range = parseRange(rangeHeader, size) ?? { start: 0, end: size - 1 }
-      const body = await content.open(digest, { range, size, ...options }).catch((err: unknown) => {
+      const into = this.buffers.acquire(rangeLength(range))
+      const release = into ? () => this.buffers.release(into) : noRelease
+      const body = await content.open(digest, { range, size, into, ...options }).catch((err: unknown) => {
+        release()
         this.sizes.delete(digest)
         throw err instanceof ContentNotFoundError ? new BlobUnknownError(digest) : err
       })
-      return { size, range, body: countedUpload(this.components, body, digest, peer, 'http-pieces') }
+      return { size, range, body: countedUpload(this.components, body, digest, peer, 'http-pieces'), release }
     }
     const download = swarm.downloading(digest)
     if (!download) throw new BlobUnknownError(digest, 'this node neither holds nor downloads the blob')
@@ -51,7 +63,7 @@ export class PieceService {
     if (!range || rangeLength(range) > MAX_PIECE_REQUEST_BYTES) throw new BlobUnknownError(digest, `a download in progress serves ranges of at most ${MAX_PIECE_REQUEST_BYTES} bytes`)
     if (download.readableBytes(range.start, rangeLength(range)) < rangeLength(range)) throw new BlobUnknownError(digest, 'those pieces are not verified here yet')
     const bytes = await download.read(range.start, rangeLength(range))
-    return { size: download.metainfo.length, range, body: countedUpload(this.components, Readable.from([bytes]), digest, peer, 'http-pieces') }
+    return { size: download.metainfo.length, range, body: countedUpload(this.components, Readable.from([bytes]), digest, peer, 'http-pieces'), release: noRelease }
   }
 
   private async localSize(digest: Digest, options: SignalOptions): Promise<number | undefined> {

@@ -22,6 +22,7 @@ import { EMPTY_DHT_STATS, type DhtStats } from '../routing/dht-stats.js'
 import { createMetricsApp } from '../status/metrics-app.js'
 import { Measurer } from '../status/measure.js'
 import type { StatsSources } from '../status/stats.js'
+import { BufferPool } from '../util/buffer-pool.js'
 import { BanPolicy } from '../swarm/ban-policy.js'
 import { MetainfoCache } from '../swarm/metainfo-cache.js'
 import type { Swarm } from '../swarm/swarm.js'
@@ -119,7 +120,9 @@ export class ShoalNode {
     const reputation = this.reputation = new NodeReputation(clock)
     this.ledger = new TransferLedger(clock, { nodeOf: (address) => reputation.nodeOf(address) })
     this.bans = new BanPolicy(reputation)
-    const peers = this.peers = new PeerClient(init.clusterKey)
+    // Whole pieces read for peers and fetched from them share one pool of buffers.
+    const pieceBuffers = new BufferPool({ clock })
+    const peers = this.peers = new PeerClient(init.clusterKey, pieceBuffers)
     const registryPort = (): number => this.registryServer.address()?.port ?? init.registryAddr.port
     const router = this.router = adapters.router({ metrics, registryPort })
     const health = this.holderHealth = new HolderHealth({ clock, router, ledger: this.ledger, logger: log('mirror'), reputation })
@@ -131,7 +134,7 @@ export class ShoalNode {
     this.members = first?.members
     const content = first?.content ?? adapters.source.content
     this.metainfo = new MetainfoCache({ content, logger: log('metainfo'), metrics, ledger: this.ledger }, { dataDir: init.dataDir })
-    this.swarm = adapters.swarm({ content, metainfo: this.metainfo, ledger: this.ledger, bans: this.bans, logger: log('swarm'), metrics, clock, pieces: peers, registryPort, reputation })
+    this.swarm = adapters.swarm({ content, metainfo: this.metainfo, ledger: this.ledger, bans: this.bans, logger: log('swarm'), metrics, clock, pieces: peers, registryPort, reputation, pieceBuffers })
     this.advertiser = new Advertiser({ content: adapters.source.content, watcher, router, logger: log('advertiser'), metrics, prefetch: (blobs) => this.metainfo.prefetch(blobs) },
       { resolveTags: init.resolveTags, prefetchMinSize: init.swarmMinSize, registryFilters: init.registryFilters })
     this.contentHealth = new ContentHealth({ source: adapters.source, ledger: this.ledger, logger: log('content'), clock })
@@ -143,7 +146,7 @@ export class ShoalNode {
         registryFilters: init.registryFilters, singleSource: init.singleSource, authenticatedPeers: init.clusterKey !== undefined })
     const metainfoService = new MetainfoService({ content, swarm: this.swarm, metainfo: this.metainfo, logger: log('metainfo') },
       init.metainfoWaitMs === undefined ? {} : { waitMs: init.metainfoWaitMs })
-    const pieces = new PieceService({ content, swarm: this.swarm, ledger: this.ledger, metrics })
+    const pieces = new PieceService({ content, swarm: this.swarm, ledger: this.ledger, metrics, buffers: pieceBuffers })
     const registryApp = createRegistryApp({ mirror: this.mirror, metainfo: metainfoService, pieces, logger: log('registry'), metrics, ledger: this.ledger, ready: () => this.ready(),
       clusterKey: init.clusterKey, replay: new ReplayGuard(clock), firstPulls: this.firstPulls,
       registryLabels, blobStreams: new StreamSlots(init.maxBlobStreams), // A body may pause while the swarm waits for a piece, up to the stall timeout: only longer pauses are the client's.
@@ -160,8 +163,8 @@ export class ShoalNode {
     const servers = [this.registryServer, ...(this.metricsServer ? [this.metricsServer] : [])]
     // The servers answer probes while containerd is awaited, and stop taking requests first.
     const firstPullServices = first?.services ?? []
-    this.startOrder = [...servers, source, this.contentHealth, this.metainfo, this.swarm, router, this.advertiser, this.joins, ...firstPullServices]
-    this.stopOrder = [...firstPullServices, this.advertiser, this.joins, ...servers, this.peers, router, this.swarm, this.metainfo, this.contentHealth, source]
+    this.startOrder = [...servers, source, this.contentHealth, this.metainfo, this.swarm, router, this.advertiser, this.joins, pieceBuffers, ...firstPullServices]
+    this.stopOrder = [...firstPullServices, pieceBuffers, this.advertiser, this.joins, ...servers, this.peers, router, this.swarm, this.metainfo, this.contentHealth, source]
   }
 
   ready(): boolean {

@@ -101,6 +101,9 @@ export async function serveMetainfo(ctx: Context, components: RegistryComponents
 export async function servePieces(ctx: Context, components: RegistryComponents, digest: Digest): Promise<void> {
   if (ctx.method === 'GET') await holdBlobStream(ctx, components.blobStreams)
   const answer = await components.pieces.open(digest, ctx.request.headers.range, ctx.request.socket.remoteAddress ?? 'unknown', { signal: requestSignal(ctx) })
+  // Only a finished response has handed every byte to the kernel; one cut short may still be
+  // writing from the buffer, which is then left to the collector instead of reused.
+  ctx.res.once('finish', answer.release)
   ctx.type = OCTET_STREAM
   if (ctx.method === 'GET') {
     ctx.body = answer.body

@@ -1,9 +1,10 @@
-import { createHash } from 'node:crypto'
 import type { DownloadFile } from './download-store.js'
 import { pieceCount, type Metainfo } from './metainfo.js'
 import type { SignalOptions } from '../util/abort.js'
 import { systemClock, type Clock } from '../util/clock.js'
 import { Wakeup } from '../util/wakeup.js'
+import type { BufferPool } from '../util/buffer-pool.js'
+import { Sha256Hasher } from './sha256-hasher.js'
 import { ShoalError } from '../util/errors.js'
 
 /** Largest single read from the download file, for hashing and for streaming. */
@@ -36,6 +37,8 @@ export interface DownloadComponents {
   /** A reader has waited URGENT_AFTER_MS for this piece: let it come from anywhere. */
   onUrgent?: (piece: number) => void
   clock?: Clock
+  /** Where stored pieces' buffers came from: each goes back once it leaves the recent pieces. */
+  buffers?: BufferPool
 }
 
 /**
@@ -52,7 +55,8 @@ export class Download {
   private readonly clock: Clock
   private readonly onCritical: (piece: number) => void
   private readonly onUrgent: (piece: number) => void
-  private readonly hash = createHash('sha256')
+  private readonly buffers: BufferPool | undefined
+  private readonly hash = new Sha256Hasher()
   private hashedPieces = 0
   /** The latest verified pieces as stored, oldest first, at most RECENT_PIECES_BYTES. */
   private readonly recent = new Map<number, Buffer>()
@@ -90,6 +94,7 @@ export class Download {
     this.changed = new Wakeup(this.clock)
     this.onCritical = components.onCritical ?? (() => {})
     this.onUrgent = components.onUrgent ?? (() => {})
+    this.buffers = components.buffers
     this.lastActive = this.clock.now()
     this.pieces = pieceCount(metainfo)
     this.verified = new Uint8Array(this.pieces)
@@ -97,19 +102,27 @@ export class Download {
     this.file.onPieceStored((piece, data) => this.keepRecent(piece, data))
   }
 
-  /** A verified piece as written (it is never changed afterwards) replaces the oldest kept ones. */
+  /**
+   * A verified piece as written (it is never changed afterwards) replaces the oldest kept ones.
+   * Nothing outside this class holds a kept piece's buffer past the current turn (readers copy
+   * from it), so one that leaves goes back to the pool.
+   */
   private keepRecent(piece: number, data: Buffer): void {
-    if (this.recent.has(piece) || data.length > RECENT_PIECES_BYTES) return
+    if (this.recent.has(piece) || data.length > RECENT_PIECES_BYTES) {
+      this.buffers?.release(data)
+      return
+    }
     this.recent.set(piece, data)
     this.recentBytes += data.length
     for (const [oldest, bytes] of this.recent) {
       if (this.recentBytes <= RECENT_PIECES_BYTES) break
       this.recent.delete(oldest)
       this.recentBytes -= bytes.length
+      this.buffers?.release(bytes)
     }
   }
 
-  /** A verified piece still kept in memory, else undefined (read it from the file). */
+  /** A verified piece still kept in memory, else undefined (read it from the file); its buffer may be reused after this turn. */
   recentPiece(piece: number): Buffer | undefined {
     return this.verified[piece] ? this.recent.get(piece) : undefined
   }
@@ -155,6 +168,7 @@ export class Download {
   fail(error: Error): void {
     if (this.failure) return
     this.failure = error
+    this.hash.drop()
     this.settleVerdict(false)
     this.changed.notify()
   }
@@ -225,7 +239,7 @@ export class Download {
         this.hashedPieces = end
       }
       if (this.hashedPieces === this.pieces) {
-        this.matches = `sha256:${this.hash.copy().digest('hex')}` === this.metainfo.digest
+        this.matches = `sha256:${await this.hash.digest()}` === this.metainfo.digest
         this.settleVerdict(this.matches)
       }
     } catch (err) {

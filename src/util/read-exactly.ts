@@ -1,8 +1,11 @@
 import type { FileHandle } from 'node:fs/promises'
 
-/** Reads exactly `length` bytes at `position` into a new buffer; a file that ends first is an error naming `what`. */
-export async function readExactly(handle: FileHandle, position: number, length: number, what: string): Promise<Buffer> {
-  const buffer = Buffer.allocUnsafe(length)
+/**
+ * Reads exactly `length` bytes at `position` into a new buffer, or into the start of `into` when it
+ * is long enough (the result is then a view of it); a file that ends first is an error naming `what`.
+ */
+export async function readExactly(handle: FileHandle, position: number, length: number, what: string, into?: Buffer): Promise<Buffer> {
+  const buffer = into && into.length >= length ? into.subarray(0, length) : Buffer.allocUnsafe(length)
   let filled = 0
   while (filled < length) {
     const { bytesRead } = await handle.read(buffer, filled, length - filled, position + filled)
