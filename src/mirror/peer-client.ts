@@ -13,7 +13,6 @@ import { UpstreamRefusedError } from '../upstream/tokens.js'
 import type { PieceFetcher } from '../swarm/http-pieces.js'
 import { peerKey, type PeerAddress } from '../routing/router.js'
 import { decodeMetainfo, MAX_METAINFO_BYTES, type Metainfo } from '../swarm/metainfo.js'
-import type { BufferPool } from '../util/buffer-pool.js'
 import { ShoalError } from '../util/errors.js'
 
 export class PeerRequestError extends ShoalError {
@@ -49,8 +48,7 @@ export interface PeerManifest {
 export class PeerClient implements PieceFetcher {
   private readonly http = new HttpClient()
 
-  /** `buffers`: where whole pieces are read into; the download that stores a piece gives its buffer back. */
-  constructor(private readonly key?: ClusterKey, private readonly buffers?: BufferPool) {}
+  constructor(private readonly key?: ClusterKey) {}
 
   start(): void {}
 
@@ -107,9 +105,7 @@ export class PeerClient implements PieceFetcher {
       response.discard()
       throw new PeerRequestError(peer, what, `unexpected Content-Range ${response.header('content-range')}`)
     }
-    const into = this.buffers?.acquire(length) ?? Buffer.allocUnsafe(length)
-    return readInto(response.body, into, options.onBytes).catch((err: unknown) => {
-      this.buffers?.release(into)
+    return readInto(response.body, Buffer.allocUnsafe(length), options.onBytes).catch((err: unknown) => {
       throw new PeerRequestError(peer, what, 'unreadable answer', { cause: err })
     })
   }

@@ -64,18 +64,14 @@ export class SwarmBlobStream extends Readable {
     this.push(null)
   }
 
-  /**
-   * A copy of the next bytes (at most `size`) from a verified piece still in memory, if it is:
-   * the piece's buffer goes back to the pool when it leaves memory, while this copy may wait in
-   * a slow client's socket. A copy that soon dies costs far less than a buffer that lives long.
-   */
+  /** The next bytes (at most `size`) from a verified piece still in memory, if it is. */
   private fromMemory(size: number): Buffer | undefined {
     const { pieceLength } = this.download.metainfo
     const piece = this.pieceAt(this.position)
     const kept = this.download.recentPiece(piece)
     if (!kept) return undefined
     const offset = this.position - piece * pieceLength
-    return Buffer.from(kept.subarray(offset, offset + Math.min(size, kept.length - offset)))
+    return kept.subarray(offset, offset + Math.min(size, kept.length - offset))
   }
 
   private pieceAt(position: number): number {

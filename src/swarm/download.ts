@@ -3,7 +3,6 @@ import { pieceCount, type Metainfo } from './metainfo.js'
 import type { SignalOptions } from '../util/abort.js'
 import { systemClock, type Clock } from '../util/clock.js'
 import { Wakeup } from '../util/wakeup.js'
-import type { BufferPool } from '../util/buffer-pool.js'
 import { Sha256Hasher } from './sha256-hasher.js'
 import { ShoalError } from '../util/errors.js'
 
@@ -37,8 +36,6 @@ export interface DownloadComponents {
   /** A reader has waited URGENT_AFTER_MS for this piece: let it come from anywhere. */
   onUrgent?: (piece: number) => void
   clock?: Clock
-  /** Where stored pieces' buffers came from: each goes back once it leaves the recent pieces. */
-  buffers?: BufferPool
 }
 
 /**
@@ -55,7 +52,6 @@ export class Download {
   private readonly clock: Clock
   private readonly onCritical: (piece: number) => void
   private readonly onUrgent: (piece: number) => void
-  private readonly buffers: BufferPool | undefined
   private readonly hash = new Sha256Hasher()
   private hashedPieces = 0
   /** The latest verified pieces as stored, oldest first, at most RECENT_PIECES_BYTES. */
@@ -94,7 +90,6 @@ export class Download {
     this.changed = new Wakeup(this.clock)
     this.onCritical = components.onCritical ?? (() => {})
     this.onUrgent = components.onUrgent ?? (() => {})
-    this.buffers = components.buffers
     this.lastActive = this.clock.now()
     this.pieces = pieceCount(metainfo)
     this.verified = new Uint8Array(this.pieces)
@@ -102,27 +97,19 @@ export class Download {
     this.file.onPieceStored((piece, data) => this.keepRecent(piece, data))
   }
 
-  /**
-   * A verified piece as written (it is never changed afterwards) replaces the oldest kept ones.
-   * Nothing outside this class holds a kept piece's buffer past the current turn (readers copy
-   * from it), so one that leaves goes back to the pool.
-   */
+  /** A verified piece as written (it is never changed afterwards) replaces the oldest kept ones. */
   private keepRecent(piece: number, data: Buffer): void {
-    if (this.recent.has(piece) || data.length > RECENT_PIECES_BYTES) {
-      this.buffers?.release(data)
-      return
-    }
+    if (this.recent.has(piece) || data.length > RECENT_PIECES_BYTES) return
     this.recent.set(piece, data)
     this.recentBytes += data.length
     for (const [oldest, bytes] of this.recent) {
       if (this.recentBytes <= RECENT_PIECES_BYTES) break
       this.recent.delete(oldest)
       this.recentBytes -= bytes.length
-      this.buffers?.release(bytes)
     }
   }
 
-  /** A verified piece still kept in memory, else undefined (read it from the file); its buffer may be reused after this turn. */
+  /** A verified piece still kept in memory, else undefined (read it from the file). */
   recentPiece(piece: number): Buffer | undefined {
     return this.verified[piece] ? this.recent.get(piece) : undefined
   }
@@ -230,12 +217,12 @@ export class Download {
       while (this.hashedPieces < this.pieces && this.isVerified(this.hashedPieces)) {
         const kept = this.recentPiece(this.hashedPieces)
         if (kept) {
-          this.hash.update(kept)
+          await this.hash.update(kept)
           this.hashedPieces++
           continue
         }
         const { position, length, end } = this.unheldRun(this.hashedPieces)
-        this.hash.update(await this.file.read(position, length))
+        await this.hash.update(await this.file.read(position, length))
         this.hashedPieces = end
       }
       if (this.hashedPieces === this.pieces) {

@@ -1,7 +1,7 @@
 /**
  * The worker thread behind `Sha256Hasher` (sha256-hasher.ts): one running SHA-256 per id, fed in
- * the order the bytes are posted. Messages: { id, bytes } adds bytes; { id, end: true } answers
- * { id, hex } and forgets the id; { id, drop: true } forgets it.
+ * the order the bytes are posted. Messages: { id, bytes } adds bytes and answers { hashed: n };
+ * { id, end: true } answers { id, hex } and forgets the id; { id, drop: true } forgets it.
  */
 import { createHash, type Hash } from 'node:crypto'
 import { parentPort } from 'node:worker_threads'
@@ -16,7 +16,10 @@ parentPort!.on('message', ({ id, bytes, end, drop }: Message) => {
   }
   let hash = hashes.get(id)
   if (!hash) hashes.set(id, (hash = createHash('sha256')))
-  if (bytes) hash.update(bytes)
+  if (bytes) {
+    hash.update(bytes)
+    parentPort!.postMessage({ hashed: bytes.length })
+  }
   if (end) {
     hashes.delete(id)
     parentPort!.postMessage({ id, hex: hash.digest('hex') })

@@ -1,4 +1,3 @@
-import type { BufferPool } from '../util/buffer-pool.js'
 import type { Logger } from 'pino'
 import type { ContentProvider } from '../content/provider.js'
 import type { DialAddress } from '../net/address.js'
@@ -51,6 +50,4 @@ export interface SwarmComponents {
   registryPort?: () => number
   /** One name and one ban list per node, shared with the mirror. */
   reputation?: NodeReputation
-  /** Where `pieces` takes the buffers of fetched pieces: a download gives each back when it drops the piece. */
-  pieceBuffers?: BufferPool
 }

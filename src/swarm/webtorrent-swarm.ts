@@ -159,7 +159,7 @@ export class WebTorrentSwarm implements Swarm {
     if (file) {
       const stripes = entry.stripes = new Stripes(torrent, this.label, peerLabel)
       entry.download = new Download(metainfo, {
-        file, clock: this.clock, ...(this.components.pieceBuffers ? { buffers: this.components.pieceBuffers } : {}),
+        file, clock: this.clock,
         onCritical: (piece) => torrent.critical(piece, Math.min(piece + CRITICAL_WINDOW, pieceCount(metainfo) - 1)),
         onUrgent: (piece) => stripes.markUrgent(piece),
       })

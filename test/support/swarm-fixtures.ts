@@ -7,7 +7,6 @@ import { sha256Digest } from '../../src/oci/digest.js'
 import { Download } from '../../src/swarm/download.js'
 import { DownloadFile, downloadPath } from '../../src/swarm/download-store.js'
 import { computeMetainfo, type Metainfo } from '../../src/swarm/metainfo.js'
-import type { BufferPool } from '../../src/util/buffer-pool.js'
 import type { Clock } from '../../src/util/clock.js'
 
 /** A random blob of `size` bytes and its metainfo (256 KiB pieces below 64 MiB). */
@@ -17,18 +16,12 @@ export async function blobWithMetainfo(size: number): Promise<{ bytes: Buffer; m
 }
 
 /** A Download over a real file in a temp dir, with helpers to store and verify pieces as the swarm would. */
-export async function downloadOf(bytes: Buffer, metainfo: Metainfo, options: { clock?: Clock; onCritical?: (piece: number) => void; onUrgent?: (piece: number) => void; buffers?: BufferPool } = {}) {
+export async function downloadOf(bytes: Buffer, metainfo: Metainfo, options: { clock?: Clock; onCritical?: (piece: number) => void; onUrgent?: (piece: number) => void } = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'shoal-download-'))
   const file = new DownloadFile(downloadPath(dir, metainfo), metainfo)
   const download = new Download(metainfo, { file, ...options })
-  const store = new (file.storeClass())()
   return {
     download,
-    /** Stores a verified piece as webtorrent does (through the chunk store, so it is kept in memory), then marks it. */
-    async store(piece: number, data: Buffer): Promise<void> {
-      await new Promise<void>((resolve, reject) => store.put(piece, data, (err) => (err ? reject(err) : resolve())))
-      download.markVerified(piece)
-    },
     async deliver(piece: number, data = pieceOf(bytes, metainfo, piece)): Promise<void> {
       await file.write(piece, data)
       download.markVerified(piece)

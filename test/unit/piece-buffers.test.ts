@@ -9,10 +9,7 @@ import { OciLayoutContentProvider } from '../../src/content/oci-layout.js'
 import { PIECES_PATH } from '../../src/protocol/peer-api.js'
 import { BufferPool, POOL_FREE_BYTES } from '../../src/util/buffer-pool.js'
 import { ManualClock } from '../support/clock.js'
-import { RECENT_PIECES_BYTES } from '../../src/swarm/download.js'
-import { SwarmBlobStream } from '../../src/swarm/blob-stream.js'
 import { buildImage, writeOciLayout } from '../support/images.js'
-import { blobWithMetainfo, downloadOf, pieceOf } from '../support/swarm-fixtures.js'
 import { startRegistryApp, type RunningRegistry } from '../support/registry-app.js'
 
 const PIECE = 4 * 1024 * 1024
@@ -88,33 +85,6 @@ describe('pooled piece buffers', () => {
       })
     } finally {
       slow.socket.destroy()
-    }
-  })
-
-  it('a reader that falls behind gets its bytes although the pieces it was handed went back to the pool and were reused', async () => {
-    const small = 256 * 1024
-    const { bytes, metainfo } = await blobWithMetainfo(2 * RECENT_PIECES_BYTES)
-    assert.equal(metainfo.pieceLength, small)
-    const buffers = new BufferPool()
-    const subject = await downloadOf(bytes, metainfo, { buffers })
-    try {
-      const stream = new SwarmBlobStream(subject.download, { start: 0, end: bytes.length - 1 }, 10_000)
-      const chunks: Buffer[] = []
-      stream.on('data', (chunk: Buffer) => chunks.push(chunk))
-      stream.pause()
-      const ended = new Promise<void>((resolve, reject) => stream.once('end', resolve).once('error', reject))
-      for (let piece = 0; piece < subject.download.pieces; piece++) {
-        // As the swarm does: each piece fetched into a pooled buffer, which reuses those the download gave back.
-        const into = buffers.acquire(small)!
-        pieceOf(bytes, metainfo, piece).copy(into)
-        await subject.store(piece, into)
-        await sleep(1)
-      }
-      stream.resume()
-      await ended
-      assert.ok(Buffer.concat(chunks).equals(bytes), 'the reader received bytes of later pieces')
-    } finally {
-      await subject.cleanup()
     }
   })
 

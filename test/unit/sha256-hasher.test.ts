@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { describe, it } from 'node:test'
-import { HasherFailedError, Sha256Hasher } from '../../src/swarm/sha256-hasher.js'
+import { HasherFailedError, MAX_QUEUED_BYTES, Sha256Hasher } from '../../src/swarm/sha256-hasher.js'
 import { blobWithMetainfo, downloadOf } from '../support/swarm-fixtures.js'
 
 describe('SHA-256 on the worker thread', () => {
@@ -11,10 +11,28 @@ describe('SHA-256 on the worker thread', () => {
     const reused = Buffer.alloc(300_000)
     for (const part of parts) {
       part.copy(reused)
-      hasher.update(reused.subarray(0, part.length))
+      await hasher.update(reused.subarray(0, part.length))
       reused.fill(0)
     }
     assert.equal(await hasher.digest(), createHash('sha256').update(Buffer.concat(parts)).digest('hex'))
+  })
+
+  it('holds its callers back while the worker has more than its queue of bytes to hash', async () => {
+    const hasher = new Sha256Hasher()
+    const piece = randomBytes(1024 * 1024)
+    const calls = MAX_QUEUED_BYTES / piece.length + 4
+    const states = Array.from({ length: calls }, () => {
+      const state = { settled: false }
+      void hasher.update(piece).then(() => { state.settled = true })
+      return state
+    })
+    await Promise.resolve()
+    // The worker cannot answer before this turn ends: everything past the queue waits.
+    assert.deepEqual(states.map((state) => state.settled), states.map((_, i) => i < MAX_QUEUED_BYTES / piece.length))
+    const expected = createHash('sha256')
+    for (let i = 0; i < calls; i++) expected.update(piece)
+    assert.equal(await hasher.digest(), expected.digest('hex'))
+    assert.ok(states.every((state) => state.settled))
   })
 
   it('a worker that stops mid-blob fails the download, instead of judging its bytes', async () => {
@@ -30,7 +48,7 @@ describe('SHA-256 on the worker thread', () => {
       assert.equal(subject.download.digestMatches, undefined)
       // A new download gets a new worker.
       const again = new Sha256Hasher()
-      again.update(bytes)
+      await again.update(bytes)
       assert.equal(`sha256:${await again.digest()}`, metainfo.digest)
     } finally {
       await subject.cleanup()
