@@ -7,8 +7,11 @@ export class HasherFailedError extends ShoalError {
   }
 }
 
-/** Bytes posted to the worker and not hashed yet, over all downloads: `update` waits above it. */
-export const MAX_QUEUED_BYTES = 16 * 1024 * 1024
+/** Bytes posted to the worker and not hashed yet, over all downloads: `update` waits above it (two pieces). */
+export const MAX_QUEUED_BYTES = 8 * 1024 * 1024
+/** Memory handed back by the worker kept for the next copies, and the smallest made (a piece). */
+const MAX_SPARE = 3
+const SPARE_MIN_BYTES = 4 * 1024 * 1024
 
 /**
  * SHA-256 of a download computed on a worker thread, so a pull uses a second core for it while
@@ -24,17 +27,25 @@ export class Sha256Hasher {
   private static readonly waiting = new Map<number, { resolve: (hex: string) => void; reject: (err: Error) => void }>()
   private static queuedBytes = 0
   private static readonly drainWaiters: (() => void)[] = []
+  /** Memory the worker handed back after hashing it, to copy the next bytes into (no garbage on either side). */
+  private static readonly spare: ArrayBuffer[] = []
+  /** Hashes started and not finished or dropped: with none, the spare memory goes. */
+  private static active = 0
 
   private readonly id = Sha256Hasher.nextId++
   /** The worker holding this hash: if it is gone, so are the bytes posted to it. */
   private readonly worker = Sha256Hasher.thread()
   private ended = false
 
+  constructor() {
+    Sha256Hasher.active++
+  }
+
   /** Resolves once the worker has room for more (at once, mostly). */
   update(bytes: Uint8Array): Promise<void> {
-    const copy = new Uint8Array(bytes)
+    const copy = Sha256Hasher.copyOf(bytes)
     // Posting detaches the copy: its length is 0 afterwards.
-    this.worker.postMessage({ id: this.id, bytes: copy }, [copy.buffer])
+    this.worker.postMessage({ id: this.id, bytes: copy }, [copy.buffer as ArrayBuffer])
     if (Sha256Hasher.worker !== this.worker) return Promise.resolve()
     Sha256Hasher.queuedBytes += bytes.length
     if (Sha256Hasher.queuedBytes <= MAX_QUEUED_BYTES) return Promise.resolve()
@@ -43,7 +54,7 @@ export class Sha256Hasher {
 
   /** The hex digest of everything posted; once. */
   digest(): Promise<string> {
-    this.ended = true
+    this.end()
     if (Sha256Hasher.worker !== this.worker) return Promise.reject(new HasherFailedError('it stopped while the blob was hashed'))
     return new Promise((resolve, reject) => {
       Sha256Hasher.waiting.set(this.id, { resolve, reject })
@@ -55,7 +66,7 @@ export class Sha256Hasher {
   /** Forgets a hash that will not be finished (a failed download). */
   drop(): void {
     if (this.ended) return
-    this.ended = true
+    this.end()
     this.worker.postMessage({ id: this.id, drop: true })
   }
 
@@ -66,6 +77,20 @@ export class Sha256Hasher {
     await worker?.terminate()
   }
 
+  private end(): void {
+    if (!this.ended && --Sha256Hasher.active === 0) Sha256Hasher.spare.length = 0
+    this.ended = true
+  }
+
+  /** `bytes` copied into spare memory large enough, else into new memory. */
+  private static copyOf(bytes: Uint8Array): Uint8Array {
+    const at = this.spare.findIndex((memory) => memory.byteLength >= bytes.length)
+    const memory = at >= 0 ? this.spare.splice(at, 1)[0]! : new ArrayBuffer(Math.max(bytes.length, SPARE_MIN_BYTES))
+    const copy = new Uint8Array(memory, 0, bytes.length)
+    copy.set(bytes)
+    return copy
+  }
+
   private static hashed(bytes: number): void {
     this.queuedBytes = Math.max(0, this.queuedBytes - bytes)
     while (this.queuedBytes <= MAX_QUEUED_BYTES && this.drainWaiters.length > 0) this.drainWaiters.shift()!()
@@ -74,7 +99,8 @@ export class Sha256Hasher {
   private static thread(): Worker {
     if (this.worker) return this.worker
     const worker = this.worker = new Worker(new URL('./sha256-worker.js', import.meta.url))
-    worker.on('message', ({ id, hex, hashed }: { id: number; hex: string; hashed?: number }) => {
+    worker.on('message', ({ id, hex, hashed, memory }: { id: number; hex: string; hashed?: number; memory?: ArrayBuffer }) => {
+      if (memory && this.active > 0 && this.spare.length < MAX_SPARE) this.spare.push(memory)
       if (hashed !== undefined) return this.hashed(hashed)
       const waiter = this.waiting.get(id)
       this.waiting.delete(id)

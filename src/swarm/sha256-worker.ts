@@ -1,6 +1,7 @@
 /**
  * The worker thread behind `Sha256Hasher` (sha256-hasher.ts): one running SHA-256 per id, fed in
- * the order the bytes are posted. Messages: { id, bytes } adds bytes and answers { hashed: n };
+ * the order the bytes are posted. Messages: { id, bytes } adds bytes and answers { hashed: n, memory }
+ * with the memory under them handed back, to be filled again;
  * { id, end: true } answers { id, hex } and forgets the id; { id, drop: true } forgets it.
  */
 import { createHash, type Hash } from 'node:crypto'
@@ -18,7 +19,7 @@ parentPort!.on('message', ({ id, bytes, end, drop }: Message) => {
   if (!hash) hashes.set(id, (hash = createHash('sha256')))
   if (bytes) {
     hash.update(bytes)
-    parentPort!.postMessage({ hashed: bytes.length })
+    parentPort!.postMessage({ hashed: bytes.length, memory: bytes.buffer }, [bytes.buffer as ArrayBuffer])
   }
   if (end) {
     hashes.delete(id)
