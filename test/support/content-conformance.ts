@@ -66,6 +66,16 @@ export function contentProviderConformance(adapter: string, registry: string, se
       assert.deepEqual([...last], [layer.bytes[layer.bytes.length - 1]])
     })
 
+    it('reads a range given a buffer to read into (larger, holding other bytes) byte for byte', async () => {
+      const layer = image.layers[0]!
+      const into = Buffer.alloc(1 << 20, 0xa5)
+      const ranged = await collect(await subject.provider.open(layer.digest, { range: { start: 1000, end: 263_143 }, into }), 1 << 30)
+      assert.ok(ranged.equals(layer.bytes.subarray(1000, 263_144)))
+      const small = Buffer.alloc(10, 0xa5)
+      const whole = await collect(await subject.provider.open(layer.digest, { range: { start: 5, end: 300_004 }, into: small }), 1 << 30)
+      assert.ok(whole.equals(layer.bytes.subarray(5, 300_005)), 'a buffer too short is not used')
+    })
+
     it('throws ContentNotFoundError for absent blobs', async () => {
       await assert.rejects(subject.provider.open(`sha256:${'2'.repeat(64)}` as Digest), ContentNotFoundError)
     })
