@@ -16,6 +16,7 @@ import { buildImage, writeOciLayout, type TestImage } from '../test/support/imag
 import { removeTestDir } from '../test/support/processes.js'
 import { eventually } from '../test/support/eventually.js'
 import { HerdBed, type BedNode } from './herd-bed.js'
+import { round } from './numbers.js'
 import { cpuSeconds } from './proc.js'
 
 export interface FirstPullInit {
@@ -56,8 +57,6 @@ interface Timing {
 }
 
 const UPSTREAM = '127.77.0.100:5000'
-const round = (value: number, digits = 2): number => Number(value.toFixed(digits))
-
 async function waitForMembers(bed: HerdBed, nodes: BedNode[]): Promise<void> {
   for (const node of nodes) {
     await eventually(`node ${node.index} to know the others`, async () =>

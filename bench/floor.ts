@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { rm } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
+import { median } from './numbers.js'
 import { cpuSeconds } from './proc.js'
 
 const PEER = fileURLToPath(new URL('./floor-peer.js', import.meta.url))
@@ -81,12 +82,6 @@ async function oneRun(init: FloorInit): Promise<FloorRun> {
     server.kill('SIGTERM')
     await rm(init.out, { force: true })
   }
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  const middle = Math.floor(sorted.length / 2)
-  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2
 }
 
 /** The median of `runs` floor downloads, and the spread of the client's CPU per GB. */

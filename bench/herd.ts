@@ -15,6 +15,7 @@ import { removeStaleNamespaces } from '../test/e2e/netns.js'
 import { buildImage, writeOciLayout, type TestImage } from '../test/support/images.js'
 import { removeTestDir } from '../test/support/processes.js'
 import { HerdBed, type BedNode } from './herd-bed.js'
+import { median, round } from './numbers.js'
 import { cpuSeconds } from './proc.js'
 import { summariseProfiles, type ProfileSummary } from './profile.js'
 import { eventually } from '../test/support/eventually.js'
@@ -50,14 +51,6 @@ export function kumarRossBound(sizeBytes: number, seedBytesPerSecond: number, no
   return Math.max(sizeBytes / seedBytesPerSecond, sizeBytes / nodeBytesPerSecond,
     (downloaders * sizeBytes) / (seedBytesPerSecond + downloaders * nodeBytesPerSecond))
 }
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  const middle = Math.floor(sorted.length / 2)
-  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2
-}
-
-const round = (value: number, digits = 2): number => Number(value.toFixed(digits))
 
 async function runOne(dir: string, image: TestImage, nodes: number, mode: HerdMode, init: HerdInit, profiles: Map<string, ProfileSummary>): Promise<HerdRow> {
   const bed = new HerdBed(join(dir, `${mode}-${nodes}`), `bh${process.pid % 10000}-`)

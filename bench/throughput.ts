@@ -21,6 +21,7 @@ import { blobPath } from '../src/content/blob-file.js'
 import { digestHex } from '../src/oci/digest.js'
 import { pieceLengthFor } from '../src/swarm/metainfo.js'
 import { measureFloor } from './floor.js'
+import { round } from './numbers.js'
 import { cpuSeconds } from './proc.js'
 
 export interface ThroughputRow {
@@ -65,8 +66,6 @@ async function measure(label: string, sources: number[], requester: LoopbackNode
     sourcesCpuSecondsPerGb: Number((used.slice(0, -1).reduce((a, b) => a + b, 0) / gb).toFixed(2)),
   }
 }
-
-const round = (value: number, digits = 2): number => Number(value.toFixed(digits))
 
 async function floorRows(dir: string, image: TestImage, runs: number): Promise<{ rows: ThroughputRow[]; client: number; server: number }> {
   const layer = image.layers[0]!

@@ -164,7 +164,7 @@ export class ShoalNode {
     // The servers answer probes while containerd is awaited, and stop taking requests first.
     const firstPullServices = first?.services ?? []
     this.startOrder = [...servers, source, this.contentHealth, this.metainfo, this.swarm, router, this.advertiser, this.joins, pieceBuffers, ...firstPullServices]
-    this.stopOrder = [...firstPullServices, pieceBuffers, this.advertiser, this.joins, ...servers, this.peers, router, this.swarm, this.metainfo, this.contentHealth, source]
+    this.stopOrder = [...firstPullServices, this.advertiser, this.joins, ...servers, pieceBuffers, this.peers, router, this.swarm, this.metainfo, this.contentHealth, source]
   }
 
   ready(): boolean {

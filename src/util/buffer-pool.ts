@@ -15,11 +15,10 @@ export interface BufferPoolInit {
 }
 
 /**
- * Reusable buffers for whole pieces. Fresh piece-sized buffers that live a while (a piece read
- * for a peer until its answer is written, a downloaded piece until it leaves the recent pieces)
- * had V8 run a full collection every few MB: on a GB, more CPU than reading and sending it.
- * A buffer goes back with `release` once nothing reads it any more; one never released (its
- * reader went away mid-write, its piece failed its check) is left to the collector. An idle
+ * Reusable buffers for whole pieces read for peers. A fresh piece-sized buffer per piece, alive
+ * until its answer is written, had V8 run a full collection every few MB: on a GB, more CPU than
+ * reading and sending it. A buffer goes back with `release` once nothing reads it any more; one
+ * never released (its answer was cut mid-write) is left to the collector. An idle
  * pool lets its free buffers go (every `idleMs`, while started).
  */
 export class BufferPool implements Service {
