@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { rm } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import { median } from './numbers.js'
-import { cpuSeconds } from './proc.js'
+import { cpuSeconds, cpuTimes } from './proc.js'
 
 const PEER = fileURLToPath(new URL('./floor-peer.js', import.meta.url))
 const STARTUP_TIMEOUT_MS = 10_000
@@ -18,6 +18,8 @@ export interface FloorRun {
   seconds: number
   mbPerSecond: number
   clientCpuSecondsPerGb: number
+  /** The part of it spent in the kernel. */
+  clientKernelCpuSecondsPerGb: number
   serverCpuSecondsPerGb: number
 }
 
@@ -67,7 +69,7 @@ async function oneRun(init: FloorInit): Promise<FloorRun> {
     const exited = new Promise<void>((resolve) => running.once('exit', () => resolve()))
     // The client waits for its stdin to close after answering, so its CPU time can still be read.
     const result = JSON.parse(await firstLine(running, 'floor client', DOWNLOAD_TIMEOUT_MS)) as { bytes: number; seconds: number; sha256: string }
-    const clientCpu = await cpuSeconds(running.pid!)
+    const clientCpu = await cpuTimes(running.pid!)
     const serverCpu = (await cpuSeconds(server.pid!)) - serverBefore
     running.stdin!.end()
     await exited
@@ -75,7 +77,7 @@ async function oneRun(init: FloorInit): Promise<FloorRun> {
     const gb = result.bytes / 1e9
     return {
       seconds: result.seconds, mbPerSecond: result.bytes / 1e6 / result.seconds,
-      clientCpuSecondsPerGb: clientCpu / gb, serverCpuSecondsPerGb: serverCpu / gb,
+      clientCpuSecondsPerGb: (clientCpu.user + clientCpu.kernel) / gb, clientKernelCpuSecondsPerGb: clientCpu.kernel / gb, serverCpuSecondsPerGb: serverCpu / gb,
     }
   } finally {
     if (client && client.exitCode === null) client.kill('SIGKILL')
@@ -94,6 +96,7 @@ export async function measureFloor(init: FloorInit): Promise<FloorRun & { runs: 
     seconds: median(runs.map((run) => run.seconds)),
     mbPerSecond: median(runs.map((run) => run.mbPerSecond)),
     clientCpuSecondsPerGb: median(cpu),
+    clientKernelCpuSecondsPerGb: median(runs.map((run) => run.clientKernelCpuSecondsPerGb)),
     serverCpuSecondsPerGb: median(runs.map((run) => run.serverCpuSecondsPerGb)),
     clientCpuRange: [Math.min(...cpu), Math.max(...cpu)],
   }

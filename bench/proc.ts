@@ -2,11 +2,17 @@ import { readFile } from 'node:fs/promises'
 
 const CLOCK_TICKS = 100
 
-/** CPU seconds (user + system) a process has used so far, from /proc. */
-export async function cpuSeconds(pid: number): Promise<number> {
+/** CPU seconds a process has used so far in user space and in the kernel, from /proc. */
+export async function cpuTimes(pid: number): Promise<{ user: number; kernel: number }> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS
+  return { user: Number(fields[11]) / CLOCK_TICKS, kernel: Number(fields[12]) / CLOCK_TICKS }
+}
+
+/** CPU seconds (user + system) a process has used so far, from /proc. */
+export async function cpuSeconds(pid: number): Promise<number> {
+  const { user, kernel } = await cpuTimes(pid)
+  return user + kernel
 }
 
 /** Peak resident set size (VmHWM) of a process in bytes. */

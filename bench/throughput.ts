@@ -4,6 +4,9 @@
  * content) and the Node floor (bench/floor.ts, median of several runs). Reports MB/s and CPU
  * seconds per GB of the receiving and the sending side, and each swarm case's ratios to the
  * floor and to docker-registry. The 1-holder keyed pull also runs with the requester on one core.
+ * The receiving side's kernel share is reported apart, with what writing the blob to a new file
+ * costs this machine's kernel (the requester writes every byte to its download file; in a VM
+ * whose host backs guest memory on first touch, that alone can cost several CPU-s per GB).
  *
  *   npm run bench -- throughput [--size-mib 1024] [--floor-runs 5]
  */
@@ -22,7 +25,8 @@ import { digestHex } from '../src/oci/digest.js'
 import { pieceLengthFor } from '../src/swarm/metainfo.js'
 import { measureFloor } from './floor.js'
 import { round } from './numbers.js'
-import { cpuSeconds } from './proc.js'
+import { cpuTimes } from './proc.js'
+import { pageCacheWriteRows } from './page-cache.js'
 
 export interface ThroughputRow {
   case: string
@@ -30,6 +34,8 @@ export interface ThroughputRow {
   seconds: number
   mbPerSecond: number
   requesterCpuSecondsPerGb: number
+  /** The part of it spent in the kernel. */
+  requesterKernelCpuSecondsPerGb?: number
   /** The sending side: the holders, or docker-registry. */
   sourcesCpuSecondsPerGb: number
   /** Requester CPU per GB over the floor client's (target ≤ 1.5). */
@@ -54,15 +60,18 @@ async function pull(baseUrl: string, image: TestImage): Promise<number> {
 /** `requester` undefined: the client downloads straight from the sources (docker-registry). */
 async function measure(label: string, sources: number[], requester: LoopbackNode | undefined, baseUrl: string, image: TestImage): Promise<ThroughputRow> {
   const pids = [...sources, requester?.shoal.process.child.pid ?? 0]
-  const before = await Promise.all(pids.map((pid) => (pid ? cpuSeconds(pid) : 0)))
+  const times = (): Promise<{ user: number; kernel: number }[]> => Promise.all(pids.map((pid) => (pid ? cpuTimes(pid) : { user: 0, kernel: 0 })))
+  const before = await times()
   const seconds = await pull(baseUrl, image)
-  const after = await Promise.all(pids.map((pid) => (pid ? cpuSeconds(pid) : 0)))
+  const after = await times()
   const gb = image.layers[0]!.bytes.length / 1e9
-  const used = after.map((value, i) => value - before[i]!)
+  const used = after.map((value, i) => value.user + value.kernel - before[i]!.user - before[i]!.kernel)
+  const requesterKernel = after[after.length - 1]!.kernel - before[before.length - 1]!.kernel
   return {
     case: label, sources: sources.length, seconds: Number(seconds.toFixed(2)),
     mbPerSecond: Number((image.layers[0]!.bytes.length / 1e6 / seconds).toFixed(1)),
     requesterCpuSecondsPerGb: Number((used[used.length - 1]! / gb).toFixed(2)),
+    ...(requester ? { requesterKernelCpuSecondsPerGb: round(requesterKernel / gb) } : {}),
     sourcesCpuSecondsPerGb: Number((used.slice(0, -1).reduce((a, b) => a + b, 0) / gb).toFixed(2)),
   }
 }
@@ -77,7 +86,8 @@ async function floorRows(dir: string, image: TestImage, runs: number): Promise<{
     rows.push({
       case: `Node floor${clientCpus ? ', client on 1 core' : ''} (median of ${floor.runs}; client ${round(floor.clientCpuRange[0])}–${round(floor.clientCpuRange[1])} CPU-s/GB)`,
       sources: 1, seconds: round(floor.seconds), mbPerSecond: round(floor.mbPerSecond, 1),
-      requesterCpuSecondsPerGb: round(floor.clientCpuSecondsPerGb), sourcesCpuSecondsPerGb: round(floor.serverCpuSecondsPerGb),
+      requesterCpuSecondsPerGb: round(floor.clientCpuSecondsPerGb), requesterKernelCpuSecondsPerGb: round(floor.clientKernelCpuSecondsPerGb),
+      sourcesCpuSecondsPerGb: round(floor.serverCpuSecondsPerGb),
     })
   }
   return { rows, client: rows[0]!.requesterCpuSecondsPerGb, server: rows[0]!.sourcesCpuSecondsPerGb }
@@ -97,7 +107,7 @@ export async function runThroughput(sizeMiB = 1024, floorRuns = 5): Promise<Thro
   const dir = await mkdtemp(join(tmpdir(), 'shoal-bench-throughput-'))
   const image = buildImage({ registry: 'registry.test', repository: 'bench/big', tag: 'v1', layerSizes: [sizeMiB * 1024 * 1024] })
   await writeOciLayout(join(dir, 'shared'), [image])
-  const rows: ThroughputRow[] = []
+  const rows: ThroughputRow[] = await pageCacheWriteRows(dir, sizeMiB)
   const floor = await floorRows(dir, image, floorRuns)
   rows.push(...floor.rows)
   const registry = await startUpstreamRegistry(join(dir, 'registry'), { host: '127.0.0.119', port: await freePort('127.0.0.119') })

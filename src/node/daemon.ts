@@ -17,7 +17,7 @@ export function daemonNode(config: RegistryConfig, logger: Logger, version: stri
     source: contentSource(config, componentLogger(logger, 'containerd')),
     router: ({ metrics, registryPort }) => new DhtRouter({ bootstrap: bootstrapOf(config), logger: componentLogger(logger, 'dht'), metrics },
       { listen: config.p2pAddr, announcePort: registryPort, clusterKey }),
-    swarm: (components) => new WebTorrentSwarm(components, { dataDir: config.dataDir, wirePort: config.p2pAddr.port, identity, uploadLimit: config.uploadLimit, peerIdleMs: config.peerIdleTimeout, maxWiresPerSwarm: config.maxWiresPerSwarm, maxWires: config.maxWires, lingerMs: config.downloadLinger, clusterKey, httpPieces: config.swarmHttpPieces }),
+    swarm: (components) => new WebTorrentSwarm(components, { dataDir: config.dataDir, wirePort: config.p2pAddr.port, identity, uploadLimit: config.uploadLimit, peerIdleMs: config.peerIdleTimeout, maxWiresPerSwarm: config.maxWiresPerSwarm, maxWires: config.maxWires, lingerMs: config.downloadLinger, clusterKey, httpPieces: config.swarmHttpPieces, verifyThreads: config.verifyThreads }),
   }, {
     version, registryAddr: config.registryAddr, metricsAddr: config.metricsAddr, dataDir: config.dataDir, advertisedHost: identity.host,
     resolveTimeoutMs: config.mirrorResolveTimeout, stallTimeoutMs: config.stallTimeout, swarmMinSize: config.swarmMinSize, resolveTags: config.resolveTags,

@@ -89,6 +89,12 @@ export function createMetrics(registry: Registry) {
       labelNames: ['result'] as const,
       registers,
     }),
+    swarmPiecesCheckedOnWorker: new Counter({
+      name: 'shoal_swarm_pieces_checked_on_worker_total',
+      help: 'Whole pieces fetched over HTTP whose SHA-1 a worker thread checked, by result; a failed one is checked again by the BitTorrent engine, which judges its sender.',
+      labelNames: ['result'] as const,
+      registers,
+    }),
     swarmWireDrops: new Counter({
       name: 'shoal_swarm_wire_drops_total',
       help: 'BitTorrent connections this node dropped, by reason: peer-silent (sent no requested block in time), peer-overrun (asked past its request cap or stopped reading), peer-idle (of no use: no interest either way, interested without requests, or kept choked), wires-full (refused: its swarm or this node had as many connections as it keeps), peer-unauthenticated (did not prove the cluster key).',
@@ -139,7 +145,10 @@ export type Metrics = ReturnType<typeof createMetrics>
 /** Label values known in advance are exported as 0 from the start, so dashboards and rate() see them. */
 function initialiseLabels(metrics: Metrics): void {
   for (const result of ['hit', 'miss']) metrics.metainfoCache.inc({ result }, 0)
-  for (const result of ['verified', 'failed']) metrics.swarmPieces.inc({ result }, 0)
+  for (const result of ['verified', 'failed']) {
+    metrics.swarmPieces.inc({ result }, 0)
+    metrics.swarmPiecesCheckedOnWorker.inc({ result }, 0)
+  }
   for (const direction of ['up', 'down']) for (const via of ['wire', 'http-pieces', 'http']) metrics.peerBytes.inc({ direction, via }, 0)
   for (const role of ['download', 'seed']) metrics.swarmsActive.set({ role }, 0)
 }

@@ -83,14 +83,22 @@ export function unreadBytes(wire: Wire): number {
   return wireInternals(wire)._readableState?.buffered ?? 0
 }
 
+/** A whole-piece answer: its bytes and, when shoal checks them itself, whether they match the piece's SHA-1. */
+export interface FetchedPiece {
+  data: Buffer
+  matches?: Promise<boolean>
+}
+
 /**
  * Makes webtorrent ask this wire for whole remaining pieces, a few at a time, as it asks a web
- * seed, and hands each request to `fetch` instead of the wire. Pieces still go through
- * webtorrent's SHA-1 check. `fetch` calls `onProgress` as bytes arrive, so the wire's request
- * timeout measures silence, not a whole piece's time. The returned function puts the wire back
- * to 16 KiB block requests.
+ * seed, and hands each request to `fetch` instead of the wire. The request ends when the bytes
+ * are in, so the wire's next one starts while they are checked. A piece that shoal checked and
+ * found matching is stored and marked verified here (see `keepVerifiedPiece`); any other goes
+ * through webtorrent's SHA-1 check. `fetch` calls `onProgress` as bytes arrive, so the wire's
+ * request timeout measures silence, not a whole piece's time. The returned function puts the
+ * wire back to 16 KiB block requests.
  */
-export function requestWholePieces(wire: Wire, fetch: (index: number, offset: number, length: number, onProgress: () => void) => Promise<Buffer>): () => void {
+export function requestWholePieces(wire: Wire, torrent: Torrent, fetch: (index: number, offset: number, length: number, onProgress: () => void) => Promise<FetchedPiece>): () => void {
   const internals = wireInternals(wire)
   const blockType = internals.type
   internals.type = 'webSeed'
@@ -100,26 +108,63 @@ export function requestWholePieces(wire: Wire, fetch: (index: number, offset: nu
     const pending: PendingRequest = { piece: index, offset, length, callback }
     internals.requests.push(pending)
     if (!internals._timeout) internals._resetTimeout(true)
-    const settle = (err: Error | null, data?: Buffer): void => {
+    const settle = (err: Error | null, fetched?: FetchedPiece): void => {
       // bittorrent-protocol calls back every request itself when the peer chokes or the wire closes.
       const at = internals.requests.indexOf(pending)
       if (at < 0) return
       internals.requests.splice(at, 1)
       internals._resetTimeout(!internals.peerChoking && !internals.destroyed)
-      if (data) {
-        internals.downloaded += data.length
-        internals.downloadSpeed(data.length)
-        wire.emit('download', data.length)
-      }
-      callback(err, data)
-      if (data) wire.emit('piece', index, offset, data)
+      if (!fetched) return callback(err)
+      const { data, matches } = fetched
+      internals.downloaded += data.length
+      internals.downloadSpeed(data.length)
+      wire.emit('download', data.length)
+      // Before webtorrent sees the piece: listeners learn who sent it before it is verified or failed.
+      wire.emit('piece', index, offset, data)
+      if (!matches) return callback(null, data)
+      matches.then((match) => match ? keepVerifiedPiece(torrent, index, data, () => callback(null, data)) : callback(null, data),
+        () => callback(null, data))
     }
-    fetch(index, offset, length, () => internals._resetTimeout(true)).then((data) => settle(null, data), (err: Error) => settle(err))
+    fetch(index, offset, length, () => internals._resetTimeout(true)).then((fetched) => settle(null, fetched), (err: Error) => settle(err))
   }
   return () => {
     internals.type = blockType
     delete (internals as Partial<WireInternals>).request
   }
+}
+
+/** webtorrent's Torrent: its private members. */
+interface TorrentInternals {
+  destroyed: boolean
+  bitfield: { get(index: number): boolean }
+  pieces: unknown[]
+  store: { put(index: number, data: Buffer, cb: (err: Error | null) => void): void }
+  wires: { have(index: number): void }[]
+  _markVerified(index: number): void
+  _checkDone(): void
+  _destroy(err: Error): void
+}
+
+/**
+ * Stores a piece whose SHA-1 shoal checked, then does what webtorrent does for a piece it
+ * verified itself (forget the piece being assembled, mark it, tell every peer, see whether the
+ * torrent is done), then calls `done`. The request's own callback comes after: webtorrent then
+ * finds the piece no longer being assembled and leaves it alone, so it never hashes it again.
+ */
+function keepVerifiedPiece(torrent: Torrent, index: number, data: Buffer, done: () => void): void {
+  const internals = torrent as unknown as TorrentInternals
+  if (internals.destroyed || internals.bitfield.get(index)) return done()
+  internals.store.put(index, data, (err) => {
+    if (internals.destroyed) return done()
+    if (err) return internals._destroy(err)
+    if (!internals.bitfield.get(index)) {
+      internals.pieces[index] = null
+      internals._markVerified(index)
+      for (const peer of internals.wires) peer.have(index)
+      internals._checkDone()
+    }
+    done()
+  })
 }
 
 /** From now on webtorrent believes the peer has a piece only if it has it and `allow` says so. */
@@ -165,6 +210,7 @@ let installed: Promise<void> | undefined
 
 /** Private methods this module calls or wraps, as they must be on the loaded classes. */
 const WIRE_METHODS = ['_onRequest', '_onPiece', '_resetTimeout', 'request'] as const
+const TORRENT_METHODS = ['_markVerified', '_checkDone', '_destroy'] as const
 
 /**
  * Checks the loaded releases against `BT_PINS` and the members used here on the loaded
@@ -175,9 +221,11 @@ export function installBtPatches(): Promise<void> {
     assertPinned(BT_PINS)
     const wire = await import(packageEntryUrl('bittorrent-protocol', ['webtorrent'])) as { default: { prototype: Record<string, unknown> } }
     const piece = await import(packageEntryUrl('torrent-piece', ['webtorrent'])) as { default: { prototype: Record<string, unknown> } }
+    const torrent = await import(new URL('lib/torrent.js', packageEntryUrl('webtorrent', [])).href) as { default: { prototype: Record<string, unknown> } }
     const missing = [...WIRE_METHODS.filter((name) => typeof wire.default.prototype[name] !== 'function'),
+      ...TORRENT_METHODS.filter((name) => typeof torrent.default.prototype[name] !== 'function'),
       ...(typeof piece.default.prototype['flush'] === 'function' ? [] : ['flush'])]
-    if (missing.length) throw new PackageVersionError(`the loaded bittorrent-protocol or torrent-piece lacks ${missing.join(', ')}, which swarm/bt-internals.ts uses`)
+    if (missing.length) throw new PackageVersionError(`the loaded webtorrent, bittorrent-protocol or torrent-piece lacks ${missing.join(', ')}, which swarm/bt-internals.ts uses`)
     piece.default.prototype['flush'] = flushWithoutCopy
   })()
   installed.catch(() => { installed = undefined })

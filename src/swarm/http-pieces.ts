@@ -1,8 +1,10 @@
-import type { Wire } from 'webtorrent'
+import type { Torrent, Wire } from 'webtorrent'
 import type { Digest } from '../oci/digest.js'
 import type { SignalOptions } from '../util/abort.js'
-import { requestWholePieces } from './bt-internals.js'
+import { requestWholePieces, type FetchedPiece } from './bt-internals.js'
 import { handshakePort } from './extended-handshake.js'
+import { pieceHash, type Metainfo } from './metainfo.js'
+import type { PieceVerifier } from './piece-verifier.js'
 
 /**
  * BEP 10 extended-handshake key: the TCP port of the node's registry API, where it serves whole
@@ -41,9 +43,13 @@ export function offeredHttpPort(wire: Wire): number | undefined {
 }
 
 export interface HttpPiecesInit {
-  digest: Digest
-  pieceLength: number
+  metainfo: Pick<Metainfo, 'digest' | 'pieceLength' | 'length' | 'pieces'>
+  torrent: Torrent
   fetcher: PieceFetcher
+  /** Checks whole pieces off the main thread; none: webtorrent checks them. */
+  verifier?: PieceVerifier | undefined
+  /** Called with each whole piece the verifier checked, and whether it matched. */
+  onChecked?: (matches: boolean) => void
   port: number
   /** Called once if an HTTP request fails; the wire then goes back to 16 KiB blocks. */
   onFallback: (why: Error) => void
@@ -51,13 +57,16 @@ export interface HttpPiecesInit {
 
 /**
  * Turns the wire's piece requests into HTTP range requests to the peer's registry API: webtorrent
- * treats a `webSeed` wire as one that takes whole remaining pieces, a few at a time, and still
- * verifies each piece's SHA-1 before storing it. Choke, interest and have messages stay on the
- * wire. Any failure puts the wire back to ordinary block requests.
+ * treats a `webSeed` wire as one that takes whole remaining pieces, a few at a time. A whole
+ * piece is checked against its SHA-1 by the verifier, off the main thread; a part of a piece, a
+ * piece that failed there, or any piece without a verifier, goes through webtorrent's own check
+ * (which convicts the sender of a bad one). Choke, interest and have messages stay on the wire.
+ * Any failure to fetch puts the wire back to ordinary block requests.
  */
 export function fetchPiecesOverHttp(wire: Wire, init: HttpPiecesInit): void {
   const inFlight = new Set<AbortController>()
   const host = wire.remoteAddress
+  const { digest, pieceLength } = init.metainfo
   let restoreBlocks: (() => void) | undefined
   const fallBack = (why: Error): void => {
     if (!overHttp.delete(wire)) return
@@ -69,11 +78,12 @@ export function fetchPiecesOverHttp(wire: Wire, init: HttpPiecesInit): void {
     for (const controller of inFlight) controller.abort(new Error('wire closed'))
   })
   overHttp.add(wire)
-  restoreBlocks = requestWholePieces(wire, async (index, offset, length, onProgress) => {
+  restoreBlocks = requestWholePieces(wire, init.torrent, async (index, offset, length, onProgress) => {
     const controller = new AbortController()
     inFlight.add(controller)
+    let data: Buffer
     try {
-      return await init.fetcher.fetchPiece({ host, port: init.port }, { digest: init.digest, start: index * init.pieceLength + offset, length },
+      data = await init.fetcher.fetchPiece({ host, port: init.port }, { digest, start: index * pieceLength + offset, length },
         { signal: controller.signal, onBytes: onProgress })
     } catch (err) {
       if (!controller.signal.aborted) fallBack(err as Error)
@@ -81,5 +91,16 @@ export function fetchPiecesOverHttp(wire: Wire, init: HttpPiecesInit): void {
     } finally {
       inFlight.delete(controller)
     }
+    return check(init, index, offset, data)
   })
+}
+
+/** A whole piece goes to the verifier; anything else is left to webtorrent. */
+function check(init: HttpPiecesInit, index: number, offset: number, data: Buffer): FetchedPiece {
+  const { metainfo, verifier, onChecked } = init
+  const whole = offset === 0 && data.length === Math.min(metainfo.pieceLength, metainfo.length - index * metainfo.pieceLength)
+  if (!verifier || !whole) return { data }
+  const matches = verifier.check(data, pieceHash(metainfo, index))
+  matches.then((match) => onChecked?.(match), () => {})
+  return { data, matches }
 }

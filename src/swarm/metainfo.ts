@@ -34,7 +34,7 @@ export function pieceCount(metainfo: Pick<Metainfo, 'length' | 'pieceLength'>): 
   return Math.ceil(metainfo.length / metainfo.pieceLength)
 }
 
-export function pieceHash(metainfo: Metainfo, index: number): Buffer {
+export function pieceHash(metainfo: Pick<Metainfo, 'pieces'>, index: number): Buffer {
   return metainfo.pieces.subarray(index * SHA1_LENGTH, (index + 1) * SHA1_LENGTH)
 }
 

@@ -8,6 +8,7 @@ import { gateIncoming } from './bt-internals.js'
 import { afterExtendedHandshake } from './extended-handshake.js'
 import { fetchesOverHttp, fetchPiecesOverHttp, offerHttpPieces, offeredHttpPort, type PieceFetcher } from './http-pieces.js'
 import type { Metainfo } from './metainfo.js'
+import type { PieceVerifier } from './piece-verifier.js'
 import type { Stripes } from './stripes.js'
 import { authenticateWire } from './wire-auth.js'
 import type { WireGuard } from './wire-guard.js'
@@ -22,6 +23,8 @@ export interface PeerWiresComponents {
   emit: (event: LedgerEvent) => void
   /** Fetches whole pieces from peers that offer them over HTTP; none: 16 KiB blocks only. */
   pieces?: PieceFetcher | undefined
+  /** Checks whole pieces fetched over HTTP off the main thread; none: webtorrent checks them. */
+  verifier?: PieceVerifier | undefined
   /** The port this node serves whole pieces on (its registry API); none: not offered. */
   httpPort?: (() => number) | undefined
   /** The port of this node's registry API, told to peers so they know one node by one name. */
@@ -167,10 +170,12 @@ export class PeerWires {
     afterExtendedHandshake(wire, () => {
       const port = offeredHttpPort(wire)
       if (port === undefined) return
-      const { digest, pieceLength } = owner.metainfo
+      const { metainfo, torrent } = owner
+      const { verifier, metrics } = this.components
       fetchPiecesOverHttp(wire, {
-        digest, pieceLength, fetcher, port,
-        onFallback: (err) => this.components.logger.warn({ peer, digest, err }, 'whole-piece request over HTTP failed; asking this peer for blocks over the wire instead'),
+        metainfo, torrent, fetcher, port, verifier,
+        onChecked: (matches) => metrics.swarmPiecesCheckedOnWorker.inc({ result: matches ? 'verified' : 'failed' }),
+        onFallback: (err) => this.components.logger.warn({ peer, digest: metainfo.digest, err }, 'whole-piece request over HTTP failed; asking this peer for blocks over the wire instead'),
       })
     })
   }

@@ -34,6 +34,8 @@ export interface WebTorrentSwarmInit {
   clusterKey?: ClusterKey | undefined
   /** Offer and use whole-piece transfers over HTTP with peers that offer them too (default true). */
   httpPieces?: boolean
+  /** Threads checking whole pieces' SHA-1 off the main thread (default DEFAULT_VERIFY_THREADS, piece-verifier.ts); 0: the engine checks them on the main thread. */
+  verifyThreads?: number
 }
 
 export interface SwarmComponents {

@@ -12,6 +12,7 @@ import { pieceCount, type Metainfo } from './metainfo.js'
 import { encodePeerId } from './peer-id.js'
 import { piecesInFlight } from './http-pieces.js'
 import { PeerWires } from './peer-wires.js'
+import { DEFAULT_VERIFY_THREADS, PieceVerifier } from './piece-verifier.js'
 import { installBtPatches } from './bt-internals.js'
 import { peerLabel, readVerifiedPiece } from './wire-label.js'
 import { PieceCache, seedStoreClass } from './seed-store.js'
@@ -52,6 +53,7 @@ export class WebTorrentSwarm implements Swarm {
   private readonly guard: WireGuard
   private readonly wires: PeerWires
   private readonly peerId: Buffer
+  private readonly verifier: PieceVerifier | undefined
 
   constructor(private readonly components: SwarmComponents, private readonly init: WebTorrentSwarmInit) {
     this.pieceCache = new PieceCache(init.pieceCacheBytes ?? DEFAULT_PIECE_CACHE_BYTES)
@@ -61,14 +63,17 @@ export class WebTorrentSwarm implements Swarm {
       init.peerIdleMs === undefined ? {} : { idleMs: init.peerIdleMs })
     this.peerId = encodePeerId(init.identity.host, init.wirePort)
     const httpPieces = init.httpPieces !== false
+    const verifyThreads = init.verifyThreads ?? DEFAULT_VERIFY_THREADS
+    this.verifier = verifyThreads === 0 ? undefined : new PieceVerifier({}, { threads: verifyThreads })
     this.wires = new PeerWires({ bans: components.bans, guard: this.guard, metrics: components.metrics, logger: components.logger, emit: (event) => this.emit(event),
-      pieces: httpPieces ? components.pieces : undefined, httpPort: httpPieces ? components.registryPort : undefined, registryPort: components.registryPort, reputation: components.reputation },
+      pieces: httpPieces ? components.pieces : undefined, verifier: this.verifier, httpPort: httpPieces ? components.registryPort : undefined, registryPort: components.registryPort, reputation: components.reputation },
       { label: this.label, peerId: this.peerId.toString('hex'), clusterKey: init.clusterKey, maxWiresPerSwarm: init.maxWiresPerSwarm, maxWires: init.maxWires })
   }
 
   async start(): Promise<void> {
     if (this.client) return
     await installBtPatches()
+    this.verifier?.start()
     clearDownloads(this.init.dataDir)
     const client = new WebTorrent({
       peerId: this.peerId,
@@ -97,6 +102,7 @@ export class WebTorrentSwarm implements Swarm {
     const client = this.client
     this.client = undefined
     if (client) await new Promise<void>((resolve) => client.destroy(() => resolve()))
+    await this.verifier?.stop()
   }
 
   wirePort(): number {

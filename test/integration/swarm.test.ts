@@ -8,7 +8,7 @@ import { startLoopbackCluster, stats, stopCluster, type LoopbackNode, type Trans
 import { buildImage, type TestImage } from '../support/images.js'
 import { freePort, freeUdpPort } from '../support/ports.js'
 import { removeTestDir } from '../support/processes.js'
-import { testClusterKey } from '../support/shoal.js'
+import { metricValue, testClusterKey } from '../support/shoal.js'
 import { RoguePeer } from '../support/rogue-peer.js'
 import { eventually } from '../support/eventually.js'
 import { pullBlob, type Pulled } from '../support/faults.js'
@@ -39,7 +39,7 @@ describe('swarm of shoal processes on loopback', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'shoal-swarm-'))
     const held = [first, second]
-    nodes = await startLoopbackCluster({ dir, contents: [held, held, held, []], args: (index) => index < 3 ? ['--upload-limit', '40MiB'] : [] })
+    nodes = await startLoopbackCluster({ dir, contents: [held, held, held, []], args: (index) => index < 3 ? ['--upload-limit', '40MiB'] : ['--verify-threads', '1'] })
   })
   after(async () => {
     await stopCluster(nodes ?? [])
@@ -58,6 +58,10 @@ describe('swarm of shoal processes on loopback', () => {
     assert.ok(contributing.length >= 2, `bytes from ${JSON.stringify(transfer.peers)}`)
     const received = transfer.peers.reduce((sum, peer) => sum + peer.received, 0)
     assert.ok(received >= first.layers[0]!.bytes.length, 'per-peer bytes add up to at least the blob')
+    const metrics = await (await fetch(`${nodes[3]!.shoal.metricsUrl}/metrics`)).text()
+    const verified = metricValue(metrics, 'shoal_swarm_pieces_total', { result: 'verified' })
+    const onWorker = metricValue(metrics, 'shoal_swarm_pieces_checked_on_worker_total', { result: 'verified' })
+    assert.ok(verified > 0 && onWorker >= 0.9 * verified, `whole pieces over HTTP are checked off the main thread: ${onWorker} of ${verified}`)
   })
 
   it('answers 404 at once for a digest no node holds: the lookup ends, no timeout is waited for', async () => {
@@ -83,23 +87,25 @@ describe('swarm of shoal processes on loopback', () => {
   })
 })
 
-for (const transport of ['blocks', 'http-pieces'] as const) {
+for (const transport of ['blocks', 'http-pieces', 'http-pieces checked on a thread'] as const) {
   describe(`a holder that serves corrupted pieces (${transport})`, () => {
+    const overHttp = transport !== 'blocks'
+    const onThread = transport === 'http-pieces checked on a thread'
     let dir: string
     let nodes: LoopbackNode[]
     let rogue: RoguePeer
-    const image = bigImage(`swarm/corrupt-${transport}`, 64 * MiB)
-    const base = transport === 'blocks' ? 50 : 60
+    const image = bigImage(`swarm/corrupt-${transport.replaceAll(' ', '-')}`, 64 * MiB)
+    const base = { 'blocks': 50, 'http-pieces': 60, 'http-pieces checked on a thread': 230 }[transport]
     const rogueHost = `127.0.0.${base + 9}`
 
     before(async () => {
       dir = await mkdtemp(join(tmpdir(), 'shoal-rogue-'))
-      nodes = await startLoopbackCluster({ dir, base, contents: [[image], []], args: (index) => index === 0 ? ['--upload-limit', '8MiB'] : [] })
+      nodes = await startLoopbackCluster({ dir, base, contents: [[image], []], args: (index) => index === 0 ? ['--upload-limit', '8MiB'] : ['--verify-threads', onThread ? '1' : '0'] })
       const layer = image.layers[0]!
       const metainfo = await computeMetainfo(layer.digest, layer.bytes.length, (async function* () { yield layer.bytes })())
       // A node of the cluster (it has the key) whose disk returns bad bytes.
       const host = rogueHost
-      rogue = new RoguePeer(host, await freePort(host), metainfo, layer.bytes, testClusterKey(), { httpPieces: transport === 'http-pieces' })
+      rogue = new RoguePeer(host, await freePort(host), metainfo, layer.bytes, testClusterKey(), { httpPieces: overHttp })
       await rogue.start({ host: nodes[0]!.host, port: Number(nodes[0]!.p2p.split(':')[1]) }, await freeUdpPort([host]))
     })
     after(async () => {
@@ -120,7 +126,10 @@ for (const transport of ['blocks', 'http-pieces'] as const) {
       assert.ok(view.totals['piecesFailed']! > 0, 'corrupted pieces were caught')
       assert.ok(view.bans.some((ban) => ban.peer === rogue.node || ban.peer === rogue.label), `banned: ${JSON.stringify(view.bans)}`)
       assert.ok(!view.bans.some((ban) => ban.peer === nodes[0]!.id), 'the honest holder is not blamed')
-      if (transport === 'http-pieces') assert.ok(rogue.pieceRequests > 0, 'the bad pieces came over HTTP')
+      if (overHttp) assert.ok(rogue.pieceRequests > 0, 'the bad pieces came over HTTP')
+      const metrics = await (await fetch(`${nodes[1]!.shoal.metricsUrl}/metrics`)).text()
+      const failedOnThread = metricValue(metrics, 'shoal_swarm_pieces_checked_on_worker_total', { result: 'failed' })
+      assert.equal(failedOnThread > 0, onThread, `bad pieces caught on a thread: ${failedOnThread}`)
     })
   })
 }

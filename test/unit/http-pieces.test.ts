@@ -1,11 +1,15 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import Protocol from 'bittorrent-protocol'
-import type { Wire } from 'webtorrent'
+import type { Torrent, Wire } from 'webtorrent'
 import { fetchesOverHttp, fetchPiecesOverHttp, HTTP_PIECES_KEY, offeredHttpPort, offerHttpPieces, type PieceFetcher } from '../../src/swarm/http-pieces.js'
 import { parseDigest } from '../../src/oci/digest.js'
+import { PieceVerifier } from '../../src/swarm/piece-verifier.js'
+import { createHash } from 'node:crypto'
 
 const DIGEST = parseDigest(`sha256:${'a'.repeat(64)}`)
+const PIECE = 1 << 20
+const METAINFO = { digest: DIGEST, pieceLength: PIECE, length: 8 * PIECE, pieces: Buffer.alloc(8 * 20) }
 type Callback = (err: Error | null, data?: Uint8Array) => void
 
 /** A real bittorrent-protocol wire, unchoked, with a remote address as webtorrent sets it. */
@@ -13,6 +17,29 @@ function unchokedWire(): Wire & { requests: unknown[]; peerChoking: boolean; typ
   const wire = new Protocol() as unknown as ReturnType<typeof unchokedWire>
   Object.assign(wire, { peerChoking: false, remoteAddress: '127.0.0.9', type: 'tcpOutgoing' })
   return wire
+}
+
+/** The private side of a webtorrent torrent that keeping a checked piece uses, recording what happens to it. */
+function fakeTorrent(log: string[] = []) {
+  const pieces: unknown[] = Array.from({ length: 8 }, () => ({ assembling: true }))
+  const verified = new Set<number>()
+  const torrent = {
+    destroyed: false, pieces,
+    bitfield: { get: (index: number) => verified.has(index) },
+    store: { put: (index: number, data: Buffer, cb: (err: Error | null) => void) => { log.push(`put ${index} ${data.length}`); setImmediate(() => cb(null)) } },
+    wires: [{ have: (index: number) => log.push(`have ${index}`) }],
+    _markVerified: (index: number) => { verified.add(index); log.push(`verified ${index}`) },
+    _checkDone: () => log.push('check done'),
+    _destroy: (err: Error) => log.push(`destroyed: ${err.message}`),
+  }
+  return { torrent: torrent as unknown as Torrent, pieces, log }
+}
+
+/** Metainfo whose piece `index` is `data`. */
+function metainfoWith(index: number, data: Buffer) {
+  const pieces = Buffer.alloc(8 * 20)
+  createHash('sha1').update(data).digest().copy(pieces, index * 20)
+  return { ...METAINFO, pieces }
 }
 
 /** A fetcher whose answers the test settles by hand. */
@@ -38,7 +65,7 @@ describe('whole pieces over HTTP', () => {
   it('turns a request into one range of the blob and answers it once, as a piece', async () => {
     const wire = unchokedWire()
     const { fetcher, calls } = manualFetcher()
-    fetchPiecesOverHttp(wire, { digest: DIGEST, pieceLength: 1 << 20, fetcher, port: 5000, onFallback: () => assert.fail('no fallback') })
+    fetchPiecesOverHttp(wire, { metainfo: METAINFO, torrent: fakeTorrent().torrent, fetcher, port: 5000, onFallback: () => assert.fail('no fallback') })
     assert.equal(wire.type, 'webSeed')
     const answers: (Uint8Array | undefined)[] = []
     const pieces: number[] = []
@@ -57,7 +84,7 @@ describe('whole pieces over HTTP', () => {
   it('does not answer a request twice when the peer chokes before the HTTP answer, and aborts requests when the wire closes', async () => {
     const wire = unchokedWire()
     const { fetcher, calls } = manualFetcher()
-    fetchPiecesOverHttp(wire, { digest: DIGEST, pieceLength: 1 << 20, fetcher, port: 5000, onFallback: () => {} })
+    fetchPiecesOverHttp(wire, { metainfo: METAINFO, torrent: fakeTorrent().torrent, fetcher, port: 5000, onFallback: () => {} })
     const errors: string[] = []
     wire.request(0, 0, 1 << 20, (err) => errors.push(err?.message ?? 'data'))
     ;(wire as unknown as { _onChoke(): void })._onChoke()
@@ -75,7 +102,7 @@ describe('whole pieces over HTTP', () => {
     const wire = unchokedWire()
     const { fetcher, calls } = manualFetcher()
     const fallbacks: string[] = []
-    fetchPiecesOverHttp(wire, { digest: DIGEST, pieceLength: 1 << 20, fetcher, port: 5000, onFallback: (err) => fallbacks.push(err.message) })
+    fetchPiecesOverHttp(wire, { metainfo: METAINFO, torrent: fakeTorrent().torrent, fetcher, port: 5000, onFallback: (err) => fallbacks.push(err.message) })
     const errors: string[] = []
     wire.request(0, 0, 1 << 20, (err) => errors.push(err?.message ?? 'data'))
     calls[0]!.reject(new Error('status 404'))
@@ -85,6 +112,74 @@ describe('whole pieces over HTTP', () => {
     assert.equal(wire.type, 'tcpOutgoing')
     assert.equal(fetchesOverHttp(wire), false)
     assert.equal(wire.request, Protocol.prototype.request)
+    wire.destroy()
+  })
+
+  it('keeps a whole piece the verifier vouches for itself: the sender is known first, then the piece is stored and verified, then webtorrent is answered', async () => {
+    const verifier = new PieceVerifier({}, { threads: 1 })
+    const wire = unchokedWire()
+    const { fetcher, calls } = manualFetcher()
+    const data = Buffer.alloc(PIECE, 5)
+    const { torrent, pieces, log } = fakeTorrent()
+    const checks: boolean[] = []
+    fetchPiecesOverHttp(wire, { metainfo: metainfoWith(3, data), torrent, fetcher, verifier, port: 5000, onChecked: (matches) => checks.push(matches), onFallback: () => assert.fail('no fallback') })
+    wire.on('piece', (index: number, _offset: number, block: Uint8Array) => log.push(`piece ${index} ${block.length}`))
+    const answered = new Promise<Uint8Array | undefined>((resolve) => wire.request(3, 0, PIECE, (err, answer) => {
+      log.push('answered')
+      resolve(err ? undefined : answer)
+    }))
+    calls[0]!.resolve(data)
+    const answer = await answered
+    assert.deepEqual(log, [`piece 3 ${PIECE}`, `put 3 ${PIECE}`, 'verified 3', 'have 3', 'check done', 'answered'])
+    assert.equal(pieces[3], null, 'webtorrent finds the piece no longer being assembled, so it does not hash it again')
+    assert.ok(answer && Buffer.from(answer).equals(Buffer.alloc(PIECE, 5)))
+    assert.deepEqual(checks, [true])
+    wire.destroy()
+    await verifier.stop()
+  })
+
+  it('hands webtorrent a piece the verifier refuses, or a part of a piece, unverified: webtorrent checks it and judges the sender', async () => {
+    const verifier = new PieceVerifier({}, { threads: 1 })
+    const wire = unchokedWire()
+    const { fetcher, calls } = manualFetcher()
+    const { torrent, pieces, log } = fakeTorrent()
+    const checks: boolean[] = []
+    fetchPiecesOverHttp(wire, { metainfo: metainfoWith(2, Buffer.alloc(PIECE, 1)), torrent, fetcher, verifier, port: 5000, onChecked: (matches) => checks.push(matches), onFallback: () => assert.fail('no fallback') })
+    const answers: number[] = []
+    const answered = (count: number) => new Promise<void>((resolve) => {
+      const done = (): void => { if (answers.length === count) resolve() }
+      wire.request(2, count === 1 ? 0 : 16384, count === 1 ? PIECE : PIECE - 16384, (err, data) => {
+        answers.push(err ? -1 : data!.length)
+        done()
+      })
+    })
+    const first = answered(1)
+    calls[0]!.resolve(Buffer.alloc(PIECE, 2))
+    await first
+    const second = answered(2)
+    calls[1]!.resolve(Buffer.alloc(PIECE - 16384, 1))
+    await second
+    assert.deepEqual(answers, [PIECE, PIECE - 16384])
+    assert.deepEqual(checks, [false], 'the part was not checked off the main thread')
+    assert.deepEqual(log, [])
+    assert.notEqual(pieces[2], null)
+    wire.destroy()
+    await verifier.stop()
+  })
+
+  it('hands webtorrent the piece unverified when the verification thread fails, instead of losing it', async () => {
+    const verifier = new PieceVerifier({}, { threads: 1 })
+    await verifier.stop()
+    const wire = unchokedWire()
+    const { fetcher, calls } = manualFetcher()
+    const data = Buffer.alloc(PIECE, 5)
+    const { torrent, log } = fakeTorrent()
+    fetchPiecesOverHttp(wire, { metainfo: metainfoWith(3, data), torrent, fetcher, verifier, port: 5000, onFallback: () => assert.fail('no fallback') })
+    const answered = new Promise<Uint8Array | undefined>((resolve) => wire.request(3, 0, PIECE, (err, answer) => resolve(err ? undefined : answer)))
+    calls[0]!.resolve(data)
+    const answer = await answered
+    assert.ok(answer && Buffer.from(answer).equals(data))
+    assert.deepEqual(log, [], 'webtorrent checks and keeps it')
     wire.destroy()
   })
 })
