@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream'
 import { collect } from '../content/read.js'
 import { HttpClient, type HttpAnswer } from '../net/http-client.js'
+import { RangeClient, type RangeAnswer } from '../net/range-client.js'
 import { isDigest, sha256Digest, type Digest } from '../oci/digest.js'
 import { MAX_MANIFEST_SIZE, parseManifest } from '../oci/mediatype.js'
 import { contentRange, type ByteRange } from '../oci/range.js'
@@ -47,6 +48,7 @@ export interface PeerManifest {
  */
 export class PeerClient implements PieceFetcher {
   private readonly http = new HttpClient()
+  private readonly ranges = new RangeClient()
 
   constructor(private readonly key?: ClusterKey) {}
 
@@ -55,6 +57,7 @@ export class PeerClient implements PieceFetcher {
   /** Closes the connections kept to peers. */
   stop(): void {
     this.http.close()
+    this.ranges.close()
   }
 
   async statBlob(peer: PeerAddress, blob: { name: string; digest: Digest }, options: SignalOptions = {}): Promise<number | undefined> {
@@ -96,18 +99,23 @@ export class PeerClient implements PieceFetcher {
   async fetchPiece(peer: PeerAddress, piece: { digest: Digest; start: number; length: number }, options: SignalOptions & { onBytes?: () => void } = {}): Promise<Buffer> {
     const { digest, start, length } = piece
     const what = `piece range ${start}+${length} of ${digest}`
-    const response = await this.request(peer, `${PIECES_PATH}${digest}`, { signal: options.signal, headers: { range: `bytes=${start}-${start + length - 1}` } })
-    if (response.status !== 206) {
-      response.discard()
-      throw new PeerRequestError(peer, what, `status ${response.status}`)
-    }
-    if (!response.header('content-range')?.startsWith(`bytes ${start}-${start + length - 1}/`) || Number(response.header('content-length')) !== length) {
-      response.discard()
-      throw new PeerRequestError(peer, what, `unexpected Content-Range ${response.header('content-range')}`)
-    }
-    return readInto(response.body, Buffer.allocUnsafe(length), options.onBytes).catch((err: unknown) => {
+    const path = `${PIECES_PATH}${digest}`
+    const signed = this.key && signRequest(this.key, 'GET', path)
+    const into = Buffer.allocUnsafe(length)
+    const headers = { [PEER_REQUEST_HEADER]: '1', ...(signed ? { [AUTH_HEADER]: signed.header } : {}), range: `bytes=${start}-${start + length - 1}` }
+    let answer: RangeAnswer
+    try {
+      answer = await this.ranges.get({ host: peer.host, port: peer.port, path, headers, into, signal: options.signal, onBytes: options.onBytes })
+    } catch (err) {
+      if (options.signal?.aborted) throw err
       throw new PeerRequestError(peer, what, 'unreadable answer', { cause: err })
-    })
+    }
+    if (answer.status !== 206) throw new PeerRequestError(peer, what, `status ${answer.status}`)
+    if (this.key && signed && !verifyAnswer(this.key, signed.nonce, answer.status, answer.header)) throw new PeerUnauthenticatedError(peer, `GET ${path}`)
+    if (!answer.header('content-range')?.startsWith(`bytes ${start}-${start + length - 1}/`) || !answer.filled) {
+      throw new PeerRequestError(peer, what, `unexpected Content-Range ${answer.header('content-range')} or length ${answer.header('content-length')}`)
+    }
+    return into
   }
 
   /** A manifest by tag or digest, checked against the digest the peer names. */
@@ -194,22 +202,3 @@ async function limitedBody(response: HttpAnswer, limit: number, peer: PeerAddres
   }
 }
 
-/** Reads a body of exactly `into.length` bytes into `into`, chunk by chunk as they arrive. */
-function readInto(body: Readable, into: Buffer, onBytes = (): void => {}): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    let filled = 0
-    const fail = (err: Error): void => {
-      body.destroy()
-      reject(err)
-    }
-    body.on('data', (chunk: Buffer) => {
-      if (filled + chunk.length > into.length) return fail(new Error('more bytes than asked for'))
-      chunk.copy(into, filled)
-      filled += chunk.length
-      onBytes()
-    })
-    body.once('error', fail)
-    body.once('close', () => filled < into.length && fail(new Error('connection closed early')))
-    body.once('end', () => filled === into.length ? resolve(into) : fail(new Error(`answer ended after ${filled} of ${into.length} bytes`)))
-  })
-}
