@@ -15,6 +15,7 @@ import type { PieceFetcher } from '../swarm/http-pieces.js'
 import { peerKey, type PeerAddress } from '../routing/router.js'
 import { decodeMetainfo, MAX_METAINFO_BYTES, type Metainfo } from '../swarm/metainfo.js'
 import { ShoalError } from '../util/errors.js'
+import type { BufferPool } from '../util/buffer-pool.js'
 
 export class PeerRequestError extends ShoalError {
   constructor(peer: PeerAddress, what: string, why: string, options?: ErrorOptions) {
@@ -50,7 +51,8 @@ export class PeerClient implements PieceFetcher {
   private readonly http = new HttpClient()
   private readonly ranges = new RangeClient()
 
-  constructor(private readonly key?: ClusterKey) {}
+  /** `pieces`: whole pieces are fetched into its buffers (the swarm gives them back once sent on). */
+  constructor(private readonly key?: ClusterKey, private readonly pieces?: BufferPool) {}
 
   start(): void {}
 
@@ -101,7 +103,7 @@ export class PeerClient implements PieceFetcher {
     const what = `piece range ${start}+${length} of ${digest}`
     const path = `${PIECES_PATH}${digest}`
     const signed = this.key && signRequest(this.key, 'GET', path)
-    const into = Buffer.allocUnsafe(length)
+    const into = this.pieces?.acquire(length) ?? Buffer.allocUnsafe(length)
     const headers = { [PEER_REQUEST_HEADER]: '1', ...(signed ? { [AUTH_HEADER]: signed.header } : {}), range: `bytes=${start}-${start + length - 1}` }
     let answer: RangeAnswer
     try {

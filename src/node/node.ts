@@ -120,9 +120,9 @@ export class ShoalNode {
     const reputation = this.reputation = new NodeReputation(clock)
     this.ledger = new TransferLedger(clock, { nodeOf: (address) => reputation.nodeOf(address) })
     this.bans = new BanPolicy(reputation)
-    // Whole pieces read for peers (see BufferPool for why).
+    // Whole pieces read for peers and fetched from them (see BufferPool for why).
     const pieceBuffers = new BufferPool({ clock })
-    const peers = this.peers = new PeerClient(init.clusterKey)
+    const peers = this.peers = new PeerClient(init.clusterKey, pieceBuffers)
     const registryPort = (): number => this.registryServer.address()?.port ?? init.registryAddr.port
     const router = this.router = adapters.router({ metrics, registryPort })
     const health = this.holderHealth = new HolderHealth({ clock, router, ledger: this.ledger, logger: log('mirror'), reputation })
@@ -134,7 +134,7 @@ export class ShoalNode {
     this.members = first?.members
     const content = first?.content ?? adapters.source.content
     this.metainfo = new MetainfoCache({ content, logger: log('metainfo'), metrics, ledger: this.ledger }, { dataDir: init.dataDir })
-    this.swarm = adapters.swarm({ content, metainfo: this.metainfo, ledger: this.ledger, bans: this.bans, logger: log('swarm'), metrics, clock, pieces: peers, registryPort, reputation })
+    this.swarm = adapters.swarm({ content, metainfo: this.metainfo, ledger: this.ledger, bans: this.bans, logger: log('swarm'), metrics, clock, pieces: peers, pieceBuffers, registryPort, reputation })
     this.advertiser = new Advertiser({ content: adapters.source.content, watcher, router, logger: log('advertiser'), metrics, prefetch: (blobs) => this.metainfo.prefetch(blobs) },
       { resolveTags: init.resolveTags, prefetchMinSize: init.swarmMinSize, registryFilters: init.registryFilters })
     this.contentHealth = new ContentHealth({ source: adapters.source, ledger: this.ledger, logger: log('content'), clock })

@@ -1,3 +1,4 @@
+import { ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
 import type { ByteRange } from '../oci/range.js'
 import { READ_BATCH_BYTES, type Download } from './download.js'
@@ -22,6 +23,10 @@ export class SwarmBlobStream extends Readable {
   private pumping = false
   private readonly controller = new AbortController()
   private readonly leave: () => void
+  /** The HTTP response this stream is piped into, if it is: the only case where kept pieces are borrowed. */
+  private response: ServerResponse | undefined
+  /** Kept pieces whose views were pushed and may not have reached the kernel yet. */
+  private readonly loans: Buffer[] = []
 
   constructor(private readonly download: Download, private readonly range: ByteRange, private readonly stallMs: number, private readonly holdEndUntilVerified = false) {
     super({ highWaterMark: READ_BATCH_BYTES })
@@ -43,19 +48,44 @@ export class SwarmBlobStream extends Readable {
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.controller.abort()
     this.leave()
+    // Once the stream has ended, the response's 'finish' gives the loans back; a stream cut
+    // short may have writes pending on these views, so they are left to the collector.
+    if (error || !this.readableEnded) this.loans.length = 0
     callback(error)
+  }
+
+  override pipe<T extends NodeJS.WritableStream>(destination: T, options?: { end?: boolean }): T {
+    if (destination instanceof ServerResponse && !this.response) {
+      const response = this.response = destination
+      response.on('drain', () => this.settleLoans())
+      response.once('finish', () => this.settleLoans())
+    }
+    return super.pipe(destination, options)
+  }
+
+  /**
+   * Gives back the kept pieces lent so far once every byte pushed has reached the kernel: none
+   * waits in this stream or in the response, whose length counts its socket's writes not yet done
+   * (a write the kernel took at once is done when it returns).
+   */
+  private settleLoans(): void {
+    const response = this.response
+    if (!response || this.loans.length === 0) return
+    if (!response.writableFinished && (this.readableLength > 0 || response.writableLength > 0)) return
+    for (const loan of this.loans.splice(0)) this.download.giveBack(loan)
   }
 
   private async pump(): Promise<void> {
     const { length, digest } = this.download.metainfo
     while (this.position <= this.range.end) {
+      this.settleLoans()
       await this.download.waitForPiece(this.pieceAt(this.position), this.stallMs, { signal: this.controller.signal })
       const size = this.download.readableBytes(this.position, Math.min(READ_BATCH_BYTES, this.range.end + 1 - this.position))
       if (this.position + size === length || (this.holdEndUntilVerified && this.position + size === this.range.end + 1)) {
         await this.download.waitForAll(this.stallMs, { signal: this.controller.signal })
         if (!(await this.download.verdict)) throw new DigestMismatchError(digest)
       }
-      const chunk = this.fromMemory(size) ?? await this.download.read(this.position, size)
+      const chunk = this.fromMemory(size) ?? await this.fromFile(size)
       if (this.destroyed) return
       this.position += chunk.length
       this.download.touch()
@@ -64,12 +94,21 @@ export class SwarmBlobStream extends Readable {
     this.push(null)
   }
 
+  /** The next `size` bytes from the file: into a buffer lent by the download's pool when they go to a response. */
+  private async fromFile(size: number): Promise<Buffer> {
+    if (!this.response) return this.download.read(this.position, size)
+    const bytes = await this.download.readLent(this.position, size)
+    this.loans.push(bytes)
+    return bytes
+  }
+
   /** The next bytes (at most `size`) from a verified piece still in memory, if it is. */
   private fromMemory(size: number): Buffer | undefined {
     const { pieceLength } = this.download.metainfo
     const piece = this.pieceAt(this.position)
-    const kept = this.download.recentPiece(piece)
+    const kept = this.response ? this.download.lendRecentPiece(piece) : this.download.recentPiece(piece)
     if (!kept) return undefined
+    if (this.response) this.loans.push(kept)
     const offset = this.position - piece * pieceLength
     return kept.subarray(offset, offset + Math.min(size, kept.length - offset))
   }

@@ -43,9 +43,9 @@ export class DownloadFile {
     await file.write(data, 0, data.length, index * this.metainfo.pieceLength)
   }
 
-  /** Reads `length` bytes at `position`; the caller only asks for verified pieces. */
-  async read(position: number, length: number): Promise<Buffer> {
-    return readExactly(await this.file(), position, length, this.path)
+  /** Reads `length` bytes at `position` (into `into` when it is long enough); the caller only asks for verified pieces. */
+  async read(position: number, length: number, into?: Buffer): Promise<Buffer> {
+    return readExactly(await this.file(), position, length, this.path, into)
   }
 
   async remove(): Promise<void> {

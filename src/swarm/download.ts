@@ -5,9 +5,10 @@ import { systemClock, type Clock } from '../util/clock.js'
 import { Wakeup } from '../util/wakeup.js'
 import { Sha256Hasher } from './sha256-hasher.js'
 import { ShoalError } from '../util/errors.js'
+import { POOL_MAX_BYTES, type BufferPool } from '../util/buffer-pool.js'
 
-/** Largest single read from the download file, for hashing and for streaming. */
-export const READ_BATCH_BYTES = 8 * 1024 * 1024
+/** Largest single read from the download file, for hashing and for streaming (the pool's largest buffer). */
+export const READ_BATCH_BYTES = POOL_MAX_BYTES
 /**
  * The most recently verified pieces of a download kept in memory, so the SHA-256 and the
  * readers take them from there instead of reading them back from the file.
@@ -35,6 +36,8 @@ export interface DownloadComponents {
   onCritical?: (piece: number) => void
   /** A reader has waited URGENT_AFTER_MS for this piece: let it come from anywhere. */
   onUrgent?: (piece: number) => void
+  /** Buffers for reads from the file, and where kept pieces' memory goes once neither the download nor a reader uses it. */
+  pool?: Pick<BufferPool, 'acquire' | 'release'> | undefined
   clock?: Clock
 }
 
@@ -57,6 +60,9 @@ export class Download {
   /** The latest verified pieces as stored, oldest first, at most RECENT_PIECES_BYTES. */
   private readonly recent = new Map<number, Buffer>()
   private recentBytes = 0
+  /** Holders of each kept piece's memory: the recent pieces (one) and each reader's unsent views. */
+  private readonly loans = new WeakMap<ArrayBufferLike, number>()
+  private readonly pool: Pick<BufferPool, 'acquire' | 'release'> | undefined
   private hashing = false
   private failure: Error | undefined
   private settleVerdict!: (matches: boolean) => void
@@ -90,6 +96,7 @@ export class Download {
     this.changed = new Wakeup(this.clock)
     this.onCritical = components.onCritical ?? (() => {})
     this.onUrgent = components.onUrgent ?? (() => {})
+    this.pool = components.pool
     this.lastActive = this.clock.now()
     this.pieces = pieceCount(metainfo)
     this.verified = new Uint8Array(this.pieces)
@@ -102,16 +109,40 @@ export class Download {
     if (this.recent.has(piece) || data.length > RECENT_PIECES_BYTES) return
     this.recent.set(piece, data)
     this.recentBytes += data.length
+    this.borrow(data)
     for (const [oldest, bytes] of this.recent) {
       if (this.recentBytes <= RECENT_PIECES_BYTES) break
       this.recent.delete(oldest)
       this.recentBytes -= bytes.length
+      this.giveBack(bytes)
     }
   }
 
   /** A verified piece still kept in memory, else undefined (read it from the file). */
   recentPiece(piece: number): Buffer | undefined {
     return this.verified[piece] ? this.recent.get(piece) : undefined
+  }
+
+  /**
+   * A kept piece lent to a reader: its memory is not given back before the reader calls
+   * `giveBack` with it, which it must do only once nothing can read the bytes any more (the
+   * kernel has them). A reader that never does leaves the memory to the garbage collector.
+   */
+  lendRecentPiece(piece: number): Buffer | undefined {
+    const kept = this.recentPiece(piece)
+    if (kept) this.borrow(kept)
+    return kept
+  }
+
+  giveBack(bytes: Buffer): void {
+    const holders = (this.loans.get(bytes.buffer) ?? 0) - 1
+    if (holders > 0) return void this.loans.set(bytes.buffer, holders)
+    if (!this.loans.delete(bytes.buffer)) return
+    this.pool?.release(bytes)
+  }
+
+  private borrow(bytes: Buffer): void {
+    if (this.pool) this.loans.set(bytes.buffer, (this.loans.get(bytes.buffer) ?? 0) + 1)
   }
 
   get complete(): boolean {
@@ -209,6 +240,14 @@ export class Download {
     return this.file.read(position, length)
   }
 
+  /** As `read`, into a buffer of the pool lent to the caller, who gives it back (`giveBack`) once its bytes are sent. */
+  async readLent(position: number, length: number): Promise<Buffer> {
+    const into = this.pool?.acquire(length)
+    const bytes = await this.file.read(position, length, into)
+    if (into) this.borrow(bytes)
+    return bytes
+  }
+
   /** Feeds the verified prefix to SHA-256, in file order, and settles the verdict at the end. */
   private async advanceHash(): Promise<void> {
     if (this.hashing || this.failure) return
@@ -222,7 +261,11 @@ export class Download {
           continue
         }
         const { position, length, end } = this.unheldRun(this.hashedPieces)
-        await this.hash.update(await this.file.read(position, length))
+        const bytes = await this.readLent(position, length)
+        // The hasher copies the bytes before it returns its promise.
+        const hashed = this.hash.update(bytes)
+        this.giveBack(bytes)
+        await hashed
         this.hashedPieces = end
       }
       if (this.hashedPieces === this.pieces) {

@@ -6,6 +6,7 @@ import type { NodeReputation } from '../net/node-reputation.js'
 import type { TransferLedger } from '../observe/ledger.js'
 import type { Metrics } from '../observe/metrics.js'
 import type { Clock } from '../util/clock.js'
+import type { BufferPool } from '../util/buffer-pool.js'
 import type { BanPolicy } from './ban-policy.js'
 import type { PieceFetcher } from './http-pieces.js'
 import type { MetainfoCache } from './metainfo-cache.js'
@@ -48,6 +49,8 @@ export interface SwarmComponents {
   clock?: Clock
   /** Fetches whole pieces from peers' registry APIs. */
   pieces?: PieceFetcher
+  /** Buffers for pieces read from downloads, and where fetched pieces' buffers go back once nothing uses them. */
+  pieceBuffers?: Pick<BufferPool, 'acquire' | 'release'>
   /** The port of this node's registry API, where it serves whole pieces. */
   registryPort?: () => number
   /** One name and one ban list per node, shared with the mirror. */

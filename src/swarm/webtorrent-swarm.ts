@@ -165,7 +165,7 @@ export class WebTorrentSwarm implements Swarm {
     if (file) {
       const stripes = entry.stripes = new Stripes(torrent, this.label, peerLabel)
       entry.download = new Download(metainfo, {
-        file, clock: this.clock,
+        file, clock: this.clock, pool: this.components.pieceBuffers,
         onCritical: (piece) => torrent.critical(piece, Math.min(piece + CRITICAL_WINDOW, pieceCount(metainfo) - 1)),
         onUrgent: (piece) => stripes.markUrgent(piece),
       })

@@ -16,7 +16,7 @@ export async function blobWithMetainfo(size: number): Promise<{ bytes: Buffer; m
 }
 
 /** A Download over a real file in a temp dir, with helpers to store and verify pieces as the swarm would. */
-export async function downloadOf(bytes: Buffer, metainfo: Metainfo, options: { clock?: Clock; onCritical?: (piece: number) => void; onUrgent?: (piece: number) => void } = {}) {
+export async function downloadOf(bytes: Buffer, metainfo: Metainfo, options: { clock?: Clock; onCritical?: (piece: number) => void; onUrgent?: (piece: number) => void; pool?: { acquire(length: number): Buffer | undefined; release(bytes: Buffer): void } } = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'shoal-download-'))
   const file = new DownloadFile(downloadPath(dir, metainfo), metainfo)
   const download = new Download(metainfo, { file, ...options })
@@ -24,6 +24,12 @@ export async function downloadOf(bytes: Buffer, metainfo: Metainfo, options: { c
     download,
     async deliver(piece: number, data = pieceOf(bytes, metainfo, piece)): Promise<void> {
       await file.write(piece, data)
+      download.markVerified(piece)
+    },
+    /** As the swarm stores a verified piece: through the chunk store, so the download keeps it in memory. */
+    async store(piece: number, data: Buffer): Promise<void> {
+      const Store = file.storeClass()
+      await new Promise<void>((resolve, reject) => new Store().put(piece, data, (err) => (err ? reject(err) : resolve())))
       download.markVerified(piece)
     },
     async cleanup(): Promise<void> {
