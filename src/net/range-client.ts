@@ -162,7 +162,6 @@ export class RangeClient {
   /** Where the next read goes: the rest of the head's scratch, or the rest of the body. */
   private readTarget(connection: Connection): Uint8Array {
     const exchange = connection.exchange
-    if (exchange?.answer?.filled === false) return connection.scratch
     if (exchange?.answer) return exchange.request.into.subarray(exchange.body)
     return connection.scratch.subarray(exchange?.head ?? 0)
   }

@@ -10,6 +10,7 @@ import { assertPinned, packageEntryUrl, PackageVersionError, type PackagePin } f
  * On one wire the patches go in this order, all from `PeerWires.onWire`: `gateIncoming` once
  * (the cluster-key proof, then the request cap decide), then, once the peer offered whole pieces,
  * `requestWholePieces`; `offerOnly` from the stripes when the peer turns out to be a holder.
+ * On the torrent, `keepVerifiedPiece` stores and marks a piece shoal checked itself.
  */
 export const BT_PINS: readonly PackagePin[] = [
   { name: 'webtorrent', version: '3.0.21', loadedBy: [] },

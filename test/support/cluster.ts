@@ -1,3 +1,4 @@
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { writeOciLayout, type TestImage } from './images.js'
 import { freePort, freeUdpPort } from './ports.js'
@@ -51,32 +52,62 @@ export async function startLoopbackCluster(init: LoopbackClusterInit): Promise<L
       const layoutDir = join(init.dir, `node-${index + 1}`, 'layout')
       await writeOciLayout(layoutDir, init.contents[index] ?? [])
       await init.beforeStart?.(index, layoutDir)
-      const p2pPort = await freeTcpAndUdpPort(host, dhtPorts[index]!)
-      const shoalInit: ShoalInit = {
-        dir: init.dir, name: `node-${index + 1}`,
-        registryAddr: `${host}:${await freePort(host)}`, metricsAddr: `${host}:${await freePort(host)}`,
-        waitReady: init.waitReady ?? true,
-        ...(init.clusterKey ? { clusterKey: init.clusterKey(index) } : {}),
-        ...(init.wrap?.(index) ? { wrap: init.wrap(index)! } : {}),
-        args: ['--content-dir', layoutDir, '--data-dir', join(init.dir, `node-${index + 1}`, 'data'),
-          '--p2p-addr', `${host}:${p2pPort}`, '--static-bootstrap-peers', `${hosts[0]}:${nodes[0] ? p2pOf(nodes[0]) : p2pPort}`,
-          ...(init.args?.(index) ?? [])],
-      }
-      const node: LoopbackNode = {
-        index, host, p2p: `${host}:${p2pPort}`, id: shoalInit.registryAddr, layoutDir, shoal: await startShoal(shoalInit),
-        relaunch: async (options = {}) => {
-          const others = nodes.filter((other) => other !== node).map((other) => other.p2p).join(',')
-          const args = shoalInit.args.map((arg, position) => shoalInit.args[position - 1] === '--static-bootstrap-peers' ? others : arg)
-          return (node.shoal = await startShoal({ ...shoalInit, ...options, args, name: `${shoalInit.name}-${Date.now()}` }))
-        },
-      }
-      nodes.push(node)
+      nodes.push(await startNodeRetryingPorts(init, nodes, { index, host, layoutDir, hosts, dhtPort: dhtPorts[index]! }))
     }
   } catch (err) {
     await stopCluster(nodes)
     throw err
   }
   return nodes
+}
+
+interface NodeSlot {
+  index: number
+  host: string
+  layoutDir: string
+  hosts: string[]
+  dhtPort: number
+}
+
+/**
+ * The ports were free when picked, but the BitTorrent wire listens on every address, so any
+ * connection opened on this machine meanwhile may take its port: a node that exits with
+ * EADDRINUSE is started again on new ports (at most twice more). Any other failure stands.
+ */
+async function startNodeRetryingPorts(init: LoopbackClusterInit, nodes: LoopbackNode[], slot: NodeSlot): Promise<LoopbackNode> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await startNode(init, nodes, slot, attempt === 0 ? slot.dhtPort : await freeUdpPort([slot.host]))
+    } catch (err) {
+      const log = join(init.dir, `node-${slot.index + 1}.log`)
+      const inUse = /exited with/.test((err as Error).message) && existsSync(log) && readFileSync(log, 'utf8').includes('EADDRINUSE')
+      if (!inUse || attempt >= 2) throw err
+    }
+  }
+}
+
+async function startNode(init: LoopbackClusterInit, nodes: LoopbackNode[], slot: NodeSlot, dhtPort: number): Promise<LoopbackNode> {
+  const { index, host, layoutDir, hosts } = slot
+  const p2pPort = await freeTcpAndUdpPort(host, dhtPort)
+  const shoalInit: ShoalInit = {
+    dir: init.dir, name: `node-${index + 1}`,
+    registryAddr: `${host}:${await freePort(host)}`, metricsAddr: `${host}:${await freePort(host)}`,
+    waitReady: init.waitReady ?? true,
+    ...(init.clusterKey ? { clusterKey: init.clusterKey(index) } : {}),
+    ...(init.wrap?.(index) ? { wrap: init.wrap(index)! } : {}),
+    args: ['--content-dir', layoutDir, '--data-dir', join(init.dir, `node-${index + 1}`, 'data'),
+      '--p2p-addr', `${host}:${p2pPort}`, '--static-bootstrap-peers', `${hosts[0]}:${nodes[0] ? p2pOf(nodes[0]) : p2pPort}`,
+      ...(init.args?.(index) ?? [])],
+  }
+  const node: LoopbackNode = {
+    index, host, p2p: `${host}:${p2pPort}`, id: shoalInit.registryAddr, layoutDir, shoal: await startShoal(shoalInit),
+    relaunch: async (options = {}) => {
+      const others = nodes.filter((other) => other !== node).map((other) => other.p2p).join(',')
+      const args = shoalInit.args.map((arg, position) => shoalInit.args[position - 1] === '--static-bootstrap-peers' ? others : arg)
+      return (node.shoal = await startShoal({ ...shoalInit, ...options, args, name: `${shoalInit.name}-${Date.now()}` }))
+    },
+  }
+  return node
 }
 
 function p2pOf(node: LoopbackNode): number {
