@@ -38,28 +38,34 @@ export function raceHolders<T>(pool: HolderPool, init: RaceInit, ask: AskHolder<
       changed.notify()
     })
   }
+  const asked = new Set<PeerAddress>()
+  // A pool outlives one request: a holder found before it failed is asked after the others.
+  const nextToAsk = (): PeerAddress | undefined => {
+    let skipped: PeerAddress | undefined
+    for (const peer of pool.found) {
+      if (asked.has(peer) || pool.isBanned(peer)) continue
+      if (!pool.isSkipped(peer)) return peer
+      skipped ??= peer
+    }
+    return skipped
+  }
   const run = async (): Promise<{ value: T; peer: PeerAddress } | undefined> => {
-    let asked = 0
     while (!winner && !options.signal.aborted) {
-      const next = asked < init.maxHolders && pending < init.maxInFlight ? pool.found[asked] : undefined
-      if (next && pool.isBanned(next)) {
-        asked++
-        continue
-      }
+      const next = asked.size < init.maxHolders && pending < init.maxInFlight ? nextToAsk() : undefined
       if (next) {
         launch(next)
-        asked++
+        asked.add(next)
         await changed.wait({ timeoutMs: pool.answerTimeoutMs(), signal: options.signal })
         continue
       }
       if (pending > 0) {
         // Woken by an answer, or by the lookup finding another holder to ask.
-        const lookingForMore = !pool.done && pool.found.length <= asked
-        await Promise.race([changed.wait({ signal: options.signal }), ...(lookingForMore ? [pool.nth(asked, init.stallMs)] : [])])
+        const lookingForMore = !pool.done && nextToAsk() === undefined
+        await Promise.race([changed.wait({ signal: options.signal }), ...(lookingForMore ? [pool.nth(pool.found.length, init.stallMs)] : [])])
         continue
       }
-      if (asked >= init.maxHolders || pool.done) return undefined
-      if (!(await pool.nth(asked, init.stallMs))) return undefined
+      if (asked.size >= init.maxHolders || pool.done) return undefined
+      if (!(await pool.nth(pool.found.length, init.stallMs))) return undefined
     }
     options.signal.throwIfAborted()
     return winner

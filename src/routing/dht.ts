@@ -25,6 +25,13 @@ export const DEFAULT_QUERY_TIMEOUT_MS = 1000
 /** On stop, how long the node spends asking others to drop its records. */
 export const DEFAULT_WITHDRAW_TIMEOUT_MS = 2_000
 const ANNOUNCE_CONCURRENCY = 16
+/**
+ * Once the routing table is this many times its size at the last announce of everything, the
+ * nodes closest to our keys are likely others than those storing our records (a lookup asks only
+ * the closest): everything is announced again, once the joins have settled.
+ */
+const TABLE_GROWTH_FACTOR = 2
+const TABLE_GROWTH_SETTLE_MS = 1_000
 
 export interface DhtRouterInit {
   /** UDP address of the DHT socket (`--p2p-addr`). */
@@ -63,6 +70,9 @@ export class DhtRouter implements Router {
   private forgotten = 0
   private withdrawn = 0
   private tableWasEmpty = true
+  /** Routing table size when everything was last announced. */
+  private announcedAtTableSize = 0
+  private growthTimer: NodeJS.Timeout | undefined
   private readonly failed = new Set<string>()
   private readonly selfHosts: Set<string>
 
@@ -101,7 +111,7 @@ export class DhtRouter implements Router {
       this.components.logger.debug({ peer: peerKey(peer) }, 'a holder withdrew its record')
     })
     this.dht = dht
-    this.timers = [setInterval(() => this.schedule(this.keys), this.init.reannounceIntervalMs ?? DEFAULT_REANNOUNCE_MS)]
+    this.timers = [setInterval(() => this.announceEverything(), this.init.reannounceIntervalMs ?? DEFAULT_REANNOUNCE_MS)]
     this.timers[0]!.unref()
     this.scheduleRebootstrap()
     this.components.logger.info({ address: dht.address(), bootstrap: this.bootstrapPeers.map((peer) => `${peer.host}:${peer.port}`) }, 'DHT listening')
@@ -110,6 +120,8 @@ export class DhtRouter implements Router {
   async stop(): Promise<void> {
     for (const timer of this.timers) clearInterval(timer)
     clearTimeout(this.rebootstrapTimer)
+    clearTimeout(this.growthTimer)
+    this.growthTimer = undefined
     this.timers = []
     const dht = this.dht
     this.dht = undefined
@@ -262,9 +274,23 @@ export class DhtRouter implements Router {
   }
 
   private onNode(): void {
-    // The first node after an empty table: everything announced so far reached nobody.
-    if (!this.tableWasEmpty) return
-    this.tableWasEmpty = false
+    if (this.tableWasEmpty) {
+      // The first node after an empty table: everything announced so far reached nobody.
+      this.tableWasEmpty = false
+      this.announceEverything()
+      return
+    }
+    const size = this.dht?.nodes.count() ?? 0
+    if (this.growthTimer || size < TABLE_GROWTH_FACTOR * Math.max(1, this.announcedAtTableSize)) return
+    this.growthTimer = setTimeout(() => {
+      this.growthTimer = undefined
+      this.announceEverything()
+    }, TABLE_GROWTH_SETTLE_MS)
+    this.growthTimer.unref()
+  }
+
+  private announceEverything(): void {
+    this.announcedAtTableSize = this.dht?.nodes.count() ?? 0
     this.schedule(this.keys)
   }
 

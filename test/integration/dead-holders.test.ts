@@ -58,7 +58,7 @@ describe('dead and frozen holders of small blobs', () => {
     try {
       for (let pull = 0; pull < 6; pull++) {
         const pulled = await pullBlob(requester, image.repository, layer.digest)
-        assert.equal(pulled.status, 200, `pull ${pull + 1}`)
+        assert.equal(pulled.status, 200, `pull ${pull + 1}: ${pulled.error}`)
         assert.equal(pulled.digest, layer.digest)
         assert.ok(pulled.ms < bound(), `pull ${pull + 1} took ${Math.round(pulled.ms)} ms; bound ${bound()} ms (healthy ${Math.round(healthyMs)} ms)`)
       }
@@ -93,7 +93,7 @@ describe('dead and frozen holders of small blobs', () => {
     }
     for (let pull = 0; pull < 6; pull++) {
       const pulled = await pullBlob(requester, image.repository, layer.digest)
-      assert.equal(pulled.status, 200, `pull ${pull + 1}`)
+      assert.equal(pulled.status, 200, `pull ${pull + 1}: ${pulled.error}`)
       assert.equal(pulled.digest, layer.digest)
       assert.ok(pulled.ms < bound(), `pull ${pull + 1} took ${Math.round(pulled.ms)} ms; bound ${bound()} ms (healthy ${Math.round(healthyMs)} ms)`)
     }

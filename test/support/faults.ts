@@ -9,12 +9,18 @@ export interface Pulled {
   bytes: number
   digest: string
   ms: number
+  /** The start of the body when the status is not 2xx: the OCI error saying why. */
+  error: string | undefined
 }
 
 /** GETs a blob from a node's registry API and hashes what arrives (optionally a Range). */
 export async function pullBlob(node: LoopbackNode, repository: string, digest: string, options: { range?: string; onBytes?: (total: number) => void } = {}): Promise<Pulled> {
   const started = performance.now()
   const response = await fetch(`${node.shoal.registryUrl}/v2/${repository}/blobs/${digest}?ns=registry.test`, { headers: options.range ? { range: options.range } : {} })
+  if (!response.ok) {
+    const error = (await response.text()).slice(0, 1_000)
+    return { status: response.status, bytes: 0, digest: '', ms: performance.now() - started, error }
+  }
   const hash = createHash('sha256')
   let bytes = 0
   if (response.body) {
@@ -24,7 +30,7 @@ export async function pullBlob(node: LoopbackNode, repository: string, digest: s
       options.onBytes?.(bytes)
     }
   }
-  return { status: response.status, bytes, digest: `sha256:${hash.digest('hex')}`, ms: performance.now() - started }
+  return { status: response.status, bytes, digest: `sha256:${hash.digest('hex')}`, ms: performance.now() - started, error: undefined }
 }
 
 export function sha256(bytes: Uint8Array): string {

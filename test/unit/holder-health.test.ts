@@ -64,18 +64,21 @@ describe('racing holders', () => {
     return new HolderPools({ router: network.router({ host: '10.0.0.9', port: 9 }), health, logger: silentLogger }, { stallMs: 10_000 }).pool('key')
   }
 
+  /** Holder 2 answers at once; the others stay silent until cut. */
+  const onlyTwoAnswers = (asked: number[]) => async (holder: PeerAddress, signal: AbortSignal): Promise<string | undefined> => {
+    asked.push(holder.port)
+    if (holder.port === 2) return 'from 2'
+    await new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason)))
+    return undefined
+  }
+
   it('asks the next holder when the first is silent, and the first answer wins', async () => {
     const health = new HolderHealth()
     const holders = holdersOf([1, 2], health)
     const asked: number[] = []
     const started = performance.now()
     const answer = await raceHolders(holders, { question: 'size', maxHolders: 8, maxInFlight: 4, stallMs: 10_000 },
-      async (holder, signal) => {
-        asked.push(holder.port)
-        if (holder.port === 2) return 'from 2'
-        await new Promise((_, reject) => signal.addEventListener('abort', () => reject(signal.reason)))
-        return undefined
-      }, { signal: AbortSignal.timeout(5_000) })
+      onlyTwoAnswers(asked), { signal: AbortSignal.timeout(5_000) })
     assert.deepEqual(answer, { value: 'from 2', peer: peer(2) })
     assert.deepEqual(asked, [1, 2])
     // One answer timeout (300 ms) is waited for, not the stall timeout (10 s).
@@ -108,6 +111,21 @@ describe('racing holders', () => {
     assert.equal((await holders.nth(0, 1000))?.port, 3)
     assert.equal((await holders.nth(1, 1000))?.port, 2)
     assert.equal((await holders.nth(2, 1000))?.port, 1)
+  })
+
+  it('a pool found before a holder failed asks the holders not skipped first (the next request reuses the pool)', async () => {
+    const health = new HolderHealth()
+    const holders = holdersOf([1, 2], health)
+    await holders.nth(1, 1_000)
+    const race = (asked: number[]): Promise<unknown> => raceHolders(holders, { question: 'size', maxHolders: 8, maxInFlight: 4, stallMs: 10_000 },
+      onlyTwoAnswers(asked), { signal: AbortSignal.timeout(5_000) })
+    const first: number[] = []
+    await race(first)
+    assert.deepEqual(first, [1, 2])
+    assert.ok(health.isSkipped(peer(1)))
+    const second: number[] = []
+    await race(second)
+    assert.deepEqual(second, [2], 'the holder skipped since the pool was found is not asked first')
   })
 
   it('holders asked together for an agreement: one answering a little later than another is heard, not cut as silent', async () => {
