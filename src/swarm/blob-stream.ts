@@ -25,8 +25,8 @@ export class SwarmBlobStream extends Readable {
   private readonly leave: () => void
   /** The HTTP response this stream is piped into, if it is: the only case where kept pieces are borrowed. */
   private response: ServerResponse | undefined
-  /** Kept pieces whose views were pushed and may not have reached the kernel yet. */
-  private readonly loans: Buffer[] = []
+  /** Kept pieces whose views were pushed and may not have reached the kernel yet, with the count of bytes pushed once each view was. */
+  private readonly loans: { bytes: Buffer; until: number }[] = []
 
   constructor(private readonly download: Download, private readonly range: ByteRange, private readonly stallMs: number, private readonly holdEndUntilVerified = false) {
     super({ highWaterMark: READ_BATCH_BYTES })
@@ -64,15 +64,21 @@ export class SwarmBlobStream extends Readable {
   }
 
   /**
-   * Gives back the kept pieces lent so far once every byte pushed has reached the kernel: none
-   * waits in this stream or in the response, whose length counts its socket's writes not yet done
-   * (a write the kernel took at once is done when it returns).
+   * Gives back the kept pieces whose views have reached the kernel: every byte pushed but those
+   * still in this stream or in the response, whose length counts its socket's writes not yet done
+   * (a write the kernel took at once is done when it returns; the head's bytes count too, so
+   * this errs on the side of keeping).
    */
   private settleLoans(): void {
     const response = this.response
     if (!response || this.loans.length === 0) return
-    if (!response.writableFinished && (this.readableLength > 0 || response.writableLength > 0)) return
-    for (const loan of this.loans.splice(0)) this.download.giveBack(loan)
+    const reached = response.writableFinished ? Number.POSITIVE_INFINITY : this.position - this.range.start - this.readableLength - response.writableLength
+    while (this.loans.length > 0 && this.loans[0]!.until <= reached) this.download.giveBack(this.loans.shift()!.bytes)
+  }
+
+  /** Records that a view of `bytes` ending `length` bytes from here is about to be pushed. */
+  private lend(bytes: Buffer, length: number): void {
+    this.loans.push({ bytes, until: this.position + length - this.range.start })
   }
 
   private async pump(): Promise<void> {
@@ -98,7 +104,7 @@ export class SwarmBlobStream extends Readable {
   private async fromFile(size: number): Promise<Buffer> {
     if (!this.response) return this.download.read(this.position, size)
     const bytes = await this.download.readLent(this.position, size)
-    this.loans.push(bytes)
+    this.lend(bytes, bytes.length)
     return bytes
   }
 
@@ -108,9 +114,10 @@ export class SwarmBlobStream extends Readable {
     const piece = this.pieceAt(this.position)
     const kept = this.response ? this.download.lendRecentPiece(piece) : this.download.recentPiece(piece)
     if (!kept) return undefined
-    if (this.response) this.loans.push(kept)
     const offset = this.position - piece * pieceLength
-    return kept.subarray(offset, offset + Math.min(size, kept.length - offset))
+    const view = kept.subarray(offset, offset + Math.min(size, kept.length - offset))
+    if (this.response) this.lend(kept, view.length)
+    return view
   }
 
   private pieceAt(position: number): number {
