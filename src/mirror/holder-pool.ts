@@ -80,6 +80,20 @@ export class HolderPool {
     return this.search.nth(index, timeoutMs)
   }
 
+  /**
+   * The first holder found that is not in `asked` nor banned, preferring one not skipped: a pool
+   * outlives one request, so a holder found before it failed is asked after the others.
+   */
+  nextToAsk(asked: ReadonlySet<PeerAddress>): PeerAddress | undefined {
+    let skipped: PeerAddress | undefined
+    for (const peer of this.found) {
+      if (asked.has(peer) || this.isBanned(peer)) continue
+      if (!this.isSkipped(peer)) return peer
+      skipped ??= peer
+    }
+    return skipped
+  }
+
   isBanned(peer: PeerAddress): boolean {
     return this.components.health.isBanned(peer)
   }

@@ -39,19 +39,9 @@ export function raceHolders<T>(pool: HolderPool, init: RaceInit, ask: AskHolder<
     })
   }
   const asked = new Set<PeerAddress>()
-  // A pool outlives one request: a holder found before it failed is asked after the others.
-  const nextToAsk = (): PeerAddress | undefined => {
-    let skipped: PeerAddress | undefined
-    for (const peer of pool.found) {
-      if (asked.has(peer) || pool.isBanned(peer)) continue
-      if (!pool.isSkipped(peer)) return peer
-      skipped ??= peer
-    }
-    return skipped
-  }
   const run = async (): Promise<{ value: T; peer: PeerAddress } | undefined> => {
     while (!winner && !options.signal.aborted) {
-      const next = asked.size < init.maxHolders && pending < init.maxInFlight ? nextToAsk() : undefined
+      const next = asked.size < init.maxHolders && pending < init.maxInFlight ? pool.nextToAsk(asked) : undefined
       if (next) {
         launch(next)
         asked.add(next)
@@ -60,7 +50,7 @@ export function raceHolders<T>(pool: HolderPool, init: RaceInit, ask: AskHolder<
       }
       if (pending > 0) {
         // Woken by an answer, or by the lookup finding another holder to ask.
-        const lookingForMore = !pool.done && nextToAsk() === undefined
+        const lookingForMore = !pool.done && pool.nextToAsk(asked) === undefined
         await Promise.race([changed.wait({ signal: options.signal }), ...(lookingForMore ? [pool.nth(pool.found.length, init.stallMs)] : [])])
         continue
       }

@@ -7,7 +7,7 @@ import { freeUdpPort } from '../support/ports.js'
 import { silentLogger } from '../support/registry-app.js'
 
 const JOINERS = 58
-const CANDIDATE_KEYS = 200
+const EARLY_KEYS = 200
 
 /**
  * A DaemonSet rollout: the first nodes announce what they hold while the DHT has two nodes,
@@ -17,7 +17,7 @@ const CANDIDATE_KEYS = 200
 describe('DHT records when the cluster grows after they were announced', () => {
   const hosts = Array.from({ length: JOINERS + 2 }, (_, index) => `127.0.3.${index + 1}`)
   const routers: DhtRouter[] = []
-  const keys = Array.from({ length: CANDIDATE_KEYS }, (_, index) => `sha256:growth-${index}`)
+  const keys = Array.from({ length: EARLY_KEYS }, (_, index) => `sha256:growth-${index}`)
   let port: number
 
   const start = async (index: number): Promise<DhtRouter> => {
@@ -49,8 +49,8 @@ describe('DHT records when the cluster grows after they were announced', () => {
     const asker = routers.at(-1)!
     const unfound = new Set(keys)
     await eventually('every key found by the last node', async () => {
-      for (let start = 0; start < keys.length; start += 16) {
-        await Promise.all(keys.slice(start, start + 16).filter((key) => unfound.has(key)).map(async (key) => {
+      for (let from = 0; from < keys.length; from += 16) {
+        await Promise.all(keys.slice(from, from + 16).filter((key) => unfound.has(key)).map(async (key) => {
           for await (const peer of asker.lookup(key, { signal: AbortSignal.timeout(3_000) })) if (peer.host === hosts[0]) unfound.delete(key)
         }))
       }
