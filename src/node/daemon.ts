@@ -20,7 +20,7 @@ export function daemonNode(config: RegistryConfig, logger: Logger, version: stri
     swarm: (components) => new WebTorrentSwarm(components, { dataDir: config.dataDir, wirePort: config.p2pAddr.port, identity, uploadLimit: config.uploadLimit, peerIdleMs: config.peerIdleTimeout, maxWiresPerSwarm: config.maxWiresPerSwarm, maxWires: config.maxWires, lingerMs: config.downloadLinger, clusterKey, httpPieces: config.swarmHttpPieces, verifyThreads: config.verifyThreads }),
   }, {
     version, registryAddr: config.registryAddr, metricsAddr: config.metricsAddr, dataDir: config.dataDir, advertisedHost: identity.host,
-    resolveTimeoutMs: config.mirrorResolveTimeout, stallTimeoutMs: config.stallTimeout, swarmMinSize: config.swarmMinSize, resolveTags: config.resolveTags,
+    resolveTimeoutMs: config.mirrorResolveTimeout, stallTimeoutMs: config.stallTimeout, swarmMinSize: config.swarmMinSize, pieceMemory: config.pieceMemory, resolveTags: config.resolveTags,
     registryFilters: config.registryFilters, singleSource: config.singleSource, mirroredRegistries: config.mirroredRegistries.map((registry) => registry.host),
     clientTimeoutMs: config.clientTimeout, maxBlobStreams: config.maxBlobStreams, clusterKey,
     upstreamFetch: config.upstreamFetch, registryConfigPath: config.containerdRegistryConfigPath, maxUpstreamFetches: config.maxUpstreamFetches, downloadLingerMs: config.downloadLinger, settings: { ...config, registryFilters: config.registryFilters.map(String) },

@@ -55,6 +55,8 @@ export interface NodeInit {
   resolveTimeoutMs: number
   stallTimeoutMs: number
   swarmMinSize: number
+  /** Bytes of whole pieces in memory beyond which downloads fetch one piece at a time (`--piece-memory`). */
+  pieceMemory?: number
   resolveTags: boolean
   registryFilters: RegExp[]
   singleSource: boolean
@@ -121,7 +123,7 @@ export class ShoalNode {
     this.ledger = new TransferLedger(clock, { nodeOf: (address) => reputation.nodeOf(address) })
     this.bans = new BanPolicy(reputation)
     // Whole pieces read for peers and fetched from them (see BufferPool for why).
-    const pieceBuffers = new BufferPool({ clock })
+    const pieceBuffers = new BufferPool({ clock }, { leasedBytes: init.pieceMemory, onLeased: (bytes) => metrics.pieceMemoryBytes.set(bytes) })
     const peers = this.peers = new PeerClient(init.clusterKey, pieceBuffers)
     const registryPort = (): number => this.registryServer.address()?.port ?? init.registryAddr.port
     const router = this.router = adapters.router({ metrics, registryPort })

@@ -111,6 +111,11 @@ export function createMetrics(registry: Registry) {
       help: 'BitTorrent connections open, over all swarms.',
       registers,
     }),
+    pieceMemoryBytes: new Gauge({
+      name: 'shoal_piece_memory_bytes',
+      help: 'Bytes of whole-piece buffers in use (fetched from peers, read for peers and clients); past --piece-memory, downloads fetch one piece at a time.',
+      registers,
+    }),
     swarmsActive: new Gauge({
       name: 'shoal_swarms_active',
       help: 'Blobs this node is in a swarm for, by role.',

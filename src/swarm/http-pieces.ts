@@ -1,6 +1,7 @@
 import type { Torrent, Wire } from 'webtorrent'
 import type { Digest } from '../oci/digest.js'
 import type { SignalOptions } from '../util/abort.js'
+import type { BufferPool } from '../util/buffer-pool.js'
 import { requestWholePieces, type FetchedPiece } from './bt-internals.js'
 import { handshakePort } from './extended-handshake.js'
 import { pieceHash, type Metainfo } from './metainfo.js'
@@ -21,11 +22,13 @@ export function piecesInFlight(pieceLength: number): number {
 
 /** Fetches `length` bytes of a blob at `start` from a peer's registry API. */
 export interface PieceFetcher {
-  /** `onBytes` is called as parts of the answer arrive. */
+  /** `onBytes` is called as parts of the answer arrive. The buffer is taken from the node's piece memory before the call returns. */
   fetchPiece(peer: { host: string; port: number }, piece: { digest: Digest; start: number; length: number }, options?: SignalOptions & { onBytes?: () => void }): Promise<Buffer>
 }
 
 const overHttp = new WeakSet<Wire>()
+/** Whole pieces being fetched over HTTP for each download, over all its wires. */
+const fetching = new WeakMap<Torrent, number>()
 
 /** Whether this node currently asks the peer of this wire for whole pieces over HTTP. */
 export function fetchesOverHttp(wire: Wire): boolean {
@@ -51,6 +54,8 @@ export interface HttpPiecesInit {
   /** Called with each whole piece the verifier checked, and whether it matched. */
   onChecked?: (matches: boolean) => void
   port: number
+  /** The node's piece memory: a download with a piece in flight starts another only while there is room. */
+  memory?: Pick<BufferPool, 'hasRoomFor' | 'released'> | undefined
   /** Called once if an HTTP request fails; the wire then goes back to 16 KiB blocks. */
   onFallback: (why: Error) => void
 }
@@ -61,7 +66,9 @@ export interface HttpPiecesInit {
  * piece is checked against its SHA-1 by the verifier, off the main thread; a part of a piece, a
  * piece that failed there, or any piece without a verifier, goes through webtorrent's own check
  * (which convicts the sender of a bad one). Choke, interest and have messages stay on the wire.
- * Any failure to fetch puts the wire back to ordinary block requests.
+ * Any failure to fetch puts the wire back to ordinary block requests. Past the node's piece
+ * memory, a download fetches one piece at a time until memory is given back: it always moves on,
+ * and however many downloads and peers there are, the pieces in memory stay near the limit.
  */
 export function fetchPiecesOverHttp(wire: Wire, init: HttpPiecesInit): void {
   const inFlight = new Set<AbortController>()
@@ -82,7 +89,18 @@ export function fetchPiecesOverHttp(wire: Wire, init: HttpPiecesInit): void {
     const controller = new AbortController()
     inFlight.add(controller)
     let data: Buffer
+    let counted = false
     try {
+      // Checked again right before the fetch takes its buffer, with no await between (a buffer given
+      // back wakes every waiter). Each one given back is progress for the wire's request timeout:
+      // the wait is this node's, not the peer's silence.
+      while (init.memory && (fetching.get(init.torrent) ?? 0) > 0 && !init.memory.hasRoomFor(length)) {
+        await init.memory.released({ signal: controller.signal })
+        controller.signal.throwIfAborted()
+        onProgress()
+      }
+      fetching.set(init.torrent, (fetching.get(init.torrent) ?? 0) + 1)
+      counted = true
       data = await init.fetcher.fetchPiece({ host, port: init.port }, { digest, start: index * pieceLength + offset, length },
         { signal: controller.signal, onBytes: onProgress })
     } catch (err) {
@@ -90,6 +108,7 @@ export function fetchPiecesOverHttp(wire: Wire, init: HttpPiecesInit): void {
       throw err
     } finally {
       inFlight.delete(controller)
+      if (counted) fetching.set(init.torrent, fetching.get(init.torrent)! - 1)
     }
     return check(init, index, offset, data)
   })

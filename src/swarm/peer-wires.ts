@@ -6,7 +6,7 @@ import type { Metrics } from '../observe/metrics.js'
 import type { BanPolicy } from './ban-policy.js'
 import { gateIncoming } from './bt-internals.js'
 import { afterExtendedHandshake } from './extended-handshake.js'
-import { fetchesOverHttp, fetchPiecesOverHttp, offerHttpPieces, offeredHttpPort, type PieceFetcher } from './http-pieces.js'
+import { fetchesOverHttp, fetchPiecesOverHttp, offerHttpPieces, offeredHttpPort, type HttpPiecesInit, type PieceFetcher } from './http-pieces.js'
 import type { Metainfo } from './metainfo.js'
 import type { PieceVerifier } from './piece-verifier.js'
 import type { Stripes } from './stripes.js'
@@ -25,6 +25,8 @@ export interface PeerWiresComponents {
   pieces?: PieceFetcher | undefined
   /** Checks whole pieces fetched over HTTP off the main thread; none: webtorrent checks them. */
   verifier?: PieceVerifier | undefined
+  /** The node's piece memory, which whole-piece fetches wait for room in; none: no limit. */
+  pieceMemory?: HttpPiecesInit['memory']
   /** The port this node serves whole pieces on (its registry API); none: not offered. */
   httpPort?: (() => number) | undefined
   /** The port of this node's registry API, told to peers so they know one node by one name. */
@@ -171,9 +173,9 @@ export class PeerWires {
       const port = offeredHttpPort(wire)
       if (port === undefined) return
       const { metainfo, torrent } = owner
-      const { verifier, metrics } = this.components
+      const { verifier, metrics, pieceMemory } = this.components
       fetchPiecesOverHttp(wire, {
-        metainfo, torrent, fetcher, port, verifier,
+        metainfo, torrent, fetcher, port, verifier, memory: pieceMemory,
         onChecked: (matches) => metrics.swarmPiecesCheckedOnWorker.inc({ result: matches ? 'verified' : 'failed' }),
         onFallback: (err) => this.components.logger.warn({ peer, digest: metainfo.digest, err }, 'whole-piece request over HTTP failed; asking this peer for blocks over the wire instead'),
       })

@@ -49,8 +49,8 @@ export interface SwarmComponents {
   clock?: Clock
   /** Fetches whole pieces from peers' registry APIs. */
   pieces?: PieceFetcher
-  /** Buffers for pieces read from downloads, and where fetched pieces' buffers go back once nothing uses them. */
-  pieceBuffers?: Pick<BufferPool, 'acquire' | 'release'>
+  /** Buffers for pieces read from downloads, where fetched pieces' buffers go back once nothing uses them, and the limit fetches wait under. */
+  pieceBuffers?: Pick<BufferPool, 'acquire' | 'release' | 'hasRoomFor' | 'released'>
   /** The port of this node's registry API, where it serves whole pieces. */
   registryPort?: () => number
   /** One name and one ban list per node, shared with the mirror. */

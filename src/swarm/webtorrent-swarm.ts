@@ -66,7 +66,7 @@ export class WebTorrentSwarm implements Swarm {
     const verifyThreads = init.verifyThreads ?? DEFAULT_VERIFY_THREADS
     this.verifier = verifyThreads === 0 ? undefined : new PieceVerifier({}, { threads: verifyThreads })
     this.wires = new PeerWires({ bans: components.bans, guard: this.guard, metrics: components.metrics, logger: components.logger, emit: (event) => this.emit(event),
-      pieces: httpPieces ? components.pieces : undefined, verifier: this.verifier, httpPort: httpPieces ? components.registryPort : undefined, registryPort: components.registryPort, reputation: components.reputation },
+      pieces: httpPieces ? components.pieces : undefined, verifier: this.verifier, pieceMemory: components.pieceBuffers, httpPort: httpPieces ? components.registryPort : undefined, registryPort: components.registryPort, reputation: components.reputation },
       { label: this.label, peerId: this.peerId.toString('hex'), clusterKey: init.clusterKey, maxWiresPerSwarm: init.maxWiresPerSwarm, maxWires: init.maxWires })
   }
 

@@ -25,7 +25,7 @@ const EVERYTHING_ON = {
   service: { registry: { topologyAwareHints: true } },
   shoal: {
     logLevel: 'debug', mirroredRegistries: ['https://docker.io', 'https://ghcr.io', 'http://10.0.0.9:5000'], additionalMirrorTargets: ['https://cache.example.com'],
-    registryFilters: ['^docker\\.io/library/', ':latest$'], prependExisting: true, uploadLimit: '100MiB', swarmMinSize: '64MiB', stallTimeout: '20s', mirrorResolveTimeout: '1s',
+    registryFilters: ['^docker\\.io/library/', ':latest$'], prependExisting: true, uploadLimit: '100MiB', swarmMinSize: '64MiB', pieceMemory: '32MiB', stallTimeout: '20s', mirrorResolveTimeout: '1s',
     containerdConfigFile: '/etc/containerd/custom/config.toml',
   },
 }

@@ -85,7 +85,7 @@ describe('what an operator sees of a swarm transfer: /stats, /metrics, /debug, s
     const samples = parsePrometheusText(await response.text())
     for (const name of ['shoal_mirror_requests_total', 'shoal_resolve_duration_seconds_bucket', 'shoal_advertised_keys', 'shoal_advertised_images',
       'shoal_advertised_image_digests', 'shoal_http_request_duration_seconds_bucket', 'shoal_http_response_size_bytes_bucket', 'shoal_http_requests_inflight',
-      'shoal_peer_bytes_total', 'shoal_swarm_pieces_total', 'shoal_swarm_peers_connected', 'shoal_swarms_active', 'shoal_metainfo_cache_total',
+      'shoal_peer_bytes_total', 'shoal_swarm_pieces_total', 'shoal_swarm_peers_connected', 'shoal_swarms_active', 'shoal_piece_memory_bytes', 'shoal_metainfo_cache_total',
       'shoal_metainfo_hash_duration_seconds_bucket', 'process_cpu_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds']) {
       assert.ok(samples.has(name), `${name} is exported`)
     }

@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
-import { createWriteStream } from 'node:fs'
+import { constants, createWriteStream } from 'node:fs'
+import { access } from 'node:fs/promises'
+import { delimiter, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 
 export interface Managed {
@@ -37,6 +39,19 @@ export function startProcess(name: string, command: string, args: string[], logP
       return stopping
     },
   } as Managed
+}
+
+/** Refuses with a clear error, saying how to install it, a command that is not on PATH. */
+export async function requireCommand(command: string, debianPackage = command): Promise<void> {
+  for (const dir of (process.env['PATH'] ?? '').split(delimiter).filter(Boolean)) {
+    try {
+      await access(join(dir, command), constants.X_OK)
+      return
+    } catch {
+      // not in this directory
+    }
+  }
+  throw new Error(`${command} is not installed: as root, bash test/support/install-packages.sh ${debianPackage}`)
 }
 
 /** Children still running: killed if this process exits or is told to stop, so none outlive a test. */

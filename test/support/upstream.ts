@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { TestBlob, TestImage } from './images.js'
-import { startProcess, type Managed } from './processes.js'
+import { requireCommand, startProcess, type Managed } from './processes.js'
 import { eventually } from './eventually.js'
 
 export interface UpstreamRegistry {
@@ -32,6 +32,7 @@ export async function startUpstreamRegistry(dir: string, address: { host: string
     ...(init.extraConfig ?? []),
     '',
   ].join('\n'))
+  await requireCommand('docker-registry')
   const [command, args] = init.netns
     ? ['ip', ['netns', 'exec', init.netns, 'docker-registry', 'serve', configFile]]
     : ['docker-registry', ['serve', configFile]]

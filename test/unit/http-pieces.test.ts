@@ -5,6 +5,7 @@ import type { Torrent, Wire } from 'webtorrent'
 import { fetchesOverHttp, fetchPiecesOverHttp, HTTP_PIECES_KEY, offeredHttpPort, offerHttpPieces, type PieceFetcher } from '../../src/swarm/http-pieces.js'
 import { parseDigest } from '../../src/oci/digest.js'
 import { PieceVerifier } from '../../src/swarm/piece-verifier.js'
+import { BufferPool } from '../../src/util/buffer-pool.js'
 import { createHash } from 'node:crypto'
 
 const DIGEST = parseDigest(`sha256:${'a'.repeat(64)}`)
@@ -42,14 +43,19 @@ function metainfoWith(index: number, data: Buffer) {
   return { ...METAINFO, pieces }
 }
 
-/** A fetcher whose answers the test settles by hand. */
-function manualFetcher() {
-  const calls: { start: number; length: number; resolve(data: Buffer): void; reject(err: Error): void; signal: AbortSignal | undefined }[] = []
+/** A fetcher whose answers the test settles by hand; with a pool, it takes each piece's buffer from it as the node's does. */
+function manualFetcher(pool?: BufferPool) {
+  const calls: { start: number; length: number; resolve(data: Buffer): void; reject(err: Error): void; signal: AbortSignal | undefined; into: Buffer | undefined }[] = []
   const fetcher: PieceFetcher = {
-    fetchPiece: (_peer, piece, options = {}) => new Promise((resolve, reject) => calls.push({ ...piece, resolve, reject, signal: options.signal })),
+    fetchPiece: (_peer, piece, options = {}) => {
+      const into = pool?.acquire(piece.length)
+      return new Promise((resolve, reject) => calls.push({ ...piece, resolve, reject, signal: options.signal, into }))
+    },
   }
   return { fetcher, calls }
 }
+
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 
 describe('whole pieces over HTTP', () => {
   it('offers the registry port in the extended handshake and reads a peer\'s offer, refusing nonsense', () => {
@@ -181,5 +187,36 @@ describe('whole pieces over HTTP', () => {
     assert.ok(answer && Buffer.from(answer).equals(data))
     assert.deepEqual(log, [], 'webtorrent checks and keeps it')
     wire.destroy()
+  })
+
+  it('past the node\'s piece memory, a download keeps one piece in flight and starts another only as memory is given back', async () => {
+    const pool = new BufferPool({}, { leasedBytes: 3 * PIECE })
+    // Other transfers' pieces fill the memory.
+    const held = [pool.acquire(PIECE)!, pool.acquire(PIECE)!, pool.acquire(PIECE)!]
+    const { fetcher, calls } = manualFetcher(pool)
+    const { torrent } = fakeTorrent()
+    const wires = [unchokedWire(), unchokedWire()]
+    for (const wire of wires) fetchPiecesOverHttp(wire, { metainfo: METAINFO, torrent, fetcher, port: 5000, memory: pool, onFallback: () => assert.fail('no fallback') })
+    const failures: string[] = []
+    for (const [index, wire] of [wires[0], wires[0], wires[1], wires[1]].entries()) wire!.request(index, 0, PIECE, (err) => { if (err) failures.push(err.message) })
+    await turn()
+    assert.equal(calls.length, 1, 'one piece of the download in flight, over both its wires; the rest wait for memory')
+    pool.release(held[0]!)
+    pool.release(held[1]!)
+    await turn()
+    assert.equal(calls.length, 2, 'two pieces given back: one more fetch (its buffer and the first fetch\'s make the limit)')
+    assert.equal(pool.leasedBytes, 3 * PIECE)
+    calls[0]!.resolve(calls[0]!.into!)
+    pool.release(calls[0]!.into!)
+    await turn()
+    assert.equal(calls.length, 3, 'the first piece done and its buffer back: the next starts')
+    wires[1]!.destroy()
+    await turn()
+    pool.release(held[2]!)
+    await turn()
+    assert.equal(calls.length, 3, 'a request still waiting when its wire closed is given up, not fetched')
+    assert.equal(failures.length, 2, 'both requests of the closed wire ended')
+    assert.ok(calls[2]!.signal?.aborted, 'the fetch on the closed wire is aborted')
+    wires[0]!.destroy()
   })
 })

@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { OciLayoutContentProvider } from '../../src/content/oci-layout.js'
 import { PIECES_PATH } from '../../src/protocol/peer-api.js'
 import { BufferPool, POOL_FREE_BYTES } from '../../src/util/buffer-pool.js'
@@ -122,5 +124,41 @@ describe('pooled piece buffers', () => {
       pool.stop()
       pool.stop()
     }
+  })
+
+  it('counts the bytes it handed out until they come back, once each, and wakes a waiter for room when they do', async () => {
+    const pool = new BufferPool({}, { leasedBytes: 2 * PIECE })
+    assert.ok(pool.hasRoomFor(8 * PIECE), 'with nothing handed out, any size fits')
+    const first = pool.acquire(PIECE)!
+    const small = pool.acquire(1000)!
+    assert.equal(pool.leasedBytes, PIECE + 16 * 1024, 'counted by size class')
+    assert.ok(!pool.hasRoomFor(PIECE))
+    let woken = false
+    const waiting = pool.released().then(() => { woken = true })
+    pool.release(small.subarray(10))
+    await waiting
+    assert.ok(woken)
+    pool.release(small)
+    assert.equal(pool.leasedBytes, PIECE, 'a second release changes nothing')
+    assert.ok(pool.hasRoomFor(PIECE))
+    pool.release(first)
+    assert.equal(pool.leasedBytes, 0)
+    const aborted = new AbortController()
+    const given = pool.released({ signal: aborted.signal })
+    aborted.abort()
+    await given
+  })
+
+  it('stops counting a buffer handed out and never given back once it is collected', async () => {
+    setFlagsFromString('--expose-gc')
+    const collect = runInNewContext('gc') as () => void
+    const pool = new BufferPool({}, { leasedBytes: PIECE })
+    ;(() => { pool.acquire(PIECE) })()
+    assert.equal(pool.leasedBytes, PIECE)
+    for (let round = 0; round < 20 && pool.leasedBytes > 0; round++) {
+      collect()
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+    assert.equal(pool.leasedBytes, 0)
   })
 })
