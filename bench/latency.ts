@@ -3,7 +3,10 @@
  * digest no node has (containerd then goes upstream), and to send the first byte of a large
  * blob one node holds. The extra DHT nodes are shoal's own DhtRouter, many in this process.
  *
- *   npm run bench -- latency [--dht-nodes 60]
+ * The first 404s after the DHT filled are a row of their own (code not yet optimized, tables
+ * still settling); the steady-state row is what the p99 target is about.
+ *
+ *   npm run bench -- latency [--dht-nodes 60] [--samples 100]
  */
 import { randomBytes } from 'node:crypto'
 import { mkdtemp } from 'node:fs/promises'
@@ -23,7 +26,7 @@ import { eventually } from '../test/support/eventually.js'
 import { testClusterKey } from '../test/support/shoal.js'
 
 const FILLER_HOST = '127.0.0.1'
-const MISSING_SAMPLES = 20
+const FIRST_SAMPLES = 5
 const LARGE_BLOBS = 5
 
 export interface LatencyRow {
@@ -31,6 +34,7 @@ export interface LatencyRow {
   samples: number
   medianMs: number
   p90Ms: number
+  p99Ms: number
   maxMs: number
 }
 
@@ -58,7 +62,7 @@ async function startFillers(count: number): Promise<Filler[]> {
 function row(measure: string, values: number[]): LatencyRow {
   const sorted = [...values].sort((a, b) => a - b)
   const at = (q: number): number => Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!)
-  return { measure, samples: values.length, medianMs: at(0.5), p90Ms: at(0.9), maxMs: Math.round(sorted[sorted.length - 1]!) }
+  return { measure, samples: values.length, medianMs: at(0.5), p90Ms: at(0.9), p99Ms: at(0.99), maxMs: Math.round(sorted[sorted.length - 1]!) }
 }
 
 async function timeTo404(node: LoopbackNode): Promise<number> {
@@ -80,7 +84,7 @@ async function timeToFirstByte(node: LoopbackNode, image: TestImage): Promise<nu
   return elapsed
 }
 
-export async function runLatency(dhtNodes = 60): Promise<LatencyRow[]> {
+export async function runLatency(dhtNodes = 60, missingSamples = 100): Promise<LatencyRow[]> {
   const dir = await mkdtemp(join(tmpdir(), 'shoal-bench-latency-'))
   const images = Array.from({ length: LARGE_BLOBS }, (_, i) => buildImage({ registry: 'registry.test', repository: `bench/large-${i}`, tag: 'v1', layerSizes: [64 * 1024 * 1024] }))
   const fillers = await startFillers(dhtNodes)
@@ -91,12 +95,15 @@ export async function runLatency(dhtNodes = 60): Promise<LatencyRow[]> {
     const [holder, requester] = nodes as [LoopbackNode, LoopbackNode]
     await eventually('the DHT to fill', async () => ((await stats(requester)).dht['nodes'] as number) >= Math.min(Math.floor(dhtNodes / 3), 20), 60_000, 500)
     await eventually('the holder to advertise', async () => ((await stats(holder)).dht['announcedKeys'] as number) >= images.length * 3, 60_000, 500)
+    const first: number[] = []
+    for (let i = 0; i < FIRST_SAMPLES; i++) first.push(await timeTo404(requester))
     const missing: number[] = []
-    for (let i = 0; i < MISSING_SAMPLES; i++) missing.push(await timeTo404(requester))
+    for (let i = 0; i < missingSamples; i++) missing.push(await timeTo404(requester))
     const firstBytes: number[] = []
     for (const image of images) firstBytes.push(await timeToFirstByte(requester, image))
     const tableSize = (await stats(requester)).dht['nodes'] as number
-    return [row(`404 for a digest nobody has (DHT table ${tableSize} nodes, ${dhtNodes + 2} in the DHT)`, missing),
+    return [row(`first ${FIRST_SAMPLES} 404s after the DHT filled`, first),
+      row(`404 for a digest nobody has, after those (DHT table ${tableSize} nodes, ${dhtNodes + 2} in the DHT)`, missing),
       row('first byte of a 64 MiB blob one node holds (swarm path)', firstBytes)]
   } finally {
     await stopCluster(nodes)

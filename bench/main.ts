@@ -31,7 +31,7 @@ const scenarios: Record<string, (args: string[]) => Promise<Outcome>> = {
   'first-pull': async (args) => ({ rows: await runFirstPull({ nodes: listArg(args, '--nodes', '3,8').map(Number),
     modes: listArg(args, '--modes', 'first-pull,no-upstream-fetch') as FirstPullMode[], sizeMiB: numberArg(args, '--size-mib', 128),
     upstreamMbit: numberArg(args, '--upstream-mbit', 100), nodeMbit: numberArg(args, '--node-mbit', 1000) }) as unknown as Rows }),
-  latency: async (args) => ({ rows: await runLatency(numberArg(args, '--dht-nodes', 60)) as unknown as Rows }),
+  latency: async (args) => ({ rows: await runLatency(numberArg(args, '--dht-nodes', 60), numberArg(args, '--samples', 100)) as unknown as Rows }),
   memory: async (args) => ({ rows: await runMemory(numberArg(args, '--size-mib', 1024), numberArg(args, '--transfers', 4)) as unknown as Rows }),
   soak: async (args) => {
     const result = await runSoak({ minutes: numberArg(args, '--minutes', 20), intervalS: numberArg(args, '--interval-s', 30),
