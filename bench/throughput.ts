@@ -105,41 +105,44 @@ function withRatios(rows: ThroughputRow[], floor: { client: number; server: numb
 
 export async function runThroughput(sizeMiB = 1024, floorRuns = 5): Promise<ThroughputRow[]> {
   const dir = await mkdtemp(join(tmpdir(), 'shoal-bench-throughput-'))
-  const image = buildImage({ registry: 'registry.test', repository: 'bench/big', tag: 'v1', layerSizes: [sizeMiB * 1024 * 1024] })
-  await writeOciLayout(join(dir, 'shared'), [image])
-  const rows: ThroughputRow[] = await pageCacheWriteRows(dir, sizeMiB)
-  const floor = await floorRows(dir, image, floorRuns)
-  rows.push(...floor.rows)
-  const registry = await startUpstreamRegistry(join(dir, 'registry'), { host: '127.0.0.119', port: await freePort('127.0.0.119') })
   try {
-    await pushImage(registry.url, image)
-    rows.push(await measure('plain HTTP from docker-registry', [registry.process.child.pid!], undefined, registry.url, image))
-  } finally {
-    await registry.stop()
-  }
-  const registryMbPerSecond = rows[rows.length - 1]!.mbPerSecond
-  // The authenticated path (cluster key, as installed) next to the open one, in the same run;
-  // then the keyed 1-holder pull again with the requester held to one core (taskset).
-  const cases = [[1, 'cluster key'], [1, 'open'], [3, 'cluster key'], [3, 'open'], [1, 'cluster key, requester on 1 core']] as const
-  for (const [index, [holders, trust]] of cases.entries()) {
-    const open = trust === 'open'
-    const oneCore = trust.endsWith('1 core')
-    const nodes = await startLoopbackCluster({
-      dir: join(dir, `run-${index}`), base: 120 + index * 10, contents: [...Array.from({ length: holders }, () => []), []],
-      beforeStart: (node, layoutDir) => { if (node < holders) execFileSync('cp', ['-alf', `${join(dir, 'shared')}/.`, layoutDir]) },
-      ...(open ? { clusterKey: () => null } : {}),
-      ...(oneCore ? { wrap: (node: number) => (node === holders ? ['taskset', '-c', '0'] : undefined) } : {}),
-    })
+    const image = buildImage({ registry: 'registry.test', repository: 'bench/big', tag: 'v1', layerSizes: [sizeMiB * 1024 * 1024] })
+    await writeOciLayout(join(dir, 'shared'), [image])
+    const rows: ThroughputRow[] = await pageCacheWriteRows(dir, sizeMiB)
+    const floor = await floorRows(dir, image, floorRuns)
+    rows.push(...floor.rows)
+    const registry = await startUpstreamRegistry(join(dir, 'registry'), { host: '127.0.0.119', port: await freePort('127.0.0.119') })
     try {
-      await new Promise((resolve) => setTimeout(resolve, 2000 + sizeMiB * 2))
-      const pidsOf = (list: LoopbackNode[]): number[] => list.map((node) => node.shoal.process.child.pid!)
-      if (holders === 1 && open) rows.push(await measure('plain HTTP from a shoal node\'s own content', pidsOf([nodes[0]!]), undefined, nodes[0]!.shoal.registryUrl, image))
-      const requester = nodes[holders]!
-      rows.push(await measure(`swarm, ${holders} holder${holders > 1 ? 's' : ''}, ${trust}`, pidsOf(nodes.slice(0, holders)), requester, requester.shoal.registryUrl, image))
+      await pushImage(registry.url, image)
+      rows.push(await measure('plain HTTP from docker-registry', [registry.process.child.pid!], undefined, registry.url, image))
     } finally {
-      await stopCluster(nodes)
+      await registry.stop()
     }
+    const registryMbPerSecond = rows[rows.length - 1]!.mbPerSecond
+    // The authenticated path (cluster key, as installed) next to the open one, in the same run;
+    // then the keyed 1-holder pull again with the requester held to one core (taskset).
+    const cases = [[1, 'cluster key'], [1, 'open'], [3, 'cluster key'], [3, 'open'], [1, 'cluster key, requester on 1 core']] as const
+    for (const [index, [holders, trust]] of cases.entries()) {
+      const open = trust === 'open'
+      const oneCore = trust.endsWith('1 core')
+      const nodes = await startLoopbackCluster({
+        dir: join(dir, `run-${index}`), base: 120 + index * 10, contents: [...Array.from({ length: holders }, () => []), []],
+        beforeStart: (node, layoutDir) => { if (node < holders) execFileSync('cp', ['-alf', `${join(dir, 'shared')}/.`, layoutDir]) },
+        ...(open ? { clusterKey: () => null } : {}),
+        ...(oneCore ? { wrap: (node: number) => (node === holders ? ['taskset', '-c', '0'] : undefined) } : {}),
+      })
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 2000 + sizeMiB * 2))
+        const pidsOf = (list: LoopbackNode[]): number[] => list.map((node) => node.shoal.process.child.pid!)
+        if (holders === 1 && open) rows.push(await measure('plain HTTP from a shoal node\'s own content', pidsOf([nodes[0]!]), undefined, nodes[0]!.shoal.registryUrl, image))
+        const requester = nodes[holders]!
+        rows.push(await measure(`swarm, ${holders} holder${holders > 1 ? 's' : ''}, ${trust}`, pidsOf(nodes.slice(0, holders)), requester, requester.shoal.registryUrl, image))
+      } finally {
+        await stopCluster(nodes)
+      }
+    }
+    return withRatios(rows, floor, registryMbPerSecond)
+  } finally {
+    await removeTestDir(dir)
   }
-  await removeTestDir(dir)
-  return withRatios(rows, floor, registryMbPerSecond)
 }
