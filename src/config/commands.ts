@@ -10,6 +10,7 @@ import { DEFAULT_LINGER_MS } from '../swarm/webtorrent-options.js'
 import { DEFAULT_PEER_IDLE_MS } from '../swarm/wire-guard.js'
 import { DEFAULT_MAX_WIRES, DEFAULT_MAX_WIRES_PER_SWARM } from '../swarm/peer-wires.js'
 import { DEFAULT_VERIFY_THREADS } from '../swarm/piece-verifier.js'
+import { DEFAULT_PIECE_MEMORY } from '../util/buffer-pool.js'
 import type { LogLevel } from '../observe/logger.js'
 import { opt, type OptionSpec, type OptionValues } from './options.js'
 import { parseDialAddress, type DialAddress } from '../net/address.js'
@@ -111,7 +112,7 @@ export const REGISTRY_OPTIONS = {
   swarmMinSize: size('blobs at least this large are fetched through the swarm, smaller ones from one holder', DEFAULT_SWARM_MIN_SIZE),
   stallTimeout: duration('a source that delivers nothing for this long is dropped, and a stalled response cut', DEFAULT_STALL_TIMEOUT_MS),
   verifyThreads: { description: 'threads that check the SHA-1 of whole pieces fetched over HTTP, off the main thread (0: the main thread checks them)', default: DEFAULT_VERIFY_THREADS, defaultText: `cores − 1 up to 4, none below 4 cores (here ${DEFAULT_VERIFY_THREADS})`, argument: '<count>', parse: parseThreadCount },
-  pieceMemory: size('whole pieces held in memory at once over all transfers (fetched from peers, read for peers and clients); past it, each download fetches one piece at a time until some are given back', '64MiB'),
+  pieceMemory: size('whole pieces held in memory at once over all transfers (fetched from peers, read for peers and clients); past it, each download fetches one piece at a time until some are given back', `${DEFAULT_PIECE_MEMORY / 2 ** 20}MiB`),
   swarmHttpPieces: opt.boolean('swarm transfers between nodes that both offer it take whole pieces from the peer\'s registry API over HTTP (each still SHA-1 checked); false: 16 KiB blocks over the BitTorrent wire only', true),
   singleSource: opt.boolean('stream every blob from one holder over HTTP, never through the swarm (how Spegel does it; for comparison)', false),
   uploadLimit: size('upload limit of this node in bytes per second, over all peers (0: none)', '0'),
