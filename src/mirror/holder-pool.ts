@@ -192,10 +192,12 @@ export class HolderPools {
     this.clock = components.clock ?? systemClock
   }
 
-  pool(key: string): HolderPool {
+  /** `fresh`: a finished lookup is not reused, however recent (a running one still is). */
+  pool(key: string, options: { fresh?: boolean } = {}): HolderPool {
     const running = this.pools.get(key)
     const endedAt = running?.search.endedAt
-    if (running && (endedAt === undefined || this.clock.now() - endedAt < SEARCH_REUSE_MS)) return running
+    const reuseMs = options.fresh ? 0 : SEARCH_REUSE_MS
+    if (running && (endedAt === undefined || this.clock.now() - endedAt < reuseMs)) return running
     const { router, health, logger } = this.components
     const search = new HolderSearch(router, key, { signal: AbortSignal.timeout(SEARCH_LIFETIME_MS), clock: this.clock, health, logger })
     const pool = new HolderPool(key, search, { ...this.components, clock: this.clock }, this.init)

@@ -13,6 +13,12 @@ import type { HolderPool, HolderPools } from './holder-pool.js'
 import type { PeerClient } from './peer-client.js'
 
 export const DISCOVERY_INTERVAL_MS = 2_000
+/**
+ * The first discovery rounds, sooner: requesters that start together announce milliseconds
+ * after the lookups that started their downloads, and until they see one another each takes
+ * from the holders pieces another also takes (the holder uploads them twice).
+ */
+export const FIRST_DISCOVERY_ROUNDS_MS = [250, 500, 1_000] as const
 const METAINFO_FANOUT = 8
 /** Digests whose refused infohashes are remembered. */
 const MAX_REJECTED = 1024
@@ -192,15 +198,15 @@ export class SwarmJoins {
     const signal = this.stopped.signal
     let holders = initial
     try {
-      while (this.components.swarm.downloading(digest) && !signal.aborted) {
+      for (let round = 0; this.components.swarm.downloading(digest) && !signal.aborted; round++) {
         for (const peer of holders.found) {
           if (this.contacted.get(digest)?.has(peerKey(peer)) || holders.isSkipped(peer)) continue
           const offer = await this.ask(holders, peer)
           if (offer && offer.infoHash === metainfo.infoHash) await this.components.swarm.fetch(metainfo, [offer.wireAddress]).catch(() => {})
         }
-        await new Wakeup(this.components.clock ?? systemClock).wait({ timeoutMs: DISCOVERY_INTERVAL_MS, signal })
+        await new Wakeup(this.components.clock ?? systemClock).wait({ timeoutMs: FIRST_DISCOVERY_ROUNDS_MS[round] ?? DISCOVERY_INTERVAL_MS, signal })
         if (signal.aborted) break
-        holders = this.components.pools.pool(digest)
+        holders = this.components.pools.pool(digest, { fresh: true })
         await holders.nth(Number.MAX_SAFE_INTEGER, DISCOVERY_INTERVAL_MS)
       }
     } catch (err) {

@@ -8,7 +8,7 @@ import { HolderPools, type HolderPool } from '../../src/mirror/holder-pool.js'
 import { HolderHealth } from '../../src/mirror/holder-health.js'
 import type { PeerClient } from '../../src/mirror/peer-client.js'
 import { NodeReputation } from '../../src/net/node-reputation.js'
-import { DISCOVERY_INTERVAL_MS, SwarmJoins } from '../../src/mirror/swarm-join.js'
+import { DISCOVERY_INTERVAL_MS, FIRST_DISCOVERY_ROUNDS_MS, SwarmJoins } from '../../src/mirror/swarm-join.js'
 import { createMetricsRegistry } from '../../src/observe/metrics.js'
 import { MemoryRoutingNetwork } from '../../src/routing/memory.js'
 import { MemorySwarm, MemorySwarmNetwork } from '../../src/swarm/memory.js'
@@ -148,22 +148,28 @@ describe('swarm joins', () => {
     }
   })
 
-  it('while the download runs, a holder that appeared since is asked at the next discovery round, on the clock', async () => {
+  it('while the download runs, a holder that appeared since is asked at the next discovery round: the first ones sooner, each a fresh lookup', async () => {
     const clock = new ManualClock()
     const { metainfo } = await blobWithMetainfo(300_000)
     const answers: (Metainfo | undefined)[] = [metainfo]
     const subject = await setup(answers, clock)
+    const settle = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 20))
     try {
       assert.ok(await subject.joinBlob(metainfo))
       assert.deepEqual(subject.asked, [1])
-      answers.push(metainfo)
-      subject.network.router({ host: '10.0.0.1', port: 2 }).advertise([metainfo.digest])
-      clock.advance(DISCOVERY_INTERVAL_MS - 1)
-      await new Promise((resolve) => setTimeout(resolve, 20))
-      assert.deepEqual(subject.asked, [1], 'asked before the discovery interval')
-      clock.advance(1)
-      // Bounded below the interval, so only the clock can have moved discovery on.
-      await eventually('the new holder asked', () => subject.asked.includes(2), DISCOVERY_INTERVAL_MS / 2, 5)
+      const waits = [...FIRST_DISCOVERY_ROUNDS_MS, DISCOVERY_INTERVAL_MS, DISCOVERY_INTERVAL_MS]
+      for (const [round, waitMs] of waits.entries()) {
+        const port = round + 2
+        answers.push(metainfo)
+        subject.network.router({ host: '10.0.0.1', port }).advertise([metainfo.digest])
+        await settle()
+        clock.advance(waitMs - 1)
+        await settle()
+        assert.ok(!subject.asked.includes(port), `holder ${port} asked before round ${round + 1} (${waitMs} ms)`)
+        clock.advance(1)
+        // Bounded below every wait, so only the clock can have moved discovery on.
+        await eventually(`holder ${port} asked at round ${round + 1}`, () => subject.asked.includes(port), FIRST_DISCOVERY_ROUNDS_MS[0] / 2, 5)
+      }
     } finally {
       await subject.stop()
     }
