@@ -6,7 +6,9 @@
  * The first 404s after the DHT filled are a row of their own (code not yet optimized, tables
  * still settling); the steady-state row is what the p99 target is about.
  *
- *   npm run bench -- latency [--dht-nodes 60] [--samples 100]
+ * p99 is the nearest rank (of 500 samples, the fifth slowest).
+ *
+ *   npm run bench -- latency [--dht-nodes 60] [--samples 500]
  */
 import { randomBytes } from 'node:crypto'
 import { mkdtemp } from 'node:fs/promises'
@@ -24,7 +26,10 @@ import { freeUdpPort } from '../test/support/ports.js'
 import { removeTestDir } from '../test/support/processes.js'
 import { eventually } from '../test/support/eventually.js'
 import { testClusterKey } from '../test/support/shoal.js'
+import { percentile } from './numbers.js'
 
+export const DEFAULT_DHT_NODES = 60
+export const DEFAULT_MISSING_SAMPLES = 500
 const FILLER_HOST = '127.0.0.1'
 const FIRST_SAMPLES = 5
 const LARGE_BLOBS = 5
@@ -60,9 +65,8 @@ async function startFillers(count: number): Promise<Filler[]> {
 }
 
 function row(measure: string, values: number[]): LatencyRow {
-  const sorted = [...values].sort((a, b) => a - b)
-  const at = (q: number): number => Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!)
-  return { measure, samples: values.length, medianMs: at(0.5), p90Ms: at(0.9), p99Ms: at(0.99), maxMs: Math.round(sorted[sorted.length - 1]!) }
+  const at = (p: number): number => Math.round(percentile(values, p)!)
+  return { measure, samples: values.length, medianMs: at(50), p90Ms: at(90), p99Ms: at(99), maxMs: at(100) }
 }
 
 async function timeTo404(node: LoopbackNode): Promise<number> {
@@ -84,7 +88,7 @@ async function timeToFirstByte(node: LoopbackNode, image: TestImage): Promise<nu
   return elapsed
 }
 
-export async function runLatency(dhtNodes = 60, missingSamples = 100): Promise<LatencyRow[]> {
+export async function runLatency(dhtNodes = DEFAULT_DHT_NODES, missingSamples = DEFAULT_MISSING_SAMPLES): Promise<LatencyRow[]> {
   const dir = await mkdtemp(join(tmpdir(), 'shoal-bench-latency-'))
   const images = Array.from({ length: LARGE_BLOBS }, (_, i) => buildImage({ registry: 'registry.test', repository: `bench/large-${i}`, tag: 'v1', layerSizes: [64 * 1024 * 1024] }))
   const fillers = await startFillers(dhtNodes)

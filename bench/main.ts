@@ -5,7 +5,7 @@
  */
 import { runHerd, type HerdMode } from './herd.js'
 import { runFirstPull, type FirstPullMode } from './first-pull.js'
-import { runLatency } from './latency.js'
+import { DEFAULT_DHT_NODES, DEFAULT_MISSING_SAMPLES, runLatency } from './latency.js'
 import { runMemory } from './memory.js'
 import { runMinSize, SIZES_MIB } from './min-size.js'
 import { herdSvg, markdownTable, writeResults, writeSvg } from './report.js'
@@ -31,7 +31,7 @@ const scenarios: Record<string, (args: string[]) => Promise<Outcome>> = {
   'first-pull': async (args) => ({ rows: await runFirstPull({ nodes: listArg(args, '--nodes', '3,8').map(Number),
     modes: listArg(args, '--modes', 'first-pull,no-upstream-fetch') as FirstPullMode[], sizeMiB: numberArg(args, '--size-mib', 128),
     upstreamMbit: numberArg(args, '--upstream-mbit', 100), nodeMbit: numberArg(args, '--node-mbit', 1000) }) as unknown as Rows }),
-  latency: async (args) => ({ rows: await runLatency(numberArg(args, '--dht-nodes', 60), numberArg(args, '--samples', 100)) as unknown as Rows }),
+  latency: async (args) => ({ rows: await runLatency(numberArg(args, '--dht-nodes', DEFAULT_DHT_NODES), numberArg(args, '--samples', DEFAULT_MISSING_SAMPLES)) as unknown as Rows }),
   memory: async (args) => ({ rows: await runMemory(numberArg(args, '--size-mib', 1024), numberArg(args, '--transfers', 4)) as unknown as Rows }),
   soak: async (args) => {
     const result = await runSoak({ minutes: numberArg(args, '--minutes', 20), intervalS: numberArg(args, '--interval-s', 30),

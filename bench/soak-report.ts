@@ -1,3 +1,4 @@
+import { percentile } from './numbers.js'
 import type { ChaosEvent, PullRecord, Sample, SoakResult } from './soak.js'
 
 export interface SoakRow {
@@ -17,12 +18,6 @@ export interface GrowthRow {
   fdsStart: number
   fdsEnd: number
   fdsPeak: number
-}
-
-function percentile(values: number[], p: number): number | null {
-  if (values.length === 0) return null
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!
 }
 
 /** Pulls done, failed and wrong per phase, with p50/p99 of the successful ones. */
