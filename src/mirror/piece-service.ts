@@ -45,6 +45,10 @@ export class PieceService {
 
   async open(digest: Digest, rangeHeader: string | undefined, peer: string, options: SignalOptions = {}): Promise<PieceAnswer> {
     const { content, swarm } = this.components
+    // A download's verified pieces first: a node downloading a blob does not hold it yet, and each
+    // miss would cost the content store a lookup (containerd: a gRPC call) per piece served.
+    const fromDownload = await this.fromDownload(digest, rangeHeader, peer)
+    if (fromDownload) return fromDownload
     const size = await this.localSize(digest, options)
     if (size !== undefined) {
       const range = parseRange(rangeHeader, size) ?? { start: 0, end: size - 1 }
@@ -57,11 +61,17 @@ export class PieceService {
       })
       return { size, range, body: countedUpload(this.components, body, digest, peer, 'http-pieces'), release }
     }
-    const download = swarm.downloading(digest)
-    if (!download) throw new BlobUnknownError(digest, 'this node neither holds nor downloads the blob')
+    if (!swarm.downloading(digest)) throw new BlobUnknownError(digest, 'this node neither holds nor downloads the blob')
+    throw new BlobUnknownError(digest, `a download in progress serves only ranges it has verified, of at most ${MAX_PIECE_REQUEST_BYTES} bytes`)
+  }
+
+  /** The range from a download in progress, if it has verified all of it; else undefined. */
+  private async fromDownload(digest: Digest, rangeHeader: string | undefined, peer: string): Promise<PieceAnswer | undefined> {
+    const download = this.components.swarm.downloading(digest)
+    if (!download) return undefined
     const range = parseRange(rangeHeader, download.metainfo.length)
-    if (!range || rangeLength(range) > MAX_PIECE_REQUEST_BYTES) throw new BlobUnknownError(digest, `a download in progress serves ranges of at most ${MAX_PIECE_REQUEST_BYTES} bytes`)
-    if (download.readableBytes(range.start, rangeLength(range)) < rangeLength(range)) throw new BlobUnknownError(digest, 'those pieces are not verified here yet')
+    if (!range || rangeLength(range) > MAX_PIECE_REQUEST_BYTES) return undefined
+    if (download.readableBytes(range.start, rangeLength(range)) < rangeLength(range)) return undefined
     const bytes = await download.read(range.start, rangeLength(range))
     return { size: download.metainfo.length, range, body: countedUpload(this.components, Readable.from([bytes]), digest, peer, 'http-pieces'), release: noRelease }
   }

@@ -41,6 +41,35 @@ describe('whole pieces for peers', () => {
     }
   })
 
+  it('serves a verified range of a download in progress without asking the content store (containerd answers each miss over gRPC)', async () => {
+    const { bytes, metainfo } = await blobWithMetainfo(600_000)
+    const transfer = await downloadOf(bytes, metainfo)
+    const content = new MemoryContentProvider()
+    let asked = 0
+    const stat = content.stat.bind(content)
+    content.stat = (...args) => {
+      asked++
+      return stat(...args)
+    }
+    try {
+      await transfer.deliver(0)
+      const pieces = service(content, transfer.download)
+      for (let i = 0; i < 3; i++) {
+        const answer = await pieces.open(metainfo.digest, `bytes=0-${metainfo.pieceLength - 1}`, '127.0.0.9')
+        assert.ok((await collect(answer.body, 1 << 20)).equals(bytes.subarray(0, metainfo.pieceLength)))
+      }
+      assert.equal(asked, 0)
+      // A range the download lacks: the content store is asked (the blob may be committed there).
+      await assert.rejects(pieces.open(metainfo.digest, `bytes=${metainfo.pieceLength}-${2 * metainfo.pieceLength - 1}`, '127.0.0.9'), BlobUnknownError)
+      assert.equal(asked, 1)
+      content.addBlob(bytes)
+      const committed = await pieces.open(metainfo.digest, `bytes=${metainfo.pieceLength}-${2 * metainfo.pieceLength - 1}`, '127.0.0.9')
+      assert.ok((await collect(committed.body, 1 << 20)).equals(bytes.subarray(metainfo.pieceLength, 2 * metainfo.pieceLength)))
+    } finally {
+      await transfer.cleanup()
+    }
+  })
+
   it('answers 404 for a blob it neither holds nor downloads', async () => {
     const { metainfo } = await blobWithMetainfo(1000)
     await assert.rejects(service(new MemoryContentProvider()).open(metainfo.digest, 'bytes=0-9', '127.0.0.9'), BlobUnknownError)
