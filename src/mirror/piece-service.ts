@@ -72,8 +72,13 @@ export class PieceService {
     const range = parseRange(rangeHeader, download.metainfo.length)
     if (!range || rangeLength(range) > MAX_PIECE_REQUEST_BYTES) return undefined
     if (download.readableBytes(range.start, rangeLength(range)) < rangeLength(range)) return undefined
-    const bytes = await download.read(range.start, rangeLength(range))
-    return { size: download.metainfo.length, range, body: countedUpload(this.components, Readable.from([bytes]), digest, peer, 'http-pieces'), release: noRelease }
+    const into = this.buffers.acquire(rangeLength(range))
+    const release = into ? () => this.buffers.release(into) : noRelease
+    const bytes = await download.read(range.start, rangeLength(range), into).catch((err: unknown) => {
+      release()
+      throw err
+    })
+    return { size: download.metainfo.length, range, body: countedUpload(this.components, Readable.from([bytes]), digest, peer, 'http-pieces'), release }
   }
 
   private async localSize(digest: Digest, options: SignalOptions): Promise<number | undefined> {

@@ -236,8 +236,9 @@ export class Download {
     return Math.min(end - position, limit)
   }
 
-  read(position: number, length: number): Promise<Buffer> {
-    return this.file.read(position, length)
+  /** `length` verified bytes at `position`, into `into` when it is long enough. */
+  read(position: number, length: number, into?: Buffer): Promise<Buffer> {
+    return this.file.read(position, length, into)
   }
 
   /** As `read`, into a buffer of the pool lent to the caller, who gives it back (`giveBack`) once its bytes are sent. */

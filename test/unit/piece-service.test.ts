@@ -3,6 +3,7 @@ import { describe, it } from 'node:test'
 import { MemoryContentProvider } from '../../src/content/memory.js'
 import { collect } from '../../src/content/read.js'
 import { PieceService } from '../../src/mirror/piece-service.js'
+import { BufferPool } from '../../src/util/buffer-pool.js'
 import { TransferLedger } from '../../src/observe/ledger.js'
 import { createMetricsRegistry } from '../../src/observe/metrics.js'
 import { BlobUnknownError } from '../../src/oci/errors.js'
@@ -10,9 +11,9 @@ import type { Download } from '../../src/swarm/download.js'
 import type { Swarm } from '../../src/swarm/swarm.js'
 import { blobWithMetainfo, downloadOf } from '../support/swarm-fixtures.js'
 
-function service(content: MemoryContentProvider, downloading?: Download): PieceService {
+function service(content: MemoryContentProvider, downloading?: Download, buffers?: BufferPool): PieceService {
   const swarm = { downloading: () => downloading, uploadThrottle: () => undefined } as unknown as Swarm
-  return new PieceService({ content, swarm, ledger: new TransferLedger(), metrics: createMetricsRegistry().metrics })
+  return new PieceService({ content, swarm, ledger: new TransferLedger(), metrics: createMetricsRegistry().metrics, ...(buffers ? { buffers } : {}) })
 }
 
 describe('whole pieces for peers', () => {
@@ -53,10 +54,14 @@ describe('whole pieces for peers', () => {
     }
     try {
       await transfer.deliver(0)
-      const pieces = service(content, transfer.download)
+      const buffers = new BufferPool()
+      const pieces = service(content, transfer.download, buffers)
       for (let i = 0; i < 3; i++) {
         const answer = await pieces.open(metainfo.digest, `bytes=0-${metainfo.pieceLength - 1}`, '127.0.0.9')
         assert.ok((await collect(answer.body, 1 << 20)).equals(bytes.subarray(0, metainfo.pieceLength)))
+        assert.equal(buffers.leasedBytes, metainfo.pieceLength, 'the piece is read into a buffer of the node\'s pool (no fresh memory per piece served)')
+        answer.release()
+        assert.equal(buffers.leasedBytes, 0)
       }
       assert.equal(asked, 0)
       // A range the download lacks: the content store is asked (the blob may be committed there).
