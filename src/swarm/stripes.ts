@@ -53,10 +53,14 @@ export class Stripes {
     this.wake()
   }
 
+  /** Asked for every piece and holder each time webtorrent picks pieces: allocates nothing. */
   private fromHolder(holder: Wire, index: number): boolean {
     if (this.urgent.has(index)) return true
     if (this.owner(index) !== this.self) return false
-    return ![...this.attached].some((other) => other !== holder && !this.holders.has(other) && !other.peerChoking && other.peerPieces.get(index))
+    for (const other of this.attached) {
+      if (other !== holder && !this.holders.has(other) && !other.peerChoking && other.peerPieces.get(index)) return false
+    }
+    return true
   }
 
   private restripe(): void {
