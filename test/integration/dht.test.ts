@@ -136,3 +136,30 @@ describe('DHT router on loopback', () => {
     }
   })
 })
+
+describe('DHT lookups and this node\'s own record store', () => {
+  it('a lookup gives the holders whose records this node stores itself, even when no other node answers for them', async () => {
+    const [storingHost, holderHost] = ['127.0.0.31', '127.0.0.32']
+    const metrics = createMetricsRegistry().metrics
+    const storingPort = await freeUdpPort([storingHost])
+    const storing = new DhtRouter({ bootstrap: new StaticBootstrap([]), logger: silentLogger, metrics }, { listen: { host: storingHost, port: storingPort }, announcePort: () => 5100 })
+    await storing.start()
+    // The holder leaves without asking anyone to drop its record: the storing node's copy is the only one left.
+    const holder = new DhtRouter({ bootstrap: new StaticBootstrap([{ host: storingHost, port: storingPort }]), logger: silentLogger, metrics },
+      { listen: { host: holderHost, port: await freeUdpPort([holderHost]) }, announcePort: () => 5101, withdrawTimeoutMs: 0 })
+    try {
+      await holder.start()
+      holder.advertise(['sha256:stored-here'])
+      await eventually('the record stored', () => storing.stats().storedRecords > 0, 5000)
+    } finally {
+      await holder.stop()
+    }
+    try {
+      const found = await collect(storing, 'sha256:stored-here', 3000)
+      assert.deepEqual(found.map((peer) => `${peer.host}:${peer.port}`), [`${holderHost}:5101`])
+    } finally {
+      await storing.stop()
+    }
+  })
+})
+

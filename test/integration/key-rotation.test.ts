@@ -7,6 +7,7 @@ import { startLoopbackCluster, stats, stopCluster, type LoopbackNode } from '../
 import { MiB, pullBlob } from '../support/faults.js'
 import { buildImage, type TestImage } from '../support/images.js'
 import { removeTestDir } from '../support/processes.js'
+import { eventually } from '../support/eventually.js'
 
 const OLD = 'rotation-old-key-0123456789abcdef0123456789'
 const NEW = 'rotation-new-key-0123456789abcdef0123456789'
@@ -28,6 +29,14 @@ describe('cluster key rotation', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'shoal-rotation-'))
     nodes = await startLoopbackCluster({ dir, base: 190, contents: [[images.both], [images.old, images.old2], [images.new, images.new2]], clusterKey: (index) => keys[index]! })
+    // What each node holds is findable once its announces reached a node that shares its key (a node
+    // started last may still be announcing when the first pull starts: that 404 is not what these tests are about).
+    for (const node of nodes) {
+      await eventually(`${node.host} to have announced what it holds`, async () => {
+        const { dht } = await stats(node)
+        return dht['announcedKeys'] as number > 0 && dht['announcesSent'] as number >= (dht['announcedKeys'] as number)
+      }, 20_000, 100)
+    }
   })
   after(async () => {
     await stopCluster(nodes ?? [])
