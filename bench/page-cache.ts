@@ -45,3 +45,19 @@ export async function pageCacheWriteRows(dir: string, sizeMiB: number): Promise<
   }
   return rows
 }
+
+/**
+ * Writes and removes a scratch file of `sizeMiB`, so that the transfer measured next takes the
+ * memory it touches (page cache for its copy, piece buffers) from memory just freed, as every
+ * floor run does (each removes its file before the next): both sides of a ratio then pay this
+ * VM the same. A requester pulling S touches about twice S (its copy, its piece buffers):
+ * freeing only S was not enough (docs/benchmarks.md, issue 24's sixth pass).
+ */
+export function recyclePageCache(dir: string, sizeMiB: number): void {
+  const path = join(dir, 'page-cache-recycled')
+  try {
+    writeNewFile(path, sizeMiB)
+  } finally {
+    rmSync(path, { force: true })
+  }
+}

@@ -7,6 +7,9 @@
  * The receiving side's kernel share is reported apart, with what writing the blob to a new file
  * costs this machine's kernel (the requester writes every byte to its download file; in a VM
  * whose host backs guest memory on first touch, that alone can cost several CPU-s per GB).
+ * Every measured transfer starts right after a scratch file of twice the blob's size was written
+ * and removed, so that the requester, like each floor run, writes its copy (and allocates its
+ * piece buffers) in memory just freed.
  *
  *   npm run bench -- throughput [--size-mib 1024] [--floor-runs 5]
  */
@@ -26,7 +29,7 @@ import { pieceLengthFor } from '../src/swarm/metainfo.js'
 import { measureFloor } from './floor.js'
 import { round } from './numbers.js'
 import { cpuTimes } from './proc.js'
-import { pageCacheWriteRows } from './page-cache.js'
+import { pageCacheWriteRows, recyclePageCache } from './page-cache.js'
 
 export interface ThroughputRow {
   case: string
@@ -58,7 +61,8 @@ async function pull(baseUrl: string, image: TestImage): Promise<number> {
 }
 
 /** `requester` undefined: the client downloads straight from the sources (docker-registry). */
-async function measure(label: string, sources: number[], requester: LoopbackNode | undefined, baseUrl: string, image: TestImage): Promise<ThroughputRow> {
+async function measure(label: string, sources: number[], requester: LoopbackNode | undefined, baseUrl: string, image: TestImage, dir: string): Promise<ThroughputRow> {
+  recyclePageCache(dir, 2 * Math.ceil(image.layers[0]!.bytes.length / 1024 / 1024))
   const pids = [...sources, requester?.shoal.process.child.pid ?? 0]
   const times = (): Promise<{ user: number; kernel: number }[]> => Promise.all(pids.map((pid) => (pid ? cpuTimes(pid) : { user: 0, kernel: 0 })))
   const before = await times()
@@ -114,7 +118,7 @@ export async function runThroughput(sizeMiB = 1024, floorRuns = 5): Promise<Thro
     const registry = await startUpstreamRegistry(join(dir, 'registry'), { host: '127.0.0.119', port: await freePort('127.0.0.119') })
     try {
       await pushImage(registry.url, image)
-      rows.push(await measure('plain HTTP from docker-registry', [registry.process.child.pid!], undefined, registry.url, image))
+      rows.push(await measure('plain HTTP from docker-registry', [registry.process.child.pid!], undefined, registry.url, image, dir))
     } finally {
       await registry.stop()
     }
@@ -134,9 +138,9 @@ export async function runThroughput(sizeMiB = 1024, floorRuns = 5): Promise<Thro
       try {
         await new Promise((resolve) => setTimeout(resolve, 2000 + sizeMiB * 2))
         const pidsOf = (list: LoopbackNode[]): number[] => list.map((node) => node.shoal.process.child.pid!)
-        if (holders === 1 && open) rows.push(await measure('plain HTTP from a shoal node\'s own content', pidsOf([nodes[0]!]), undefined, nodes[0]!.shoal.registryUrl, image))
+        if (holders === 1 && open) rows.push(await measure('plain HTTP from a shoal node\'s own content', pidsOf([nodes[0]!]), undefined, nodes[0]!.shoal.registryUrl, image, dir))
         const requester = nodes[holders]!
-        rows.push(await measure(`swarm, ${holders} holder${holders > 1 ? 's' : ''}, ${trust}`, pidsOf(nodes.slice(0, holders)), requester, requester.shoal.registryUrl, image))
+        rows.push(await measure(`swarm, ${holders} holder${holders > 1 ? 's' : ''}, ${trust}`, pidsOf(nodes.slice(0, holders)), requester, requester.shoal.registryUrl, image, dir))
       } finally {
         await stopCluster(nodes)
       }
