@@ -51,7 +51,8 @@ export async function pageCacheWriteRows(dir: string, sizeMiB: number): Promise<
  * memory it touches (page cache for its copy, piece buffers) from memory just freed, as every
  * floor run does (each removes its file before the next): both sides of a ratio then pay this
  * VM the same. A requester pulling S touches about twice S (its copy, its piece buffers):
- * freeing only S was not enough (docs/benchmarks.md, issue 24's sixth pass).
+ * freeing only S was not enough (docs/benchmarks.md, issue 24's sixth pass). It is a race: a VM
+ * whose balloon reports free pages to its host loses what was freed soon after.
  */
 export function recyclePageCache(dir: string, sizeMiB: number): void {
   const path = join(dir, 'page-cache-recycled')
