@@ -52,8 +52,7 @@ export class PieceService {
     const size = await this.localSize(digest, options)
     if (size !== undefined) {
       const range = parseRange(rangeHeader, size) ?? { start: 0, end: size - 1 }
-      const into = this.buffers.acquire(rangeLength(range))
-      const release = into ? () => this.buffers.release(into) : noRelease
+      const { into, release } = this.lease(rangeLength(range))
       const body = await content.open(digest, { range, size, into, ...options }).catch((err: unknown) => {
         release()
         this.sizes.delete(digest)
@@ -72,13 +71,18 @@ export class PieceService {
     const range = parseRange(rangeHeader, download.metainfo.length)
     if (!range || rangeLength(range) > MAX_PIECE_REQUEST_BYTES) return undefined
     if (download.readableBytes(range.start, rangeLength(range)) < rangeLength(range)) return undefined
-    const into = this.buffers.acquire(rangeLength(range))
-    const release = into ? () => this.buffers.release(into) : noRelease
+    const { into, release } = this.lease(rangeLength(range))
     const bytes = await download.read(range.start, rangeLength(range), into).catch((err: unknown) => {
       release()
       throw err
     })
     return { size: download.metainfo.length, range, body: countedUpload(this.components, Readable.from([bytes]), digest, peer, 'http-pieces'), release }
+  }
+
+  /** A buffer of the pool for one answer (none when the pool has no room), and how to give it back. */
+  private lease(length: number): { into: Buffer | undefined; release: () => void } {
+    const into = this.buffers.acquire(length)
+    return { into, release: into ? () => this.buffers.release(into) : noRelease }
   }
 
   private async localSize(digest: Digest, options: SignalOptions): Promise<number | undefined> {

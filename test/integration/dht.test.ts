@@ -162,4 +162,3 @@ describe('DHT lookups and this node\'s own record store', () => {
     }
   })
 })
-
