@@ -9,6 +9,8 @@ export interface DhtStats {
   lastBootstrap: string | null
   announcedKeys: number
   announcesSent: number
+  /** Keys waiting to be announced, or being announced now: 0 once every record is out. */
+  announcesPending: number
   announceFailures: number
   /** Every datagram dropped: malformed, unauthenticated or over a rate limit. */
   droppedPackets: number
@@ -27,7 +29,7 @@ export interface DhtStats {
 }
 
 export const EMPTY_DHT_STATS: DhtStats = {
-  nodes: 0, bootstrapPeers: [], lastBootstrap: null, announcedKeys: 0, announcesSent: 0, announceFailures: 0, droppedPackets: 0,
+  nodes: 0, bootstrapPeers: [], lastBootstrap: null, announcedKeys: 0, announcesSent: 0, announcesPending: 0, announceFailures: 0, droppedPackets: 0,
   unauthenticatedPackets: 0, rateLimitedPackets: 0, storedRecords: 0, recordSources: [], forgottenRecords: 0, withdrawnRecords: 0, table: [],
 }
 

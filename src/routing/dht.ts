@@ -59,6 +59,8 @@ export class DhtRouter implements Router {
   private readonly keys = new Set<string>()
   private readonly pending = new Set<string>()
   private draining = false
+  /** Announces of the batch being sent now. */
+  private announcing = 0
   private bootstrapPeers: DialAddress[] = []
   private lastBootstrap: Date | undefined
   private timers: NodeJS.Timeout[] = []
@@ -220,6 +222,7 @@ export class DhtRouter implements Router {
       lastBootstrap: this.lastBootstrap?.toISOString() ?? null,
       announcedKeys: this.keys.size,
       announcesSent: this.announcesSent,
+      announcesPending: this.pending.size + this.announcing,
       announceFailures: this.announceFailures,
       ...this.drops.counts(),
       storedRecords: this.records.size,
@@ -241,10 +244,13 @@ export class DhtRouter implements Router {
       while (this.pending.size > 0 && this.dht) {
         const batch = [...this.pending].slice(0, ANNOUNCE_CONCURRENCY)
         for (const key of batch) this.pending.delete(key)
-        await Promise.all(batch.filter((key) => this.keys.has(key)).map((key) => this.announce(key)))
+        const announcing = batch.filter((key) => this.keys.has(key))
+        this.announcing = announcing.length
+        await Promise.all(announcing.map((key) => this.announce(key)))
       }
     } finally {
       this.draining = false
+      this.announcing = 0
     }
   }
 

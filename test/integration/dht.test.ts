@@ -144,17 +144,20 @@ describe('DHT lookups and this node\'s own record store', () => {
     const storingPort = await freeUdpPort([storingHost])
     const storing = new DhtRouter({ bootstrap: new StaticBootstrap([]), logger: silentLogger, metrics }, { listen: { host: storingHost, port: storingPort }, announcePort: () => 5100 })
     await storing.start()
-    // The holder leaves without asking anyone to drop its record: the storing node's copy is the only one left.
-    const holder = new DhtRouter({ bootstrap: new StaticBootstrap([{ host: storingHost, port: storingPort }]), logger: silentLogger, metrics },
-      { listen: { host: holderHost, port: await freeUdpPort([holderHost]) }, announcePort: () => 5101, withdrawTimeoutMs: 0 })
     try {
-      await holder.start()
-      holder.advertise(['sha256:stored-here'])
-      await eventually('the record stored', () => storing.stats().storedRecords > 0, 5000)
-    } finally {
-      await holder.stop()
-    }
-    try {
+      // The holder leaves without asking anyone to drop its record: the storing node's copy is the only one left.
+      const holder = new DhtRouter({ bootstrap: new StaticBootstrap([{ host: storingHost, port: storingPort }]), logger: silentLogger, metrics },
+        { listen: { host: holderHost, port: await freeUdpPort([holderHost]) }, announcePort: () => 5101, withdrawTimeoutMs: 0 })
+      try {
+        await holder.start()
+        holder.advertise(['sha256:stored-here'])
+        assert.equal(holder.stats().announcesPending, 1, 'the announce is under way')
+        await eventually('the announce out', () => holder.stats().announcesPending === 0, 5000)
+        assert.ok(holder.stats().announcesSent >= 1)
+        assert.ok(storing.stats().storedRecords > 0, 'stored once the announce is out')
+      } finally {
+        await holder.stop()
+      }
       const found = await collect(storing, 'sha256:stored-here', 3000)
       assert.deepEqual(found.map((peer) => `${peer.host}:${peer.port}`), [`${holderHost}:5101`])
     } finally {

@@ -8,7 +8,7 @@ export function assertStatsSchema(doc: Record<string, unknown>): void {
   assert.equal(doc['version'], 1)
   isoDate(doc['generatedAt'], 'generatedAt')
   shape(doc['node'], 'node', { version: 'string', startedAt: 'date', registryAddress: 'string', metricsAddress: 'string', p2pAddress: 'string', peerId: 'string' })
-  shape(doc['dht'], 'dht', { nodes: 'number', bootstrapPeers: 'array', lastBootstrap: 'date?', announcedKeys: 'number', announcesSent: 'number',
+  shape(doc['dht'], 'dht', { nodes: 'number', bootstrapPeers: 'array', lastBootstrap: 'date?', announcedKeys: 'number', announcesSent: 'number', announcesPending: 'number',
     announceFailures: 'number', droppedPackets: 'number', unauthenticatedPackets: 'number', rateLimitedPackets: 'number', storedRecords: 'number',
     recordSources: 'array', forgottenRecords: 'number', withdrawnRecords: 'number', table: 'array' })
   for (const row of (doc['dht'] as { table: unknown[] }).table) shape(row, 'dht.table[]', { id: 'string', address: 'string' })
